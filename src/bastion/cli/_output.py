@@ -1,0 +1,64 @@
+"""Emitting findings in the chosen format and turning them into an exit code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bastion._fs import atomic_write
+from bastion.cli._context import State
+from bastion.errors import UsageError
+from bastion.findings import Finding, Severity, at_or_above
+from bastion.report import OutputFormat
+from bastion.report.json_out import findings_document
+from bastion.report.sarif import sarif_document
+from bastion.report.table import print_findings
+
+__all__ = ["EXIT_CLEAN", "EXIT_ERROR", "EXIT_FINDINGS", "emit_findings", "write_text"]
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+def write_text(st: State, text: str, output: Path | None) -> None:
+    """Data goes to ``--output`` (atomically) or to stdout."""
+    if output is None:
+        st.out.file.write(text if text.endswith("\n") else text + "\n")
+        st.out.file.flush()
+    else:
+        atomic_write(output, text.encode("utf-8"))
+        st.err.print(f"wrote {output}")
+
+
+def emit_findings(
+    st: State,
+    findings: Sequence[Finding],
+    *,
+    tool: str,
+    fmt: OutputFormat,
+    fail_on: Severity,
+    output: Path | None = None,
+    summary: Mapping[str, Any] | None = None,
+) -> int:
+    """Render ``findings`` and return 1 if any is at or above ``fail_on``, else 0."""
+    if fmt is OutputFormat.TABLE:
+        if output is not None:
+            raise UsageError("--output needs --format json or sarif")
+        print_findings(st.out, findings, title=f"bastion {tool}")
+    elif fmt is OutputFormat.JSON:
+        document = findings_document(findings, tool=tool, summary=summary)
+        write_text(st, json.dumps(document, indent=2), output)
+    elif fmt is OutputFormat.SARIF:
+        write_text(st, json.dumps(sarif_document(findings, tool=tool), indent=2), output)
+    else:
+        raise UsageError(f"--format {fmt.value} is not available for {tool}")
+    failing = at_or_above(findings, fail_on)
+    if failing:
+        st.err.print(
+            f"{len(failing)} finding(s) at or above {fail_on.value} (--fail-on): exit 1"
+        )
+        return EXIT_FINDINGS
+    return EXIT_CLEAN

@@ -1,0 +1,18 @@
+"""Renderers for findings: a table for people (``table``), JSON (``json_out``) and SARIF 2.1.0
+(``sarif``) for machines. ``bastion.cli._output.emit_findings`` picks one by ``--format``."""
+
+from __future__ import annotations
+
+import enum
+
+
+class OutputFormat(enum.StrEnum):
+    """Report formats a command can emit (``--format``)."""
+
+    TABLE = "table"
+    JSON = "json"
+    SARIF = "sarif"
+    HTML = "html"
+
+
+__all__ = ["OutputFormat"]

@@ -1,0 +1,147 @@
+"""The scanner's contracts: what a format scanner receives, what it returns, and the report.
+
+The engine (``engine.py``) sniffs each file or archive member by content (``sniff.py``), picks
+the :class:`FormatScanner` registered for that :class:`Format`, and hands it a :class:`Source`.
+A scanner never executes its input (DESIGN.md invariant 1) and fails closed (invariant 2): a
+parse error, a truncated stream or a limit hit is a finding, never silence.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from bastion.errors import BastionError
+from bastion.findings import Finding, Location, Severity, worst
+
+__all__ = [
+    "Format",
+    "FormatScanner",
+    "Member",
+    "ScanError",
+    "ScanLimits",
+    "ScanReport",
+    "ScannedFile",
+    "Source",
+]
+
+
+class ScanError(BastionError):
+    """The scanner itself cannot run (bad arguments, unreadable policy file)."""
+
+
+class Format(enum.StrEnum):
+    """Formats recognised by content. ``UNKNOWN`` is reported, never silently dropped."""
+
+    PICKLE = "pickle"
+    TORCH_ZIP = "torch-zip"
+    TORCH_LEGACY = "torch-legacy"
+    TORCH_TAR = "torch-tar"
+    JOBLIB = "joblib"
+    NUMPY = "numpy"
+    NUMPY_NPZ = "numpy-npz"
+    KERAS = "keras"
+    HDF5 = "hdf5"
+    SAVEDMODEL = "tf-savedmodel"
+    ONNX = "onnx"
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    ZIP = "zip"
+    TAR = "tar"
+    SEVENZIP = "7z"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanLimits:
+    """Bounds that keep hostile input from exhausting the scanner. Hitting one is a finding."""
+
+    max_depth: int = 5
+    """Containers nested deeper than this are not opened."""
+    max_member_bytes: int = 2 * 1024**3
+    """Largest decompressed archive member read."""
+    max_total_bytes: int = 20 * 1024**3
+    """Largest total of decompressed bytes per top-level file (zip-bomb guard)."""
+    max_ratio: int = 200
+    """Largest compression ratio accepted for a member before it counts as a bomb."""
+    max_members: int = 100_000
+    """Most members read from one archive."""
+    max_pickle_ops: int = 50_000_000
+    """Most pickle opcodes interpreted per stream."""
+    timeout_s: float = 300.0
+    """Wall-clock budget per top-level file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Something to scan: a seekable binary stream and where it came from."""
+
+    location: Location
+    """File path, archive member chain (joined by ``!``), offset 0."""
+    size: int
+    """Bytes available from ``open()``."""
+    open: Callable[[], BinaryIO]
+    """Opens a fresh seekable stream positioned at 0; the caller closes it."""
+    depth: int = 0
+    """How many containers enclose it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """An archive member a container scanner hands back to the engine to sniff and scan."""
+
+    name: str
+    source: Source
+
+
+class FormatScanner(Protocol):
+    """One format's scanner: yields findings, and members for the engine to recurse into."""
+
+    formats: frozenset[Format]
+    """The sniffed formats it handles."""
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Scan ``source`` without executing it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedFile:
+    """One file or member the engine looked at."""
+
+    location: Location
+    """Where it is."""
+    format: Format
+    """What the content turned out to be."""
+    size: int
+    """Its size in bytes."""
+    sha256: str | None = None
+    """Content digest of top-level files (results are bound to it, invariant 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """Everything one scan found; ``bastion.scan(path)`` returns this."""
+
+    findings: Sequence[Finding]
+    """Every finding, worst first."""
+    files: Sequence[ScannedFile] = field(default_factory=tuple)
+    """Every file and member scanned, with its sniffed format."""
+    elapsed_s: float = 0.0
+    """Wall-clock time of the scan."""
+
+    @property
+    def worst(self) -> Severity | None:
+        """The highest severity found, or ``None``."""
+        return worst(self.findings)
+
+    @property
+    def clean(self) -> bool:
+        """No finding at medium or above."""
+        w = self.worst
+        return w is None or w < Severity.MEDIUM
