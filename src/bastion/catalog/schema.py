@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-__all__ = ["audit_checkpoints", "audit_entries", "metadata"]
+__all__ = [
+    "accepted_risks",
+    "alias_history",
+    "aliases",
+    "assets",
+    "audit_checkpoints",
+    "audit_entries",
+    "collaborators",
+    "files",
+    "findings",
+    "lineage",
+    "metadata",
+    "reviews",
+    "versions",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -42,4 +68,129 @@ audit_checkpoints = Table(
     Column("at", String(32), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", Text, nullable=False),
+)
+
+# -- the asset catalog (migration 0002) ----------------------------------------------------------
+# Times are ISO 8601 UTC text (portable, sortable); JSON columns are canonical JSON text, so a
+# digest recorded in the audit log can be recomputed from the row byte for byte.
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("owner", String(200), nullable=False),
+    Column("sensitivity", String(32), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_assets_kind", "kind"),
+    Index("ix_assets_sensitivity", "sensitivity"),
+)
+
+collaborators = Table(
+    "collaborators",
+    metadata,
+    Column("asset_id", Integer, ForeignKey("assets.id"), primary_key=True),
+    Column("principal", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("asset_id", Integer, ForeignKey("assets.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("card", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("blob_scope", String(32), nullable=False, unique=True),
+    Column("wrapped_key", Text, nullable=True),  # NULL once crypto-shredded
+    Column("file_count", Integer, nullable=False),
+    Column("total_size", BigInteger, nullable=False),
+    Column("search_text", Text, nullable=False),
+    UniqueConstraint("asset_id", "number", name="uq_versions_asset_number"),
+    Index("ix_versions_status", "status"),
+    Index("ix_versions_digest", "digest"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("blob_id", String(32), nullable=False),
+)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("child_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("relation", String(20), primary_key=True),
+    Column("parent_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Index("ix_lineage_parent", "parent_id"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("accepted", Boolean, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_findings_version", "version_id"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("asset_id", Integer, ForeignKey("assets.id"), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+# Every move of an alias, oldest first: rollback walks this backwards.
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("asset_id", Integer, ForeignKey("assets.id"), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Index("ix_alias_history_asset_alias", "asset_id", "alias"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_reviews_version", "version_id"),
+)
+
+accepted_risks = Table(
+    "accepted_risks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("rules", Text, nullable=False),
+    Index("ix_accepted_risks_version", "version_id"),
 )
