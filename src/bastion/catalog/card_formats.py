@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
@@ -27,6 +26,7 @@ from bastion.catalog.cards import (
     DisclosureLevel,
     card_from_dict,
     disclose,
+    dump_yaml,
     safe_yaml,
 )
 from bastion.errors import IntegrityError
@@ -51,7 +51,7 @@ def export_card(
     if ref is not None:
         data["name"] = ref.partition("@")[0]
     if fmt is CardFormat.YAML:
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return dump_yaml(data)
     if fmt is CardFormat.JSON:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt is CardFormat.HF:
@@ -104,7 +104,7 @@ def to_hf(data: Mapping[str, Any]) -> str:
     if data.get("public_contact"):
         lines += ["## Contact", "", str(data["public_contact"]), ""]
     body = "\n".join(lines).rstrip() + "\n"
-    return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True) + "---\n" + body
+    return "---\n" + dump_yaml(front) + "---\n" + body
 
 
 def card_from_hf(

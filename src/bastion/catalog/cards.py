@@ -62,6 +62,7 @@ __all__ = [
     "card_from_dict",
     "card_schema",
     "disclose",
+    "dump_yaml",
     "load_card",
     "load_card_text",
     "safe_yaml",
@@ -346,6 +347,18 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes shared values in full, so Bastion's own YAML reads back under the no-alias rule."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text for a card (block style, keys in order, no anchors)."""
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+
+
 def safe_yaml(text: str, *, source: str) -> Any:
     """Parse YAML with the safe loader and no aliases; errors name the source and line."""
     try:
@@ -427,7 +440,7 @@ def load_card_text(
     if parts is not None:
         from bastion.catalog.card_formats import card_from_hf
 
-        return card_from_hf(parts[0], parts[1], source=source, kind=kind)
+        return card_from_hf(parts[0], parts[1], source=source, kind=kind, trusted=trusted)
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:

@@ -15,6 +15,7 @@ import typer
 
 from bastion import __version__
 from bastion.cli import audit as audit_cli
+from bastion.cli import card as card_cli
 from bastion.cli import demo as demo_cli
 from bastion.cli import init as init_cli
 from bastion.cli._context import state
@@ -68,6 +69,7 @@ def _root(
 
 init_cli.register(app)
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(card_cli.app, name="card")
 demo_cli.register(app)
 
 

@@ -1,0 +1,59 @@
+"""``bastion card``: the card schema, validating a card file, exporting a registered card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.catalog.card_formats import CardFormat, export_card
+from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema, load_card
+from bastion.cli._context import state
+from bastion.cli._output import write_text
+
+app = typer.Typer(
+    help="Model and dataset cards (NCSC 2.5): schema, validation, export at a disclosure "
+    "level (NCSC 1.3).",
+    no_args_is_help=True,
+)
+
+
+@app.command("schema")
+def schema(
+    ctx: typer.Context,
+    kind: Annotated[CardKind, typer.Argument(help="model or dataset.")],
+    output: Annotated[Path | None, typer.Option(help="Write the schema here.")] = None,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a model or dataset card.
+
+    Fields marked readOnly (integrity, metrics, accepted_risks) are filled in by Bastion and
+    refused in a card file.
+    """
+    write_text(state(ctx), json.dumps(card_schema(kind), indent=2), output)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="A card: YAML, JSON, or Markdown with Hugging Face front matter.")
+    ],
+    kind: Annotated[
+        CardKind | None, typer.Option(help="Expect this kind (when the file does not say).")
+    ] = None,
+    fmt: Annotated[
+        CardFormat | None,
+        typer.Option("--format", help="Also print the card normalised: yaml, json, hf, cyclonedx."),
+    ] = None,
+) -> None:
+    """Check a card file; exit 0 when valid, 2 with one line per wrong field otherwise.
+
+    Example: bastion card validate card.yaml --format json
+    """
+    st = state(ctx)
+    card = load_card(file, kind=CardKind(kind) if kind else None)
+    st.err.print(f"{file}: valid {card.kind} card (schema version {card.schema_version})")
+    if fmt is not None:
+        write_text(st, export_card(card, fmt, DisclosureLevel.INTERNAL), None)
