@@ -31,7 +31,7 @@ class Settings:
     home: Path
     """The workspace directory (the ``.bastion`` folder itself)."""
     database_url: str
-    """SQLAlchemy URL; SQLite inside the workspace unless ``BASTION_DATABASE_URL`` says otherwise."""
+    """SQLAlchemy URL: SQLite in the workspace unless ``BASTION_DATABASE_URL`` says otherwise."""
     blob_url: str
     """Where encrypted blobs live: a directory path (``file://`` or plain)."""
     redis_url: str | None
@@ -100,8 +100,10 @@ def load_settings(
     """Combine environment, ``config.yaml`` and defaults for the workspace at ``home``."""
     env = os.environ if env is None else env
     config = read_config(home) if config is None else config
-    database_url = env.get("BASTION_DATABASE_URL") or config.get("database_url") or (
-        f"sqlite:///{home / 'bastion.db'}"
+    database_url = (
+        env.get("BASTION_DATABASE_URL")
+        or config.get("database_url")
+        or (f"sqlite:///{home / 'bastion.db'}")
     )
     if config.get("database") == "postgresql" and str(database_url).startswith("sqlite"):
         raise ConfigError(
@@ -110,9 +112,11 @@ def load_settings(
         )
     blob_url = env.get("BASTION_BLOB_URL") or config.get("blob_url") or str(home / "blobs")
     kek_file = Path(env.get("BASTION_KEK_FILE") or config.get("kek_file") or home / "keys" / "kek")
-    every = config.get("audit", {}).get("checkpoint_every", 256) if isinstance(
-        config.get("audit"), dict
-    ) else 256
+    every = (
+        config.get("audit", {}).get("checkpoint_every", 256)
+        if isinstance(config.get("audit"), dict)
+        else 256
+    )
     if not isinstance(every, int) or every < 1:
         raise ConfigError(
             f"audit.checkpoint_every must be a positive integer, not {every!r}",

@@ -68,15 +68,26 @@ def run_demo(directory: Path | None = None, progress: Callable[[str], None] = pr
 
     ws = init_workspace(root)
     with ws:
-        step("workspace", f"created {ws.settings.home} with a P-256 signing key "
-             f"{ws.signer.verifying_key.key_id[:12]}… and a key-encryption key (0600)")
+        step(
+            "workspace",
+            f"created {ws.settings.home} with a P-256 signing key "
+            f"{ws.signer.verifying_key.key_id[:12]}… and a key-encryption key (0600)",
+        )
 
         digits = load_digits()
         data_digest = hashlib.sha256(digits.data.tobytes() + digits.target.tobytes()).hexdigest()
-        ws.record("dataset.load", "digits", rows=len(digits.target),
-                  features=int(digits.data.shape[1]), sha256=data_digest)
-        step("dataset", f"digits: {len(digits.target)} images, {digits.data.shape[1]} features, "
-             f"sha256 {data_digest[:12]}…")
+        ws.record(
+            "dataset.load",
+            "digits",
+            rows=len(digits.target),
+            features=int(digits.data.shape[1]),
+            sha256=data_digest,
+        )
+        step(
+            "dataset",
+            f"digits: {len(digits.target)} images, {digits.data.shape[1]} features, "
+            f"sha256 {data_digest[:12]}…",
+        )
 
         x_train, x_test, y_train, y_test = train_test_split(
             digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target
@@ -88,15 +99,25 @@ def run_demo(directory: Path | None = None, progress: Callable[[str], None] = pr
         model_path = root / "digits-logreg.joblib"
         model_path.write_bytes(buffer.getvalue())
         model_digest = hashlib.sha256(buffer.getvalue()).hexdigest()
-        ws.record("model.train", "digits-logreg", trained_on="digits", accuracy=accuracy,
-                  sha256=model_digest)
-        step("model", f"logistic regression, test accuracy {accuracy:.3f}, "
-             f"sha256 {model_digest[:12]}…")
+        ws.record(
+            "model.train",
+            "digits-logreg",
+            trained_on="digits",
+            accuracy=accuracy,
+            sha256=model_digest,
+        )
+        step(
+            "model",
+            f"logistic regression, test accuracy {accuracy:.3f}, sha256 {model_digest[:12]}…",
+        )
 
         sealed = ws.audit.checkpoint()
         verdict = ws.audit.verify()
-        step("audit", f"{verdict.entries} entries, sealed through #{sealed}, chain intact",
-             ok=verdict.ok)
+        step(
+            "audit",
+            f"{verdict.entries} entries, sealed through #{sealed}, chain intact",
+            ok=verdict.ok,
+        )
 
     step(*_tamper_demo(ws, root))
     render_report(
@@ -121,7 +142,9 @@ def _tamper_demo(ws: Workspace, root: Path) -> tuple[str, str, bool]:
             conn.execute(
                 update(audit_entries)
                 .where(audit_entries.c.action == "model.train")
-                .values(details=func.replace(audit_entries.c.details, '"accuracy":', '"accuracy":9'))
+                .values(
+                    details=func.replace(audit_entries.c.details, '"accuracy":', '"accuracy":9')
+                )
             )
         verdict = AuditLog(engine, ws.signer).verify()
     finally:
@@ -129,6 +152,9 @@ def _tamper_demo(ws: Workspace, root: Path) -> tuple[str, str, bool]:
         scratch.unlink(missing_ok=True)
     named = [p for p in verdict.problems if p.kind.value == "modified"]
     if named:
-        return ("tamper check", f"edited the recorded accuracy in a copy: detected — "
-                f"{named[0].message}", True)
+        return (
+            "tamper check",
+            f"edited the recorded accuracy in a copy: detected — {named[0].message}",
+            True,
+        )
     return ("tamper check", "an edited copy was NOT detected", False)

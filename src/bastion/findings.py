@@ -14,7 +14,6 @@ them against the asset version they concern, and gates and reports read them bac
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -24,7 +23,6 @@ from bastion.errors import UsageError
 __all__ = ["Finding", "Location", "Principle", "Severity", "at_or_above", "worst"]
 
 
-@functools.total_ordering
 class Severity(enum.StrEnum):
     """How bad a finding is. Ordered: ``INFO < LOW < MEDIUM < HIGH < CRITICAL``."""
 
@@ -39,10 +37,22 @@ class Severity(enum.StrEnum):
         """0 for info up to 4 for critical."""
         return _SEVERITY_RANK[self]
 
+    # str already defines every comparison, so each one is overridden here: comparing by
+    # text would make "low" > "critical".
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Severity):
-            return NotImplemented
-        return self.rank < other.rank
+        return self.rank < _rank(other)
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= _rank(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > _rank(other)
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= _rank(other)
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -51,12 +61,16 @@ class Severity(enum.StrEnum):
             return cls(text.strip().lower())
         except ValueError:
             choices = ", ".join(s.value for s in cls)
-            raise UsageError(
-                f"unknown severity {text!r}", hint=f"use one of: {choices}"
-            ) from None
+            raise UsageError(f"unknown severity {text!r}", hint=f"use one of: {choices}") from None
 
 
 _SEVERITY_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
+
+
+def _rank(other: object) -> int:
+    if not isinstance(other, Severity):
+        raise TypeError(f"cannot compare a Severity with {type(other).__name__}")
+    return _SEVERITY_RANK[other]
 
 
 class Principle(enum.Enum):

@@ -43,6 +43,7 @@ __all__ = [
 
 GENESIS_HASH: Final = "0" * 64
 _CHAIN_LOCK: Final = 1651078516  # PostgreSQL advisory lock id for the audit chain
+_MAX_SHIFT: Final = 64  # how far verify looks for a renumbered entry's original position
 _CHECKPOINT_DOMAIN: Final = b"bastion-audit-checkpoint/v1\n"
 
 
@@ -296,7 +297,9 @@ class AuditLog:
     def head(self) -> int:
         """The newest sequence number (0 for an empty log)."""
         with self._engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(audit_entries.c.seq), 0))).scalar_one())
+            return int(
+                conn.execute(select(func.coalesce(func.max(audit_entries.c.seq), 0))).scalar_one()
+            )
 
     # -- verifying -------------------------------------------------------------------------
 
@@ -316,28 +319,14 @@ class AuditLog:
         verifier = verifier or self._verifier
         problems: list[AuditProblem] = []
         with self._engine.connect() as conn:
-            rows = list(conn.execute(select(audit_entries).order_by(audit_entries.c.seq)).mappings())
+            rows = list(
+                conn.execute(select(audit_entries).order_by(audit_entries.c.seq)).mappings()
+            )
             checkpoints = list(
                 conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id)).mappings()
             )
         by_seq = {int(row["seq"]): row for row in rows}
-        seq_of_hash = {str(row["hash"]): int(row["seq"]) for row in rows}
-        expected_prev, expected_seq = GENESIS_HASH, 1
-        for row in rows:
-            seq = int(row["seq"])
-            if seq > expected_seq:  # 2.
-                span = f"#{expected_seq}" if seq == expected_seq + 1 else (
-                    f"#{expected_seq}..#{seq - 1}"
-                )
-                problems.append(
-                    AuditProblem(ProblemKind.DELETED, expected_seq, f"entry {span} was deleted")
-                )
-            recomputed = _rehash(row, seq)
-            if recomputed != row["hash"]:  # 1.
-                problems.append(_content_problem(row, seq, seq_of_hash))
-            elif row["prev_hash"] != expected_prev and seq == expected_seq:  # 3.
-                problems.append(_link_problem(row, seq, seq_of_hash))
-            expected_prev, expected_seq = str(row["hash"]), seq + 1
+        problems.extend(_chain_problems(rows))
 
         last_seq = int(rows[-1]["seq"]) if rows else 0
         sealed = 0
@@ -374,50 +363,166 @@ def _entry(row: RowMapping) -> AuditEntry:
     except ValueError:
         details = {"unreadable": row["details"]}
     return AuditEntry(
-        int(row["seq"]), row["at"], row["actor"], row["action"], row["subject"],
-        details, row["prev_hash"], row["hash"],
+        int(row["seq"]),
+        row["at"],
+        row["actor"],
+        row["action"],
+        row["subject"],
+        details,
+        row["prev_hash"],
+        row["hash"],
     )
 
 
 def _rehash(row: RowMapping, seq: int) -> str:
     return entry_hash(
-        seq, row["at"], row["actor"], row["action"], row["subject"], row["details"],
+        seq,
+        row["at"],
+        row["actor"],
+        row["action"],
+        row["subject"],
+        row["details"],
         row["prev_hash"],
     )
 
 
-def _content_problem(row: RowMapping, seq: int, seq_of_hash: Mapping[str, int]) -> AuditProblem:
-    origin = seq_of_hash.get(str(row["prev_hash"]))
-    original_seq = origin + 1 if origin is not None else 1
-    if original_seq != seq and _rehash(row, original_seq) == row["hash"]:
-        return AuditProblem(
-            ProblemKind.REORDERED,
-            seq,
-            f"entry #{seq} holds the entry recorded as #{original_seq} "
-            f"({row['action']} {row['subject']}): entries were reordered",
-        )
-    return AuditProblem(
-        ProblemKind.MODIFIED,
-        seq,
-        f"entry #{seq} ({row['action']} {row['subject']}) does not match its hash: "
-        "it was modified after it was written",
-    )
+def _original_seqs(rows: Sequence[RowMapping]) -> dict[int, int]:
+    """Where each entry sat when written, following its back-links to the genesis."""
+    by_hash = {str(row["hash"]): row for row in rows}
+    original: dict[int, int] = {}
+    for row in rows:
+        path, current = [], row
+        while int(current["seq"]) not in original:
+            path.append(current)
+            if current["prev_hash"] == GENESIS_HASH:
+                base = 0
+                break
+            pred = by_hash.get(str(current["prev_hash"]))
+            if pred is None or pred in path:  # link to a deleted entry, or a loop
+                base = -1
+                break
+            current = pred
+        else:
+            base = original[int(current["seq"])]
+        for entry in reversed(path):
+            base = base + 1 if base >= 0 else -1
+            original[int(entry["seq"])] = base
+    return original
+
+
+def _written_at(row: RowMapping, seq: int, linked: int) -> int | None:
+    """The sequence number an entry was written with, if it merely moved: the one its back-link
+    implies, else one within a short distance (a renumbering after a deletion)."""
+    candidates = [linked] if linked > 0 else []
+    candidates += [seq + d for k in range(1, _MAX_SHIFT + 1) for d in (k, -k) if seq + d > 0]
+    for was in candidates:
+        if was != seq and _rehash(row, was) == row["hash"]:
+            return was
+    return None
+
+
+def _chain_problems(rows: Sequence[RowMapping]) -> list[AuditProblem]:
+    """Steps 1-3 of :meth:`AuditLog.verify`: content, sequence and links."""
+    problems: list[AuditProblem] = []
+    original = _original_seqs(rows)
+    displaced: dict[int, int] = {}  # seq → how far the entry moved from where it was written
+    expected_prev, expected_seq = GENESIS_HASH, 1
+    for row in rows:
+        seq = int(row["seq"])
+        if seq > expected_seq:  # 2.
+            problems.append(
+                AuditProblem(
+                    ProblemKind.DELETED,
+                    expected_seq,
+                    f"entry {_span(expected_seq, seq - 1)} was deleted",
+                )
+            )
+        if _rehash(row, seq) != row["hash"]:  # 1.
+            was = _written_at(row, seq, original.get(seq, -1))
+            if was is not None:
+                displaced[seq] = seq - was
+            else:
+                problems.append(
+                    AuditProblem(
+                        ProblemKind.MODIFIED,
+                        seq,
+                        f"entry #{seq} ({row['action']} {row['subject']}) does not match its hash: "
+                        "it was modified after it was written",
+                    )
+                )
+        elif row["prev_hash"] != expected_prev and seq == expected_seq and seq - 1 not in displaced:
+            problems.append(_link_problem(row, seq, {str(r["hash"]): int(r["seq"]) for r in rows}))
+        expected_prev, expected_seq = str(row["hash"]), seq + 1
+    problems.extend(_displacement_problems(displaced, set(original.values())))
+    return sorted(problems, key=lambda p: p.seq)
+
+
+def _displacement_problems(displaced: Mapping[int, int], originals: set[int]) -> list[AuditProblem]:
+    """Name runs of entries that moved: renumbered to make room (inserted), to close a gap
+    (deleted), or swapped (reordered)."""
+    problems: list[AuditProblem] = []
+    seqs = sorted(displaced)
+    i = 0
+    while i < len(seqs):
+        j = i
+        while (
+            j + 1 < len(seqs)
+            and seqs[j + 1] == seqs[j] + 1
+            and (displaced[seqs[j + 1]] == displaced[seqs[i]])
+        ):
+            j += 1
+        first, last, shift = seqs[i], seqs[j], displaced[seqs[i]]
+        room = range(first - shift, first)
+        if shift > 0 and not any(s in displaced for s in room):
+            problems.append(
+                AuditProblem(
+                    ProblemKind.INSERTED,
+                    first - shift,
+                    f"entry {_span(first - shift, first - 1)} was inserted: "
+                    f"{_span(first, last)} were renumbered by +{shift} to make room",
+                )
+            )
+        elif shift < 0 and not any(s in originals for s in range(first, first - shift)):
+            problems.append(
+                AuditProblem(
+                    ProblemKind.DELETED,
+                    first,
+                    f"entries written as {_span(first, first - shift - 1)} were deleted and "
+                    f"{_span(first, last)} renumbered by {shift} to close the gap",
+                )
+            )
+        else:
+            problems.extend(
+                AuditProblem(
+                    ProblemKind.REORDERED,
+                    s,
+                    f"entry #{s} holds the entry written as #{s - displaced[s]}: "
+                    "entries were reordered",
+                )
+                for s in seqs[i : j + 1]
+            )
+        i = j + 1
+    return problems
 
 
 def _link_problem(row: RowMapping, seq: int, seq_of_hash: Mapping[str, int]) -> AuditProblem:
     origin = seq_of_hash.get(str(row["prev_hash"]))
     if origin is not None and origin < seq - 1:
-        span = f"#{origin + 1}" if origin + 1 == seq - 1 else f"#{origin + 1}..#{seq - 1}"
         return AuditProblem(
             ProblemKind.INSERTED,
             origin + 1,
-            f"entry {span} was inserted: #{seq} follows #{origin} in the chain",
+            f"entry {_span(origin + 1, seq - 1)} was inserted: "
+            f"#{seq} follows #{origin} in the chain",
         )
     return AuditProblem(
         ProblemKind.INSERTED,
         seq - 1,
         f"entry #{seq} does not follow #{seq - 1}: the entry before it was replaced or inserted",
     )
+
+
+def _span(first: int, last: int) -> str:
+    return f"#{first}" if first == last else f"#{first}..#{last}"
 
 
 def _checkpoint_problem(
@@ -448,7 +553,8 @@ def _checkpoint_problem(
         return AuditProblem(
             ProblemKind.MODIFIED,
             seq,
-            f"entry #{seq} is not the entry the checkpoint signed: the chain up to it was rewritten",
+            f"entry #{seq} is not the entry the checkpoint signed: "
+            "the chain up to it was rewritten",
         )
     return None
 

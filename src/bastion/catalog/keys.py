@@ -22,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bastion._fs import create_exclusive
 from bastion.errors import ConfigError, IntegrityError
 
-__all__ = ["KEK_BYTES", "SigningKey", "VerifyingKey", "create_kek", "create_signing_key", "load_kek"]
+__all__ = [
+    "KEK_BYTES",
+    "SigningKey",
+    "VerifyingKey",
+    "create_kek",
+    "create_signing_key",
+    "load_kek",
+]
 
 KEK_BYTES: Final = 32
 

@@ -56,9 +56,7 @@ class Workspace:
         return cls(settings, engine, signer, audit)
 
     @classmethod
-    def find(
-        cls, start: Path | None = None, home: str | os.PathLike[str] | None = None
-    ) -> Self:
+    def find(cls, start: Path | None = None, home: str | os.PathLike[str] | None = None) -> Self:
         """Open the workspace ``--home``/``BASTION_HOME`` names, or the nearest one above."""
         return cls.open(find_workspace(start, home))
 

@@ -57,8 +57,6 @@ def emit_findings(
         raise UsageError(f"--format {fmt.value} is not available for {tool}")
     failing = at_or_above(findings, fail_on)
     if failing:
-        st.err.print(
-            f"{len(failing)} finding(s) at or above {fail_on.value} (--fail-on): exit 1"
-        )
+        st.err.print(f"{len(failing)} finding(s) at or above {fail_on.value} (--fail-on): exit 1")
         return EXIT_FINDINGS
     return EXIT_CLEAN

@@ -17,6 +17,7 @@ from bastion import __version__
 from bastion.cli import audit as audit_cli
 from bastion.cli import card as card_cli
 from bastion.cli import demo as demo_cli
+from bastion.cli import deps as deps_cli
 from bastion.cli import init as init_cli
 from bastion.cli._context import state
 from bastion.cli._output import EXIT_ERROR
@@ -55,9 +56,7 @@ def _root(
             help="Workspace to use (default: the nearest .bastion/ above the current directory).",
         ),
     ] = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks for errors.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -69,6 +68,7 @@ def _root(
 
 init_cli.register(app)
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(deps_cli.app, name="deps")
 app.add_typer(card_cli.app, name="card")
 demo_cli.register(app)
 

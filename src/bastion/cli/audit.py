@@ -76,15 +76,22 @@ def log(
         write_text(st, json.dumps([e.to_dict() for e in entries], indent=2), output)
         return
     if fmt is not OutputFormat.TABLE:
-        raise UsageError(f"--format {fmt.value} is not available for 'audit log'",
-                         hint="use table or json")
+        raise UsageError(
+            f"--format {fmt.value} is not available for 'audit log'", hint="use table or json"
+        )
     table = Table(title=f"audit log ({len(entries)} entries)")
     for column in ("#", "time (UTC)", "actor", "action", "subject", "details"):
         table.add_column(column, overflow="fold")
     for e in entries:
         details = json.dumps(dict(e.details), sort_keys=True)
-        table.add_row(str(e.seq), e.at[:19].replace("T", " "), e.actor, e.action, e.subject,
-                      details if len(details) < 120 else details[:117] + "…")
+        table.add_row(
+            str(e.seq),
+            e.at[:19].replace("T", " "),
+            e.actor,
+            e.action,
+            e.subject,
+            details if len(details) < 120 else details[:117] + "…",
+        )
     st.out.print(table)
 
 
@@ -118,8 +125,15 @@ def verify(
         "ok": result.ok,
     }
     raise typer.Exit(
-        emit_findings(st, findings, tool="audit verify", fmt=fmt, fail_on=Severity.HIGH,
-                      output=output, summary=summary)
+        emit_findings(
+            st,
+            findings,
+            tool="audit verify",
+            fmt=fmt,
+            fail_on=Severity.HIGH,
+            output=output,
+            summary=summary,
+        )
     )
 
 

@@ -97,9 +97,7 @@ def upgrade() -> None:
         sa.Column("at", sa.String(32), nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
     )
-    op.create_index(
-        "ix_alias_history_asset_alias", "alias_history", ["asset_id", "alias"]
-    )
+    op.create_index("ix_alias_history_asset_alias", "alias_history", ["asset_id", "alias"])
     op.create_table(
         "reviews",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -124,7 +122,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "accepted_risks", "reviews", "alias_history", "aliases", "findings", "lineage",
-        "files", "versions", "collaborators", "assets",
+        "accepted_risks",
+        "reviews",
+        "alias_history",
+        "aliases",
+        "findings",
+        "lineage",
+        "files",
+        "versions",
+        "collaborators",
+        "assets",
     ):
         op.drop_table(table)
