@@ -19,6 +19,7 @@ from bastion.cli import card as card_cli
 from bastion.cli import demo as demo_cli
 from bastion.cli import deps as deps_cli
 from bastion.cli import init as init_cli
+from bastion.cli import token as token_cli
 from bastion.cli._context import state
 from bastion.cli._output import EXIT_ERROR
 from bastion.errors import BastionError
@@ -70,6 +71,7 @@ init_cli.register(app)
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(deps_cli.app, name="deps")
 app.add_typer(card_cli.app, name="card")
+app.add_typer(token_cli.app, name="token")
 demo_cli.register(app)
 
 
