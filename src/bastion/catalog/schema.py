@@ -166,6 +166,7 @@ alias_history = Table(
     Column("asset_id", Integer, ForeignKey("assets.id"), nullable=False),
     Column("alias", String(100), nullable=False),
     Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("action", String(16), nullable=False),  # set | rollback
     Column("at", String(32), nullable=False),
     Column("actor", String(200), nullable=False),
     Index("ix_alias_history_asset_alias", "asset_id", "alias"),

@@ -107,7 +107,7 @@ def sign_manifest(manifest: Manifest, name: str, private_key_file: Path) -> str:
     ]
     payload = Payload(ms_manifest.Manifest(name, items, serialization_type))
     signature = sign_ec_key.Signer(private_key_file).sign(payload)
-    return str(signature.bundle.to_json())
+    return str(signature.bundle.to_json())  # type: ignore[attr-defined]
 
 
 def verify_bundle(bundle: str, key: VerifyingKey) -> dict[str, str]:

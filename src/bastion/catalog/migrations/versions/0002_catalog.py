@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("asset_id", sa.Integer, sa.ForeignKey("assets.id"), nullable=False),
         sa.Column("alias", sa.String(100), nullable=False),
         sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
         sa.Column("at", sa.String(32), nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
     )
