@@ -155,7 +155,10 @@ def from_pyproject(path: Path) -> list[Package]:
 
 
 def from_lockfile(path: Path) -> list[Package]:
-    """``poetry.lock``, ``uv.lock``, ``pylock.toml`` (PEP 751) or ``Pipfile.lock``."""
+    """``poetry.lock``, ``uv.lock``, ``pylock.toml`` (PEP 751) or ``Pipfile.lock``.
+
+    An entry without a version (a local directory, a VCS checkout) comes back unresolved.
+    """
     if path.name == "Pipfile.lock" or path.suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -170,7 +173,8 @@ def from_lockfile(path: Path) -> list[Package]:
                 else:
                     packages.append(Package(name, None, str(path), "no pinned version in the lock"))
         return packages
-    entries = _toml(path).get("package")
+    data = _toml(path)
+    entries = data.get("packages", data.get("package"))  # PEP 751 pylock | poetry and uv
     if not isinstance(entries, list):
         raise DepsError(
             f"{path} has no [[package]] entries",
