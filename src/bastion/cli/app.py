@@ -15,11 +15,13 @@ import typer
 
 from bastion import __version__
 from bastion.cli import audit as audit_cli
+from bastion.cli import bundle as bundle_cli
 from bastion.cli import card as card_cli
 from bastion.cli import catalog as catalog_cli
 from bastion.cli import demo as demo_cli
 from bastion.cli import deps as deps_cli
 from bastion.cli import init as init_cli
+from bastion.cli import scan as scan_cli
 from bastion.cli import review as review_cli
 from bastion.cli import token as token_cli
 from bastion.cli._context import state
@@ -75,8 +77,10 @@ app.add_typer(deps_cli.app, name="deps")
 app.add_typer(card_cli.app, name="card")
 app.add_typer(token_cli.app, name="token")
 demo_cli.register(app)
+scan_cli.register(app)
 catalog_cli.register(app)
 review_cli.register(app)
+bundle_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,15 +11,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from bastion.errors import BastionError
 from bastion.findings import Finding, Location, Severity, worst
+
+if TYPE_CHECKING:
+    from bastion.scan.pickle.policy import Policy
 
 __all__ = [
     "Format",
     "FormatScanner",
     "Member",
+    "PolicyAware",
     "ScanError",
     "ScanLimits",
     "ScanReport",
@@ -54,6 +58,7 @@ class Format(enum.StrEnum):
     GZIP = "gzip"
     BZIP2 = "bzip2"
     XZ = "xz"
+    ZLIB = "zlib"
     UNKNOWN = "unknown"
 
 
@@ -73,6 +78,8 @@ class ScanLimits:
     """Most members read from one archive."""
     max_pickle_ops: int = 50_000_000
     """Most pickle opcodes interpreted per stream."""
+    max_memo: int = 4_000_000
+    """Most pickle memo entries per stream."""
     timeout_s: float = 300.0
     """Wall-clock budget per top-level file."""
 
@@ -102,11 +109,22 @@ class Member:
 class FormatScanner(Protocol):
     """One format's scanner: yields findings, and members for the engine to recurse into."""
 
-    formats: frozenset[Format]
-    """The sniffed formats it handles."""
+    @property
+    def formats(self) -> frozenset[Format]:
+        """The sniffed formats it handles."""
+        ...
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Scan ``source`` without executing it."""
+        ...
+
+
+@runtime_checkable
+class PolicyAware(Protocol):
+    """A scanner whose verdicts depend on the globals policy (pickle-bearing formats)."""
+
+    def with_policy(self, policy: Policy) -> FormatScanner:
+        """The same scanner judging imports by ``policy``."""
         ...
 
 

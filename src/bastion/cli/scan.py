@@ -1,0 +1,91 @@
+"""``bastion scan``: scan model artifacts before anything loads them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from bastion.cli._context import State, state
+from bastion.cli._output import emit_findings
+from bastion.findings import Severity
+from bastion.report import OutputFormat
+from bastion.scan import Policy, scan
+from bastion.scan.engine import Progress as ProgressCallback
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``scan`` to ``app``."""
+    app.command("scan")(scan_command)
+
+
+def scan_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or directories (scanned recursively).")
+    ],
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option("--format", envvar="BASTION_FORMAT", help="table, json or sarif."),
+    ] = OutputFormat.TABLE,
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 if any finding is at or above this severity.")
+    ] = "high",
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="Also allow this global (module.name, module:name or module.*). "
+                     "Repeatable. Only for code you trust."),
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help='TOML policy file:  allow = ["mypkg.MyModel", ...]'),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
+) -> None:
+    """Scan model files without loading or executing them.
+
+    Formats are recognised by content, not name: pickle, PyTorch (zip, legacy), joblib, NumPy,
+    Keras, HDF5, SavedModel, ONNX, safetensors, GGUF, and zip/tar/7z/gzip/bzip2/xz containers.
+    Pickles are interpreted symbolically and every import is checked against an allowlist.
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or runtime error.
+
+    Example:  bastion scan model.pt --format sarif --output scan.sarif
+    """
+    st = state(ctx)
+    threshold = Severity.parse(fail_on)
+    policy = Policy.default().allowing(allow or [])
+    if policy_file is not None:
+        policy = policy.with_file(policy_file)
+    with _progress(st) as progress:
+        report = scan(*paths, policy=policy, progress=progress)
+    summary = {
+        "elapsed_s": round(report.elapsed_s, 3),
+        "files": [
+            {"path": f.location.path, "member": f.location.member, "format": f.format.value,
+             "size": f.size, "sha256": f.sha256}
+            for f in report.files
+        ],
+    }
+    raise typer.Exit(emit_findings(st, report.findings, tool="scan", fmt=fmt, fail_on=threshold,
+                                   output=output, summary=summary))
+
+
+@contextmanager
+def _progress(st: State) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on a terminal; nothing in pipes."""
+    if not st.err.is_terminal:
+        yield None
+        return
+    with Progress("scanning", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=st.err, transient=True) as bar:
+        task = bar.add_task("scan", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

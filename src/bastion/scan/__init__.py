@@ -1,0 +1,32 @@
+"""Scan model artifacts without executing them (NCSC 2.2 supply chain).
+
+    >>> import pickle, tempfile, pathlib
+    >>> from bastion.scan import scan
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "weights.bin").write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
+    >>> report = scan(d, workers=1)
+    >>> report.clean, [f.format.value for f in report.files]
+    (True, ['pickle'])
+
+Formats are recognised by content (``sniff``), each is read by its scanner (``formats``), and
+pickles are interpreted symbolically (``pickle``) under an allowlist that also drives
+:class:`~bastion.scan.pickle.RestrictedUnpickler`. See ``docs/scan.md``.
+"""
+
+from __future__ import annotations
+
+from bastion.scan.engine import Progress, scan
+from bastion.scan.interface import Format, ScanError, ScanLimits, ScannedFile, ScanReport
+from bastion.scan.pickle import Policy, RestrictedUnpickler
+
+__all__ = [
+    "Format",
+    "Policy",
+    "Progress",
+    "RestrictedUnpickler",
+    "ScanError",
+    "ScanLimits",
+    "ScanReport",
+    "ScannedFile",
+    "scan",
+]

@@ -1,0 +1,285 @@
+"""Walk paths, sniff each file by content, dispatch to its scanner, recurse into members.
+
+Files are scanned in parallel worker processes (one per core); each top-level file's SHA-256
+is computed alongside its scan, so results are bound to content (DESIGN.md invariant 3).
+Anything that cannot be read or understood becomes a finding (invariant 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import stat
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from bastion.findings import Finding, Location, Severity
+from bastion.scan._rules import finding
+from bastion.scan.formats import CONTAINERS, SCANNERS
+from bastion.scan.interface import (
+    Format,
+    Member,
+    PolicyAware,
+    ScanError,
+    ScanLimits,
+    ScannedFile,
+    ScanReport,
+    Source,
+)
+from bastion.scan.pickle.policy import Policy
+from bastion.scan.sniff import sniff
+
+__all__ = ["Progress", "scan"]
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(files_done, files_total)`` while a scan runs."""
+
+_HASH_CHUNK: Final = 1 << 20
+
+
+def scan(
+    *paths: str | os.PathLike[str],
+    policy: Policy | None = None,
+    limits: ScanLimits | None = None,
+    progress: Progress | None = None,
+    digest: bool = True,
+    workers: int | None = None,
+) -> ScanReport:
+    """Scan files and directories (recursively) without executing anything in them.
+
+    Args:
+        paths: files or directories.
+        policy: the globals allowlist (default: :meth:`Policy.default`).
+        limits: size, depth, count and time bounds (default: :class:`ScanLimits`).
+        progress: called with (files done, files total).
+        digest: compute each top-level file's SHA-256 (reads every byte; on by default).
+        workers: processes to use (default: one per core).
+
+    Raises:
+        ScanError: a path does not exist or nothing was given.
+    """
+    started = time.monotonic()
+    if not paths:
+        raise ScanError("nothing to scan", hint="name at least one file or directory")
+    policy = policy or Policy.default()
+    limits = limits or ScanLimits()
+    files, findings = _collect([Path(p) for p in paths])
+    scanned: list[ScannedFile] = []
+    job = _Job(policy, limits, digest)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
+    if workers == 1:
+        for i, path in enumerate(files, 1):
+            f, s = job(path)
+            findings += f
+            scanned += s
+            if progress:
+                progress(i, len(files))
+    else:
+        size = max(1, min(64, len(files) // (workers * 4)))
+        chunks = [files[i:i + size] for i in range(0, len(files), size)]
+        done = 0
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(_run_chunk, job, chunk): len(chunk) for chunk in chunks}
+            for future in as_completed(futures):
+                for f, s in future.result():
+                    findings += f
+                    scanned += s
+                done += futures[future]
+                if progress:
+                    progress(done, len(files))
+    findings.sort(key=_order)
+    scanned.sort(key=lambda s: (s.location.path, s.location.member or ""))
+    return ScanReport(tuple(findings), tuple(scanned), time.monotonic() - started)
+
+
+def _order(f: Finding) -> tuple[int, str, str, int, str]:
+    loc = f.location or Location("")
+    return (-f.severity.rank, loc.path, loc.member or "", loc.offset or 0, f.rule)
+
+
+def _collect(roots: Iterable[Path]) -> tuple[list[str], list[Finding]]:
+    """Every regular file under ``roots``; symlinks leaving a root and odd files are findings."""
+    files: list[str] = []
+    findings: list[Finding] = []
+    for root in roots:
+        if not root.exists():
+            raise ScanError(f"{root} does not exist", hint="check the path")
+        if not root.is_dir():
+            _add_file(root, files, findings)
+            continue
+        real_root = root.resolve()
+        for directory, dirnames, filenames in os.walk(root):
+            for name in sorted(dirnames + filenames):
+                path = Path(directory) / name
+                if path.is_symlink():
+                    _check_link(path, real_root, findings)
+                elif name in filenames:
+                    _add_file(path, files, findings)
+            dirnames.sort()
+    return files, findings
+
+
+def _check_link(path: Path, real_root: Path, findings: list[Finding]) -> None:
+    target = path.resolve()
+    if target == real_root or real_root in target.parents:
+        return  # its target is inside the root and scanned there
+    findings.append(finding(
+        "scan.symlink.outside-root", Severity.HIGH,
+        f"symbolic link points outside the scanned directory: {os.readlink(path)}",
+        Location(str(path)),
+        detail="A loader following it reads a file that was not scanned (and may change).",
+        remediation="Replace the link with the file itself, then scan again.",
+        evidence={"target": str(target)},
+    ))
+
+
+def _add_file(path: Path, files: list[str], findings: list[Finding]) -> None:
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        files.append(str(path))
+    else:
+        findings.append(finding(
+            "scan.not-regular", Severity.MEDIUM, "not a regular file; not read",
+            Location(str(path)), detail="Devices, pipes and sockets are never read.",
+        ))
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One top-level file's scan: runs in a worker process."""
+
+    policy: Policy
+    limits: ScanLimits
+    digest: bool
+
+    def __call__(self, path: str) -> tuple[list[Finding], list[ScannedFile]]:
+        ctx = _Context(self.policy, self.limits, time.monotonic() + self.limits.timeout_s)
+        size = os.stat(path).st_size
+        source = Source(Location(path), size, lambda: open(path, "rb"))  # noqa: SIM115
+        digest: list[str] = []
+        hasher = threading.Thread(target=_sha256, args=(path, digest)) if self.digest else None
+        if hasher:
+            hasher.start()
+        ctx.walk(source)
+        if hasher:
+            hasher.join()
+            top = ctx.files[0]
+            ctx.files[0] = ScannedFile(top.location, top.format, top.size, digest[0])
+        return ctx.findings, ctx.files
+
+
+def _run_chunk(job: _Job, paths: Sequence[str]) -> list[tuple[list[Finding], list[ScannedFile]]]:
+    return [job(p) for p in paths]
+
+
+def _sha256(path: str, out: list[str]) -> None:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    out.append(h.hexdigest())
+
+
+@dataclass
+class _Context:
+    policy: Policy
+    limits: ScanLimits
+    deadline: float
+    findings: list[Finding] = field(default_factory=list)
+    files: list[ScannedFile] = field(default_factory=list)
+    timed_out: bool = False
+
+    def walk(self, source: Source) -> None:
+        """Sniff, scan and recurse; every failure becomes a finding, none escapes."""
+        loc = source.location
+        try:
+            fmt = sniff(source)
+        except Exception as exc:
+            self.findings.append(_error(loc, "reading it", exc))
+            self.files.append(ScannedFile(loc, Format.UNKNOWN, source.size))
+            return
+        self.files.append(ScannedFile(loc, fmt, source.size))
+        if fmt is Format.UNKNOWN:
+            self.findings.append(finding(
+                "scan.format.unknown", Severity.INFO, "not a recognised model or archive format",
+                loc, detail="Nothing in it was interpreted; no known loader would run it as code.",
+                remediation="None needed if this is data or documentation.",
+            ))
+        else:
+            self._dispatch(source, fmt)
+        if fmt not in CONTAINERS and source.size > 22:
+            self._polyglot(source, fmt)
+
+    def _dispatch(self, source: Source, fmt: Format) -> None:
+        loc = source.location
+        scanner = SCANNERS.get(fmt)
+        if scanner is None:
+            self.findings.append(finding(
+                "scan.format.unscanned", Severity.HIGH, f"{fmt.value} files are not scanned yet",
+                loc, detail="The format was recognised but this Bastion has no scanner for it.",
+            ))
+            return
+        if fmt in CONTAINERS and source.depth >= self.limits.max_depth:
+            self.findings.append(finding(
+                "archive.limit.depth", Severity.HIGH,
+                f"{fmt.value} nested {source.depth} deep, beyond the limit of "
+                f"{self.limits.max_depth}; not opened", loc,
+                detail="Deep nesting hides content from scanners that give up early.",
+            ))
+            return
+        if isinstance(scanner, PolicyAware):
+            scanner = scanner.with_policy(self.policy)
+        try:
+            for item in scanner.scan(source, self.limits):
+                if isinstance(item, Member):
+                    if time.monotonic() > self.deadline:
+                        self._time_up(loc)
+                        return
+                    self.walk(item.source)
+                else:
+                    self.findings.append(item)
+        except Exception as exc:
+            self.findings.append(_error(loc, f"scanning it as {fmt.value}", exc))
+
+    def _time_up(self, loc: Location) -> None:
+        if not self.timed_out:
+            self.timed_out = True
+            self.findings.append(finding(
+                "scan.limit.time", Severity.HIGH,
+                f"the {self.limits.timeout_s:.0f} s time limit was reached; the rest is not "
+                "scanned", loc,
+            ))
+
+    def _polyglot(self, source: Source, fmt: Format) -> None:
+        """A zip directory at the end of a non-container file: zip readers see another file.
+
+        (Containers are left out: their own members are scanned, and a tar whose last member
+        is a zip looks like this too.)
+        """
+        with source.open() as stream:
+            if not zipfile.is_zipfile(stream):
+                return
+        self.findings.append(finding(
+            "scan.polyglot", Severity.HIGH,
+            f"this {fmt.value} file is also a zip archive (directory at its end)",
+            source.location,
+            detail="Readers that look at the end (zipfile, numpy, some model loaders) see a "
+            "different file from those that read the start. Both views are scanned.",
+        ))
+        self._dispatch(source, Format.ZIP)
+
+
+def _error(loc: Location, doing: str, exc: BaseException) -> Finding:
+    return finding(
+        "scan.error", Severity.HIGH, f"the scanner failed while {doing}: "
+        f"{exc.__class__.__name__}: {exc}"[:300], loc,
+        detail="What could not be scanned cannot be vouched for (fail closed).",
+        evidence={"exception": exc.__class__.__name__},
+    )

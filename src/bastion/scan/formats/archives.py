@@ -1,0 +1,466 @@
+"""Containers: zip (incl. PyTorch checkpoints and ``.npz``), tar, 7z, gzip, bzip2, xz, zlib.
+
+Each yields its members for the engine to sniff and scan, within the limits (member count,
+size, compression ratio, nesting depth), and reports what a lenient reader would read
+differently from a strict one.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import posixpath
+import re
+import struct
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
+
+from bastion.findings import Finding, Location, Severity
+from bastion.scan._rules import finding
+from bastion.scan.formats._io import member_source, read_chunks, spill, window
+from bastion.scan.interface import Format, Member, ScanLimits, Source
+
+if TYPE_CHECKING:
+    from py7zr.io import WriterFactory
+
+__all__ = ["CompressedScanner", "SevenZipScanner", "TarScanner", "ZipScanner"]
+
+_CHUNK: Final = 1 << 20
+_CRC_MAX: Final = 256 << 20
+"""Stored members up to this size have their CRC checked (larger ones are read only as needed)."""
+_TORCH_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
+_TORCH_META: Final = frozenset({
+    "byteorder", "version", ".data/version", ".data/serialization_id", ".format_version",
+    ".storage_alignment",
+})
+"""Small text records of a PyTorch zip that PyTorch reads as text, never unpickles."""
+
+
+def _at(location: Location, offset: int | None = None) -> Location:
+    return Location(location.path, location.member, offset)
+
+
+def _unsafe_name(name: str) -> bool:
+    norm = posixpath.normpath(name.replace("\\", "/"))
+    return name.startswith(("/", "\\")) or norm == ".." or norm.startswith("../") or (
+        len(name) > 1 and name[1] == ":"
+    )
+
+
+def _traversal(location: Location, name: str) -> Finding:
+    return finding(
+        "archive.path-traversal", Severity.MEDIUM,
+        f"member {name!r} would be extracted outside the target directory",
+        _at(location), detail="Extracting this archive writes files elsewhere (Zip Slip).",
+        evidence={"member": name},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ZipScanner:
+    """Zip archives, read member by member from the central directory and each local header.
+
+    Steps (each a finding when it fails):
+
+    1. The central directory must parse; at most ``max_members`` members are read.
+    2. Declared sizes must stay within the limits (zip-bomb guard, before decompressing).
+    3. For each member: no duplicate names, no path traversal, not encrypted, a local header
+       whose name matches the central directory (PyTorch's reader uses the central name,
+       Python's refuses a mismatch: scanners built on ``zipfile.open`` skip such members).
+    4. Data is read the way a lenient reader does (from the local header, ignoring the CRC)
+       and the CRC is checked separately: a mismatch is reported, never a reason to skip.
+    5. In a PyTorch checkpoint, ``<prefix>/data/<n>`` records are raw tensor bytes PyTorch
+       never unpickles and are not opened; every other member, every ``*.pkl`` included, is.
+    """
+
+    formats: frozenset[Format] = frozenset({Format.ZIP, Format.TORCH_ZIP, Format.NUMPY_NPZ})
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Yield each member's findings and the members themselves."""
+        loc = source.location
+        with source.open() as stream:
+            # 1. central directory
+            try:
+                infos = zipfile.ZipFile(stream).infolist()
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+                yield finding(
+                    "archive.zip.unreadable", Severity.HIGH,
+                    f"the zip directory cannot be read: {exc}", _at(loc),
+                    detail="A lenient loader may still read members the scanner cannot see.",
+                )
+                return
+            if len(infos) > limits.max_members:
+                yield _limit(loc, f"{len(infos)} members, more than {limits.max_members}")
+                infos = infos[: limits.max_members]
+            # 2. declared sizes
+            declared = sum(i.file_size for i in infos)
+            if declared > limits.max_total_bytes:
+                yield _limit(loc, f"members declare {declared} bytes in all, more than "
+                             f"{limits.max_total_bytes}", rule="archive.bomb")
+                return
+            prefixes = {m[1] for i in infos if (m := _TORCH_PKL.match(i.filename))}
+            raw = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})/data/\d+$") if prefixes \
+                else None
+            seen: set[str] = set()
+            for info in infos:
+                yield from self._member(source, stream, info, limits, seen, prefixes, raw)
+
+    def _member(
+        self, source: Source, stream: BinaryIO, info: zipfile.ZipInfo, limits: ScanLimits,
+        seen: set[str], prefixes: set[str], raw: re.Pattern[str] | None,
+    ) -> Iterator[Finding | Member]:
+        loc, name = source.location, info.filename
+        if info.is_dir():
+            return
+        # 3. names, encryption, local header
+        if name in seen:
+            yield finding(
+                "archive.zip.duplicate-name", Severity.MEDIUM,
+                f"the name {name!r} appears more than once", _at(loc),
+                detail="Readers disagree on which copy they use; both are scanned.",
+                evidence={"member": name},
+            )
+        seen.add(name)
+        if _unsafe_name(name):
+            yield _traversal(loc, name)
+        if info.flag_bits & 0x1:
+            yield finding(
+                "archive.zip.encrypted", Severity.HIGH, f"member {name!r} is encrypted",
+                _at(loc), detail="Its content cannot be scanned.", evidence={"member": name},
+            )
+            return
+        stream.seek(info.header_offset)
+        header = stream.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            yield finding(
+                "archive.zip.bad-local-header", Severity.HIGH,
+                f"member {name!r} has no valid local header", _at(loc, info.header_offset),
+                evidence={"member": name},
+            )
+            return
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        local_raw = stream.read(name_len)
+        local = local_raw.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+        if local != info.orig_filename:
+            yield finding(
+                "archive.zip.name-mismatch", Severity.HIGH,
+                f"member {name!r} is named {local!r} in its local header",
+                _at(loc, info.header_offset),
+                detail="PyTorch reads members by their central-directory name and ignores the "
+                "local one; Python's zipfile refuses them, so scanners built on it skip them.",
+                evidence={"central": name, "local": local},
+            )
+        start = info.header_offset + 30 + name_len + extra_len
+        if start + info.compress_size > source.size:
+            yield finding(
+                "archive.zip.truncated", Severity.HIGH,
+                f"member {name!r} runs past the end of the file", _at(loc, start),
+                evidence={"member": name},
+            )
+            return
+        # 5. PyTorch raw storages and text records
+        if raw is not None and raw.match(name):
+            return
+        if any(name == f"{p}/{m}" for p in prefixes for m in _TORCH_META) and \
+                info.file_size <= 64:
+            return
+        # 4. content, read leniently; CRC checked on the side
+        if info.compress_type == zipfile.ZIP_STORED:
+            opener = window(source.open, start, info.compress_size)
+            if info.compress_size <= _CRC_MAX:
+                with opener() as member:
+                    crc = 0
+                    for chunk in read_chunks(member):
+                        crc = zlib.crc32(chunk, crc)
+                if crc != info.CRC:
+                    yield _crc(loc, name)
+            yield Member(name, member_source(source, name, info.compress_size, opener))
+            return
+        if info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2):
+            yield finding(
+                "archive.zip.unsupported-method", Severity.HIGH,
+                f"member {name!r} uses compression method {info.compress_type}",
+                _at(loc), detail="Its content cannot be scanned.", evidence={"member": name},
+            )
+            return
+        crc_box = [0]
+        compressed = window(source.open, start, info.compress_size)
+        with compressed() as packed, spill(
+            _crc_tracked(_inflate(packed, info.compress_type), crc_box),
+            info.compress_size, limits,
+        ) as out:
+            if out.problem is not None and out.path is None:
+                yield _bomb(loc, name, out.problem, out.size)
+                return
+            if out.problem is not None:
+                yield finding(
+                    "archive.zip.corrupt", Severity.HIGH,
+                    f"member {name!r} cannot be decompressed fully: {out.problem}", _at(loc),
+                    evidence={"member": name},
+                )
+            elif crc_box[0] != info.CRC:
+                yield _crc(loc, name)
+            if out.path is not None:
+                opener = _file_opener(out.path)
+                yield Member(name, member_source(source, name, out.size, opener))
+
+
+def _file_opener(path: str) -> Callable[[], BinaryIO]:
+    def open_file() -> BinaryIO:
+        return open(path, "rb")
+
+    return open_file
+
+
+def _crc_tracked(chunks: Iterator[bytes], box: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        box[0] = zlib.crc32(chunk, box[0])
+        yield chunk
+
+
+def _inflate(stream: BinaryIO, method: int) -> Iterator[bytes]:
+    """Decompress a zip member in bounded pieces (a bomb never sits in memory at once)."""
+    if method == zipfile.ZIP_DEFLATED:
+        z = zlib.decompressobj(-15)
+        for data in read_chunks(stream):
+            out = z.decompress(data, _CHUNK)
+            yield out
+            while z.unconsumed_tail:
+                yield z.decompress(z.unconsumed_tail, _CHUNK)
+        yield z.flush()
+        return
+    b = bz2.BZ2Decompressor()
+    for data in read_chunks(stream):
+        yield b.decompress(data, _CHUNK)
+        while not b.needs_input and not b.eof:
+            yield b.decompress(b"", _CHUNK)
+
+
+def _crc(location: Location, name: str) -> Finding:
+    return finding(
+        "archive.zip.crc-mismatch", Severity.HIGH, f"member {name!r} fails its CRC check",
+        _at(location),
+        detail="PyTorch ignores CRCs, Python's zipfile raises: scanners built on it skip the "
+        "member. It was scanned anyway; the mismatch means it was altered after packing.",
+        evidence={"member": name},
+    )
+
+
+def _bomb(location: Location, name: str, why: str, size: int) -> Finding:
+    return finding(
+        "archive.bomb", Severity.HIGH,
+        f"member {name!r} expands past the {why} limit after {size} bytes; not scanned",
+        _at(location),
+        detail="A decompression bomb exhausts disk or memory; what lies beyond the limit "
+        "was not scanned.", evidence={"member": name, "limit": why},
+    )
+
+
+def _limit(location: Location, message: str, *, rule: str = "archive.limit.members") -> Finding:
+    return finding(rule, Severity.HIGH, message, _at(location),
+                   detail="Part of the archive was not scanned.")
+
+
+@dataclass(frozen=True, slots=True)
+class TarScanner:
+    """Tar archives (compressed ones arrive decompressed from :class:`CompressedScanner`)."""
+
+    formats: frozenset[Format] = frozenset({Format.TAR, Format.TORCH_TAR})
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Yield regular members; report links that leave the archive and traversal names."""
+        loc = source.location
+        with source.open() as stream:
+            try:
+                archive = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115
+            except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+                yield finding("archive.tar.unreadable", Severity.HIGH,
+                              f"the tar archive cannot be read: {exc}", _at(loc))
+                return
+            count, total = 0, 0
+            try:
+                for m in archive:
+                    count += 1
+                    if count > limits.max_members:
+                        yield _limit(loc, f"more than {limits.max_members} members")
+                        return
+                    if _unsafe_name(m.name):
+                        yield _traversal(loc, m.name)
+                    if m.issym() or m.islnk():
+                        target = m.linkname if m.islnk() else posixpath.join(
+                            posixpath.dirname(m.name), m.linkname)
+                        if m.linkname.startswith("/") or _unsafe_name(target):
+                            yield finding(
+                                "archive.link-outside", Severity.MEDIUM,
+                                f"link {m.name!r} points outside the archive: {m.linkname!r}",
+                                _at(loc), evidence={"member": m.name, "target": m.linkname},
+                            )
+                        continue
+                    if not m.isfile():
+                        continue
+                    total += m.size
+                    if m.size > limits.max_member_bytes or total > limits.max_total_bytes:
+                        yield _bomb(loc, m.name, "size", m.size)
+                        continue
+                    yield Member(m.name, member_source(
+                        source, m.name, m.size, window(source.open, m.offset_data, m.size)))
+            except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+                yield finding("archive.tar.corrupt", Severity.HIGH,
+                              f"the tar archive breaks after {count} members: {exc}", _at(loc))
+
+
+@dataclass(frozen=True, slots=True)
+class CompressedScanner:
+    """Single-stream compression (gzip, bzip2, xz, zlib — joblib's default): one member."""
+
+    formats: frozenset[Format] = frozenset({Format.GZIP, Format.BZIP2, Format.XZ, Format.ZLIB})
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Decompress within the limits and yield the content as the member."""
+        loc = source.location
+        with source.open() as stream:
+            head = stream.read(6)
+            stream.seek(0)
+            chunks, kind = _decompressor(head, stream)
+            with spill(chunks, source.size, limits) as out:
+                if out.problem is not None and out.path is None:
+                    yield _bomb(loc, f"({kind})", out.problem, out.size)
+                    return
+                if out.problem is not None:
+                    yield finding(
+                        "archive.compressed.corrupt", Severity.HIGH,
+                        f"the {kind} stream is damaged after {out.size} bytes: {out.problem}",
+                        _at(loc), detail="What was decompressed before the damage is scanned.",
+                    )
+                if out.path is not None:
+                    name = f"({kind})"
+                    opener = _file_opener(out.path)
+                    yield Member(name, member_source(source, name, out.size, opener))
+
+
+def _decompressor(head: bytes, stream: BinaryIO) -> tuple[Iterator[bytes], str]:
+    if head.startswith(b"\x1f\x8b"):
+        return read_chunks(gzip.GzipFile(fileobj=stream)), "gzip"  # type: ignore[arg-type]
+    if head.startswith(b"BZh"):
+        return read_chunks(bz2.BZ2File(stream)), "bzip2"  # type: ignore[arg-type]
+    if head.startswith(b"\xfd7zXZ"):
+        return read_chunks(lzma.LZMAFile(stream)), "xz"  # type: ignore[arg-type]
+    return _unzlib(stream), "zlib"
+
+
+def _unzlib(stream: BinaryIO) -> Iterator[bytes]:
+    z = zlib.decompressobj()
+    for data in read_chunks(stream):
+        yield z.decompress(data, _CHUNK)
+        while z.unconsumed_tail:
+            yield z.decompress(z.unconsumed_tail, _CHUNK)
+        if z.eof:
+            break
+    yield z.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class SevenZipScanner:
+    """7z archives via py7zr, extracted into capped temporary files (sizes checked first)."""
+
+    formats: frozenset[Format] = frozenset({Format.SEVENZIP})
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Check the declared sizes, extract within the limits, yield each file."""
+        import py7zr
+
+        loc = source.location
+        with source.open() as stream, tempfile.TemporaryDirectory(prefix="bastion-7z-") as tmp:
+            try:
+                archive = py7zr.SevenZipFile(stream)
+                if archive.needs_password():
+                    yield finding("archive.7z.encrypted", Severity.HIGH,
+                                  "the 7z archive is encrypted", _at(loc),
+                                  detail="Its content cannot be scanned.")
+                    return
+                infos = [i for i in archive.list() if not i.is_directory]
+            except Exception as exc:
+                yield finding("archive.7z.unreadable", Severity.HIGH,
+                              f"the 7z archive cannot be read: {exc.__class__.__name__}: {exc}",
+                              _at(loc))
+                return
+            if len(infos) > limits.max_members:
+                yield _limit(loc, f"{len(infos)} members, more than {limits.max_members}")
+                return
+            declared = sum(int(i.uncompressed or 0) for i in infos)
+            if declared > limits.max_total_bytes or any(
+                int(i.uncompressed or 0) > limits.max_member_bytes for i in infos
+            ):
+                yield _limit(loc, f"members declare {declared} bytes", rule="archive.bomb")
+                return
+            factory = _CappedFactory(Path(tmp), limits.max_member_bytes)
+            try:
+                archive.extract(factory=cast("WriterFactory", factory))
+            except Exception as exc:
+                yield finding("archive.7z.corrupt", Severity.HIGH,
+                              f"the 7z archive cannot be extracted: {exc.__class__.__name__}",
+                              _at(loc))
+            for name, (path, size, over) in factory.files.items():
+                if _unsafe_name(name):
+                    yield _traversal(loc, name)
+                if over:
+                    yield _bomb(loc, name, "size", size)
+                    continue
+                yield Member(name, member_source(source, name, size, _file_opener(str(path))))
+
+
+@dataclass
+class _CappedFactory:
+    """py7zr writer factory: each member into its own temporary file, capped in size."""
+
+    root: Path
+    cap: int
+    files: dict[str, tuple[Path, int, bool]] = field(default_factory=dict)
+
+    def create(self, filename: str) -> _CappedWriter:
+        path = self.root / str(len(self.files))
+        self.files[filename] = (path, 0, False)
+        return _CappedWriter(path, self.cap, lambda w: self._done(filename, path, w))
+
+    def _done(self, filename: str, path: Path, writer: _CappedWriter) -> None:
+        self.files[filename] = (path, writer.written, writer.over)
+
+
+class _CappedWriter:
+    """py7zr's Py7zIO over a file, dropping bytes past the cap."""
+
+    def __init__(self, path: Path, cap: int, on_close: Callable[[_CappedWriter], None]) -> None:
+        self.file = path.open("w+b")
+        self.cap, self.written, self.over, self.on_close = cap, 0, False, on_close
+
+    def write(self, data: bytes | bytearray) -> int:
+        self.written += len(data)
+        if self.written > self.cap:
+            self.over = True
+        else:
+            self.file.write(data)
+        return len(data)
+
+    def read(self, size: int | None = None) -> bytes:
+        return self.file.read(size if size is not None else -1)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def size(self) -> int:
+        return self.written
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+            self.on_close(self)

@@ -1,0 +1,770 @@
+"""A symbolic pickle machine: interprets every opcode the way CPython's C unpickler would, with
+symbols in place of objects, so the exact callable each import or call would reach is known.
+
+Nothing is imported or called. Strings stay strings (so names assembled on the stack or fetched
+from the memo are resolved exactly); imports become :class:`Global`; calls become :class:`Call`;
+everything else is kept only as far as the analysis needs it. Large raw payloads (``BINBYTES8``,
+``BINUNICODE8``, ``BYTEARRAY8`` …) are skipped by seeking, so cost follows opcodes, not bytes.
+
+Design choices that close whole classes of scanner bypass (picklescan/modelscan/fickling
+advisories):
+
+1. Opcodes are read the way the C unpickler reads them (``FRAME`` only prefetches; ``PROTO`` may
+   appear anywhere and changes name resolution), not via ``pickletools.genops``.
+2. Names are resolved from the *stack values* (``STACK_GLOBAL`` operands may come from the memo,
+   ``BINGET``/``LONG_BINGET``/``GET`` alike); a non-string operand is reported, never guessed.
+3. The machine never stops at the first problem: a break in the stream is reported *with*
+   everything that ran before it, and the first ``STOP`` is not the end of the file.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO, Final
+
+__all__ = [
+    "Analysis",
+    "Call",
+    "DictValue",
+    "Global",
+    "Opaque",
+    "Persistent",
+    "Problem",
+    "Reader",
+    "analyse",
+    "describe",
+]
+
+_KEEP_STR: Final = 1 << 16
+"""Strings and bytes up to this length are kept as values; longer ones are skipped."""
+_KEEP_ITEMS: Final = 64
+"""Container items kept per container (enough for the analysis; bounds memory)."""
+_MAX_LINE: Final = 1 << 20
+"""Longest text-protocol line read into memory."""
+_CHUNK: Final = 1 << 20
+
+
+class TruncatedError(Exception):
+    """The stream ended inside an opcode."""
+
+
+def _malformed(message: str) -> BrokenStreamError:
+    return BrokenStreamError("pickle.stream.malformed", message)
+
+
+class BrokenStreamError(Exception):
+    """The stream is not a pickle the unpickler would accept past this point."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+class Reader:
+    """Reads a window ``[start, end)`` of a seekable stream; skips by seeking."""
+
+    def __init__(self, stream: BinaryIO, start: int, end: int) -> None:
+        self.stream, self.end = stream, end
+        self.pos = start
+        stream.seek(start)
+
+    def read(self, n: int) -> bytes:
+        if n > self.end - self.pos:
+            raise TruncatedError
+        data = self.stream.read(n)
+        if len(data) != n:
+            raise TruncatedError
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> None:
+        if n > self.end - self.pos:
+            raise TruncatedError
+        self.pos += n
+        self.stream.seek(self.pos)
+
+    def readline(self) -> bytes | None:
+        """One ``\\n``-terminated line without the newline; ``None`` when too long (skipped)."""
+        line = self.stream.readline(min(_MAX_LINE, self.end - self.pos))
+        self.pos += len(line)
+        if line.endswith(b"\n"):
+            return line[:-1]
+        if len(line) < _MAX_LINE or self.pos >= self.end:
+            raise TruncatedError
+        while True:  # too long to keep: skip to the newline
+            chunk = self.stream.readline(min(_CHUNK, self.end - self.pos))
+            self.pos += len(chunk)
+            if chunk.endswith(b"\n"):
+                return None
+            if not chunk:
+                raise TruncatedError
+
+
+@dataclass(slots=True, eq=False)
+class Global:
+    """An imported object: what ``find_class(module, name)`` would return."""
+
+    module: str
+    name: str
+    offset: int
+    opcode: str
+    proto: int
+    """The protocol in force (names are remapped below 3, dotted paths walked from 4)."""
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """The result of calling ``func``: REDUCE, NEWOBJ, NEWOBJ_EX, OBJ or INST."""
+
+    func: object
+    args: object
+    offset: int
+    opcode: str
+    used: bool = False
+    """Whether the result reached anything (a container, another call, the returned value)."""
+    state: object = None
+    """The last BUILD state applied to it."""
+
+
+@dataclass(slots=True, eq=False)
+class Opaque:
+    """A value the analysis does not need in full (a large string, a persistent id, a buffer)."""
+
+    kind: str
+    size: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Persistent:
+    """What the loader's ``persistent_load`` returns for ``pid`` (PyTorch: storages, classes)."""
+
+    pid: object
+
+
+@dataclass(slots=True, eq=False)
+class DictValue:
+    """A dict (first items kept)."""
+
+    items: list[tuple[object, object]] = field(default_factory=list)
+
+    def get(self, key: object) -> object:
+        for k, v in self.items:
+            if k == key and type(k) is type(key):
+                return v
+        return None
+
+
+@dataclass(slots=True, eq=False)
+class ListValue:
+    """A list, set or frozenset (first items kept)."""
+
+    items: list[object] = field(default_factory=list)
+    kind: str = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something structurally wrong or suspicious, found while interpreting."""
+
+    rule: str
+    offset: int
+    message: str
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Analysis:
+    """What one pickle stream (from PROTO to STOP) would do."""
+
+    start: int
+    end: int = 0
+    """Offset just past STOP (or where interpretation stopped)."""
+    complete: bool = False
+    """STOP was reached."""
+    ops: int = 0
+    globals: list[Global] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    builds: list[tuple[object, int]] = field(default_factory=list)
+    """BUILD targets and their offsets."""
+    problems: list[Problem] = field(default_factory=list)
+    result: object = None
+    """The value STOP returned."""
+
+
+BuildHook = Callable[[Call, object, Reader], None]
+"""Called after BUILD on a call result; may consume bytes (joblib writes arrays inline)."""
+
+
+class _Mark:
+    __slots__ = ()
+
+
+def _use(value: object) -> None:
+    if type(value) is Call:
+        value.used = True
+
+
+def _keep(items: list[object]) -> list[object]:
+    for v in items:
+        _use(v)
+    return items[:_KEEP_ITEMS]
+
+
+def _decode_line(line: bytes | None, what: str) -> str:
+    if line is None:
+        raise _malformed(f"{what} line is too long")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _malformed(f"{what} is not valid UTF-8") from None
+
+
+class _Machine:
+    def __init__(
+        self, reader: Reader, analysis: Analysis, max_ops: int, max_memo: int,
+        deadline: float, on_build: BuildHook | None,
+    ) -> None:
+        self.r = reader
+        self.a = analysis
+        self.stack: list[object] = []
+        self.metastack: list[list[object]] = []
+        self.memo: dict[int, object] = {}
+        self.proto = 0
+        self.max_ops, self.max_memo, self.deadline = max_ops, max_memo, deadline
+        self.on_build = on_build
+        self.offset = 0
+
+    # -- stack helpers -------------------------------------------------------------------
+    def pop(self) -> object:
+        if not self.stack:
+            raise _malformed("stack underflow")
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[object]:
+        if not self.metastack:
+            raise _malformed("no MARK to pop to")
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def top(self) -> object:
+        if not self.stack:
+            raise _malformed("stack underflow")
+        return self.stack[-1]
+
+    def memo_put(self, index: int) -> None:
+        if index < 0:
+            raise _malformed("negative memo index")
+        if len(self.memo) >= self.max_memo and index not in self.memo:
+            raise BrokenStreamError("pickle.limit.memo", f"more than {self.max_memo} memo entries")
+        self.memo[index] = self.top()
+
+    def memo_get(self, index: int) -> None:
+        if index not in self.memo:
+            raise _malformed(f"memo entry {index} was never stored")
+        self.stack.append(self.memo[index])
+
+    def text(self, data: bytes) -> object:
+        if len(data) > _KEEP_STR:
+            return Opaque("str", len(data))
+        try:
+            return data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise _malformed("string is not valid UTF-8") from None
+
+    def blob(self, n: int, kind: str) -> object:
+        if n > _KEEP_STR:
+            self.r.skip(n)
+            return Opaque(kind, n)
+        return self.r.read(n)
+
+    def length(self, size: int, fmt: str) -> int:
+        (n,) = struct.unpack(fmt, self.r.read(size))
+        if n < 0:
+            raise _malformed("negative length")
+        if n > self.r.end - self.r.pos:
+            raise BrokenStreamError(
+                "pickle.stream.truncated", f"declared length {n} runs past the end of the stream"
+            )
+        return int(n)
+
+    def call(self, func: object, args: object, opcode: str) -> Call:
+        _use(func)
+        _use(args)
+        c = Call(func, args, self.offset, opcode)
+        self.a.calls.append(c)
+        self.stack.append(c)
+        return c
+
+    def import_(self, module: object, name: object, opcode: str) -> Global:
+        if type(module) is not str or type(name) is not str:
+            self.a.problems.append(Problem(
+                "pickle.global.indeterminate", self.offset,
+                f"{opcode} operands are not plain strings; the imported object cannot be known",
+                {"module": describe(module), "name": describe(name)},
+            ))
+            module = module if type(module) is str else "?"
+            name = name if type(name) is str else "?"
+        g = Global(module, name, self.offset, opcode, self.proto)
+        self.a.globals.append(g)
+        return g
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        r, a = self.r, self.a
+        dispatch = _DISPATCH
+        while True:
+            self.offset = r.pos
+            code = r.read(1)[0]
+            a.ops += 1
+            if a.ops & 0xFFFF == 0:
+                if a.ops > self.max_ops:
+                    raise BrokenStreamError("pickle.limit.ops", f"more than {self.max_ops} opcodes")
+                if time.monotonic() > self.deadline:
+                    raise BrokenStreamError("pickle.limit.time", "the time limit was reached")
+            handler = dispatch.get(code)
+            if handler is None:
+                raise BrokenStreamError(
+                    "pickle.stream.invalid-opcode", f"invalid opcode {code:#04x}"
+                )
+            if handler(self):
+                a.complete = True
+                return
+
+    # -- opcodes -------------------------------------------------------------------------
+    def op_proto(self) -> None:
+        p = r_byte(self.r)
+        if p > 5:
+            raise _malformed(f"unsupported protocol {p}")
+        self.proto = p
+
+    def op_frame(self) -> None:
+        self.length(8, "<Q")  # C unpickler: a prefetch only; must fit in the stream
+
+    def op_stop(self) -> bool:
+        value = self.pop()
+        _use(value)
+        self.a.result = value
+        self.a.end = self.r.pos
+        return True
+
+    def op_mark(self) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def op_pop(self) -> None:
+        if self.stack:
+            self.stack.pop()
+        else:
+            self.pop_mark()
+
+    def op_pop_mark(self) -> None:
+        self.pop_mark()
+
+    def op_dup(self) -> None:
+        self.stack.append(self.top())
+
+    def push(self, value: object) -> None:
+        self.stack.append(value)
+
+    # constants
+    def op_none(self) -> None:
+        self.push(None)
+
+    def op_true(self) -> None:
+        self.push(True)
+
+    def op_false(self) -> None:
+        self.push(False)
+
+    def op_int(self) -> None:
+        line = _decode_line(self.r.readline(), "INT")
+        if line in ("00", "01"):
+            self.push(line == "01")
+            return
+        try:
+            self.push(int(line, 0 if line.startswith(("0x", "0X")) else 10))
+        except ValueError:
+            raise _malformed("INT is not a number") from None
+
+    def op_long(self) -> None:
+        line = _decode_line(self.r.readline(), "LONG").rstrip("L")
+        try:
+            self.push(int(line) if len(line) < 4000 else Opaque("int"))
+        except ValueError:
+            raise _malformed("LONG is not a number") from None
+
+    def op_float(self) -> None:
+        line = _decode_line(self.r.readline(), "FLOAT")
+        try:
+            self.push(float(line))
+        except ValueError:
+            raise _malformed("FLOAT is not a number") from None
+
+    def op_binint(self) -> None:
+        self.push(struct.unpack("<i", self.r.read(4))[0])
+
+    def op_binint1(self) -> None:
+        self.push(r_byte(self.r))
+
+    def op_binint2(self) -> None:
+        self.push(struct.unpack("<H", self.r.read(2))[0])
+
+    def op_binfloat(self) -> None:
+        self.push(struct.unpack(">d", self.r.read(8))[0])
+
+    def op_long1(self) -> None:
+        n = r_byte(self.r)
+        self.push(int.from_bytes(self.r.read(n), "little", signed=True))
+
+    def op_long4(self) -> None:
+        n = self.length(4, "<i")
+        if n > 4096:
+            self.r.skip(n)
+            self.push(Opaque("int", n))
+        else:
+            self.push(int.from_bytes(self.r.read(n), "little", signed=True))
+
+    # strings and bytes
+    def op_string(self) -> None:
+        line = self.r.readline()
+        if line is None:
+            self.push(Opaque("str"))
+            return
+        if len(line) < 2 or line[0] != line[-1] or line[:1] not in (b"'", b'"'):
+            raise _malformed("STRING is not quoted")
+        try:
+            self.push(line[1:-1].decode("unicode_escape").encode("latin-1").decode("latin-1"))
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            raise _malformed("STRING has a bad escape") from None
+
+    def op_binstring(self) -> None:
+        n = self.length(4, "<i")
+        data = self.blob(n, "str")
+        self.push(data.decode("latin-1") if isinstance(data, bytes) else data)
+
+    def op_short_binstring(self) -> None:
+        self.push(self.r.read(r_byte(self.r)).decode("latin-1"))
+
+    def op_unicode(self) -> None:
+        line = self.r.readline()
+        if line is None:
+            self.push(Opaque("str"))
+            return
+        try:
+            self.push(line.decode("raw-unicode-escape"))
+        except UnicodeDecodeError:
+            raise _malformed("UNICODE has a bad escape") from None
+
+    def op_short_binunicode(self) -> None:
+        self.push(self.text(self.r.read(r_byte(self.r))))
+
+    def op_binunicode(self) -> None:
+        self._unicode(self.length(4, "<I"))
+
+    def op_binunicode8(self) -> None:
+        self._unicode(self.length(8, "<Q"))
+
+    def _unicode(self, n: int) -> None:
+        if n > _KEEP_STR:
+            self.r.skip(n)
+            self.push(Opaque("str", n))
+        else:
+            self.push(self.text(self.r.read(n)))
+
+    def op_short_binbytes(self) -> None:
+        self.push(self.r.read(r_byte(self.r)))
+
+    def op_binbytes(self) -> None:
+        self.push(self.blob(self.length(4, "<I"), "bytes"))
+
+    def op_binbytes8(self) -> None:
+        self.push(self.blob(self.length(8, "<Q"), "bytes"))
+
+    def op_bytearray8(self) -> None:
+        self.push(self.blob(self.length(8, "<Q"), "bytearray"))
+
+    def op_next_buffer(self) -> None:
+        self.push(Opaque("buffer"))
+
+    def op_readonly_buffer(self) -> None:
+        self.top()
+
+    # containers
+    def op_empty_tuple(self) -> None:
+        self.push(())
+
+    def op_tuple(self) -> None:
+        self.push(tuple(_keep(self.pop_mark())))
+
+    def op_tuple1(self) -> None:
+        self.push(tuple(_keep([self.pop()])))
+
+    def op_tuple2(self) -> None:
+        b, a_ = self.pop(), self.pop()
+        self.push(tuple(_keep([a_, b])))
+
+    def op_tuple3(self) -> None:
+        c, b, a_ = self.pop(), self.pop(), self.pop()
+        self.push(tuple(_keep([a_, b, c])))
+
+    def op_empty_list(self) -> None:
+        self.push(ListValue())
+
+    def op_list(self) -> None:
+        self.push(ListValue(_keep(self.pop_mark())))
+
+    def op_empty_dict(self) -> None:
+        self.push(DictValue())
+
+    def op_dict(self) -> None:
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise _malformed("DICT with an odd number of items")
+        _keep(items)
+        self.push(DictValue(list(zip(items[::2], items[1::2], strict=True))[:_KEEP_ITEMS]))
+
+    def op_empty_set(self) -> None:
+        self.push(ListValue(kind="set"))
+
+    def op_frozenset(self) -> None:
+        self.push(ListValue(_keep(self.pop_mark()), "frozenset"))
+
+    def _append_to(self, target: object, items: list[object]) -> None:
+        _keep(items)
+        if isinstance(target, ListValue):
+            room = _KEEP_ITEMS - len(target.items)
+            if room > 0:
+                target.items.extend(items[:room])
+        elif type(target) is Global:
+            # APPEND on an imported object calls its own append/extend: a call, not data
+            self.a.problems.append(Problem(
+                "pickle.call.method-on-global", self.offset,
+                "APPEND/APPENDS on an imported object calls its append or extend method",
+            ))
+        elif type(target) is not Call and not isinstance(target, Opaque):
+            raise _malformed("APPEND to something that is not a list")
+
+    def op_append(self) -> None:
+        value = self.pop()
+        self._append_to(self.top(), [value])
+
+    def op_appends(self) -> None:
+        items = self.pop_mark()
+        self._append_to(self.top(), items)
+
+    def op_additems(self) -> None:
+        items = self.pop_mark()
+        self._append_to(self.top(), items)
+
+    def _setitems(self, items: list[object]) -> None:
+        if len(items) % 2:
+            raise _malformed("SETITEMS with an odd number of items")
+        _keep(items)
+        target = self.top()
+        if isinstance(target, DictValue):
+            room = _KEEP_ITEMS - len(target.items)
+            if room > 0:
+                pairs = list(zip(items[::2], items[1::2], strict=True))
+                target.items.extend(pairs[:room])
+        elif type(target) is Global:
+            self.a.problems.append(Problem(
+                "pickle.call.method-on-global", self.offset,
+                "SETITEM(S) on an imported object calls its __setitem__ method",
+            ))
+        elif type(target) is not Call and not isinstance(target, Opaque):
+            raise _malformed("SETITEM on something that is not a dict")
+
+    def op_setitem(self) -> None:
+        v, k = self.pop(), self.pop()
+        self._setitems([k, v])
+
+    def op_setitems(self) -> None:
+        self._setitems(self.pop_mark())
+
+    # memo
+    def op_put(self) -> None:
+        line = _decode_line(self.r.readline(), "PUT")
+        try:
+            self.memo_put(int(line))
+        except ValueError:
+            raise _malformed("PUT index is not a number") from None
+
+    def op_binput(self) -> None:
+        self.memo_put(r_byte(self.r))
+
+    def op_long_binput(self) -> None:
+        self.memo_put(struct.unpack("<I", self.r.read(4))[0])
+
+    def op_memoize(self) -> None:
+        self.memo_put(len(self.memo))
+
+    def op_get(self) -> None:
+        line = _decode_line(self.r.readline(), "GET")
+        try:
+            self.memo_get(int(line))
+        except ValueError:
+            raise _malformed("GET index is not a number") from None
+
+    def op_binget(self) -> None:
+        self.memo_get(r_byte(self.r))
+
+    def op_long_binget(self) -> None:
+        self.memo_get(struct.unpack("<I", self.r.read(4))[0])
+
+    # imports
+    def op_global(self) -> None:
+        module = _decode_line(self.r.readline(), "GLOBAL module")
+        name = _decode_line(self.r.readline(), "GLOBAL name")
+        self.push(self.import_(module, name, "GLOBAL"))
+
+    def op_stack_global(self) -> None:
+        name, module = self.pop(), self.pop()
+        self.push(self.import_(module, name, "STACK_GLOBAL"))
+
+    def op_ext(self, size: int, fmt: str) -> None:
+        (code,) = struct.unpack(fmt, self.r.read(size))
+        self.a.problems.append(Problem(
+            "pickle.global.extension", self.offset,
+            f"EXT{size} imports whatever the loading process registered as extension {code}",
+            {"code": code},
+        ))
+        self.push(self.import_(f"<extension {code}>", "?", f"EXT{size}"))
+
+    def op_ext1(self) -> None:
+        self.op_ext(1, "<B")
+
+    def op_ext2(self) -> None:
+        self.op_ext(2, "<H")
+
+    def op_ext4(self) -> None:
+        self.op_ext(4, "<i")
+
+    # calls
+    def op_reduce(self) -> None:
+        args, func = self.pop(), self.pop()
+        self.call(func, args, "REDUCE")
+
+    def op_newobj(self) -> None:
+        args, cls = self.pop(), self.pop()
+        self.call(cls, args, "NEWOBJ")
+
+    def op_newobj_ex(self) -> None:
+        kwargs, args, cls = self.pop(), self.pop(), self.pop()
+        _use(kwargs)
+        self.call(cls, (args, kwargs), "NEWOBJ_EX")
+
+    def op_obj(self) -> None:
+        items = self.pop_mark()
+        if not items:
+            raise _malformed("OBJ without a class")
+        self.call(items[0], tuple(items[1:]), "OBJ")
+
+    def op_inst(self) -> None:
+        module = _decode_line(self.r.readline(), "INST module")
+        name = _decode_line(self.r.readline(), "INST name")
+        args = self.pop_mark()
+        self.call(self.import_(module, name, "INST"), tuple(args), "INST")
+
+    def op_build(self) -> None:
+        state = self.pop()
+        target = self.top()
+        _use(state)
+        self.a.builds.append((target, self.offset))
+        if type(target) is Call:
+            target.state = state
+            if self.on_build is not None:
+                self.on_build(target, state, self.r)
+
+    def op_persid(self) -> None:
+        line = self.r.readline()
+        self.push(Persistent(line.decode("latin-1") if line is not None else Opaque("str")))
+
+    def op_binpersid(self) -> None:
+        pid = self.pop()
+        _use(pid)
+        self.push(Persistent(pid))
+
+
+def r_byte(r: Reader) -> int:
+    return r.read(1)[0]
+
+
+def describe(value: object) -> str:
+    """A value in words, for findings."""
+    if type(value) is Call:
+        return f"the result of {value.opcode} at offset {value.offset}"
+    if type(value) is Global:
+        return f"{value.module}.{value.name}"
+    if isinstance(value, Opaque):
+        return value.kind
+    if isinstance(value, Persistent):
+        return "an object from the loader's persistent_load"
+    return type(value).__name__
+
+
+_OPS: dict[bytes, str] = {
+    b"(": "mark", b".": "stop", b"0": "pop", b"1": "pop_mark", b"2": "dup", b"F": "float",
+    b"I": "int", b"J": "binint", b"K": "binint1", b"L": "long", b"M": "binint2", b"N": "none",
+    b"P": "persid", b"Q": "binpersid", b"R": "reduce", b"S": "string", b"T": "binstring",
+    b"U": "short_binstring", b"V": "unicode", b"X": "binunicode", b"a": "append", b"b": "build",
+    b"c": "global", b"d": "dict", b"}": "empty_dict", b"e": "appends", b"g": "get",
+    b"h": "binget", b"i": "inst", b"j": "long_binget", b"l": "list", b"]": "empty_list",
+    b"o": "obj", b"p": "put", b"q": "binput", b"r": "long_binput", b"s": "setitem",
+    b"t": "tuple", b")": "empty_tuple", b"u": "setitems", b"G": "binfloat",
+    b"\x80": "proto", b"\x81": "newobj", b"\x82": "ext1", b"\x83": "ext2", b"\x84": "ext4",
+    b"\x85": "tuple1", b"\x86": "tuple2", b"\x87": "tuple3", b"\x88": "true", b"\x89": "false",
+    b"\x8a": "long1", b"\x8b": "long4", b"B": "binbytes", b"C": "short_binbytes",
+    b"\x8c": "short_binunicode", b"\x8d": "binunicode8", b"\x8e": "binbytes8",
+    b"\x8f": "empty_set", b"\x90": "additems", b"\x91": "frozenset", b"\x92": "newobj_ex",
+    b"\x93": "stack_global", b"\x94": "memoize", b"\x95": "frame", b"\x96": "bytearray8",
+    b"\x97": "next_buffer", b"\x98": "readonly_buffer",
+}
+_DISPATCH: Final[dict[int, Callable[[_Machine], bool | None]]] = {
+    k[0]: getattr(_Machine, f"op_{v}") for k, v in _OPS.items()
+}
+OPCODES: Final = frozenset(_DISPATCH)
+"""Every byte that starts a valid opcode."""
+
+
+def analyse(
+    stream: BinaryIO,
+    start: int,
+    end: int,
+    *,
+    max_ops: int,
+    max_memo: int = 4_000_000,
+    timeout_s: float = 300.0,
+    on_build: BuildHook | None = None,
+) -> Analysis:
+    """Interpret one pickle starting at ``start`` (up to ``end``); never raises on bad input.
+
+    A break in the stream becomes a :class:`Problem`; everything interpreted before the break
+    is in the result, because the unpickler would have run it.
+    """
+    analysis = Analysis(start=start)
+    machine = _Machine(
+        Reader(stream, start, end), analysis, max_ops, max_memo,
+        time.monotonic() + timeout_s, on_build,
+    )
+    try:
+        machine.run()
+    except TruncatedError:
+        analysis.problems.append(Problem(
+            "pickle.stream.truncated", machine.offset, "the stream ends inside the pickle"
+        ))
+    except BrokenStreamError as exc:
+        analysis.problems.append(Problem(exc.rule, machine.offset, exc.message))
+    except (RecursionError, MemoryError, OverflowError, ValueError, struct.error) as exc:
+        analysis.problems.append(Problem(
+            "pickle.stream.malformed", machine.offset, f"cannot interpret: {exc}"
+        ))
+    if not analysis.complete:
+        analysis.end = machine.r.pos
+    # Values left on the stack under the returned one are dropped by the unpickler: a call
+    # among them keeps ``used`` False and is reported as a call made for its side effects.
+    return analysis

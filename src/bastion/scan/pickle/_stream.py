@@ -1,0 +1,203 @@
+"""Scanning pickle streams: run the machine over each stacked pickle, judge it with the policy.
+
+Rules (each a finding; see ``docs/scan.md``):
+
+1. Every import not on the allowlist: ``pickle.global.dangerous`` (critical: code, files,
+   network), ``pickle.global.dotted`` (critical: attribute walk), ``pickle.global.unknown`` (high).
+2. Import operands that are not plain strings: ``pickle.global.indeterminate`` (critical).
+3. A call whose callable is not an import (the result of another call, a persistent object):
+   ``pickle.call.indeterminate`` (critical) — the ``getattr(...)(...)`` chain.
+4. A call whose result is dropped (POP, left under the returned value, memo only):
+   ``pickle.call.discarded`` — made for its side effect.
+5. BUILD on an imported object (``setattr`` on a class, module or function):
+   ``pickle.build.global`` (critical).
+6. A break in the stream (truncation, invalid opcode, malformed operand) after whatever ran
+   before it: ``pickle.stream.*`` (high); a limit hit: ``pickle.limit.*`` (high).
+7. Bytes after the last pickle that do not form one: ``pickle.trailing-data`` (medium).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import BinaryIO, Final
+
+from bastion.findings import Finding, Location, Severity
+from bastion.scan._rules import CODE_EXECUTION, finding
+from bastion.scan.interface import ScanLimits
+from bastion.scan.pickle._machine import (
+    OPCODES,
+    Analysis,
+    BuildHook,
+    Call,
+    Global,
+    Persistent,
+    analyse,
+    describe,
+)
+from bastion.scan.pickle.policy import Policy
+
+__all__ = ["judge", "scan_pickles"]
+
+_REMEDIATE_CODE: Final = (
+    "Do not load this file with pickle, torch.load or joblib.load. If you trust its author and "
+    "the import is expected, allow it explicitly (--allow module.name) and rescan; better, ask "
+    "for the weights in safetensors or ONNX."
+)
+_PROBLEM_SEVERITY: Final = {
+    "pickle.global.indeterminate": Severity.CRITICAL,
+    "pickle.call.method-on-global": Severity.CRITICAL,
+    "pickle.global.extension": Severity.HIGH,
+}
+_BREAK_DETAIL: Final = (
+    "The unpickler stops with an error here, but every opcode before this point has already "
+    "run: a payload placed before a deliberate break still executes."
+)
+
+
+def scan_pickles(
+    stream: BinaryIO,
+    location: Location,
+    limits: ScanLimits,
+    policy: Policy,
+    *,
+    start: int = 0,
+    end: int,
+    count: int | None = None,
+    on_build: BuildHook | None = None,
+) -> Iterator[Finding]:
+    """Scan the pickles stacked in ``stream[start:end]``: ``count`` of them, or all there are."""
+    pos, index = start, 0
+    while pos < end and (count is None or index < count):
+        if index and count is None:
+            stream.seek(pos)
+            first = stream.read(1)
+            if not first or first[0] not in OPCODES:
+                yield _trailing(location, pos, end)
+                return
+        a = analyse(stream, pos, end, max_ops=limits.max_pickle_ops, max_memo=limits.max_memo,
+                    timeout_s=limits.timeout_s, on_build=on_build)
+        if index and count is None and not a.complete and not a.globals and not a.calls:
+            yield _trailing(location, pos, end)  # bytes after the last pickle, not another one
+            return
+        yield from judge(a, index, location, policy)
+        if not a.complete:
+            return
+        pos, index = a.end, index + 1
+    if count is not None and index < count:
+        yield finding(
+            "pickle.stream.truncated", Severity.HIGH,
+            f"expected {count} stacked pickles, found {index}",
+            replace(location, offset=pos), detail=_BREAK_DETAIL,
+        )
+
+
+def _trailing(location: Location, pos: int, end: int) -> Finding:
+    return finding(
+        "pickle.trailing-data", Severity.MEDIUM,
+        f"{end - pos} bytes after the last pickle are not a pickle",
+        replace(location, offset=pos),
+        detail="A loader that reads several pickles, or a tool that reads this file "
+        "differently, may interpret bytes the scan could not.",
+        evidence={"bytes": end - pos},
+    )
+
+
+def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterator[Finding]:
+    """The findings for one interpreted pickle (rules 1-6), numbered ``index`` in its stream."""
+    where = f"pickle #{index + 1}" if index else "pickle"
+
+    def at(offset: int) -> Location:
+        return replace(location, offset=offset)
+
+    # 1. imports
+    reported: dict[str, Global] = {}
+    called = {id(c.func) for c in a.calls}
+    counts: dict[str, int] = {}
+    for g in a.globals:
+        if g.opcode.startswith("EXT"):
+            continue
+        v = policy.verdict(g.module, g.name, g.proto)
+        if v.allowed:
+            continue
+        counts[v.qualified] = counts.get(v.qualified, 0) + 1
+        if v.qualified in reported:
+            continue
+        reported[v.qualified] = g
+        rule = (
+            "pickle.global.dotted" if "." in v.name
+            else "pickle.global.dangerous" if v.severity is Severity.CRITICAL
+            else "pickle.global.unknown"
+        )
+        verb = "imports and calls" if id(g) in called else "imports"
+        yield finding(
+            rule, v.severity, f"{where} {verb} {v.qualified}", at(g.offset),
+            detail=f"{g.opcode} makes the unpickler import {v.qualified}, which {v.reason}.",
+            remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+            evidence={"global": v.qualified, "module": v.module, "name": v.name,
+                      "opcode": g.opcode, "as_written": f"{g.module}.{g.name}",
+                      "protocol": g.proto},
+        )
+    # 2, 6. structural problems
+    for p in a.problems:
+        severity = _PROBLEM_SEVERITY.get(p.rule, Severity.HIGH)
+        yield finding(
+            p.rule, severity, f"{where}: {p.message}", at(p.offset),
+            detail=_BREAK_DETAIL if p.rule.startswith("pickle.stream") else
+            "The scanner cannot tell what this would import or call, so it cannot vouch for it.",
+            techniques=CODE_EXECUTION if severity is Severity.CRITICAL else (),
+            evidence=dict(p.evidence),
+        )
+    # 3, 4. calls
+    for c in a.calls:
+        func = _resolve(c.func)
+        if type(func) is not Global:
+            yield finding(
+                "pickle.call.indeterminate", Severity.CRITICAL,
+                f"{where}: {c.opcode} calls a value built at load time, not an import",
+                at(c.offset),
+                detail="The callable is the result of another call or a loader-provided "
+                "object (the getattr(...)(...) pattern); what runs cannot be vetted.",
+                remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+                evidence={"opcode": c.opcode, "callable": describe(func)},
+            )
+        elif not c.used and a.complete:
+            v = policy.verdict(func.module, func.name, func.proto)
+            yield finding(
+                "pickle.call.discarded",
+                Severity.MEDIUM if v.allowed else Severity.HIGH,
+                f"{where}: the result of calling {v.qualified} is thrown away", at(c.offset),
+                detail="A call whose result is never used was made for its side effect.",
+                remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+                evidence={"opcode": c.opcode, "callable": v.qualified},
+            )
+    # 5. BUILD on imported objects
+    for built, offset in a.builds:
+        target = _resolve(built)
+        if type(target) is Global:
+            yield finding(
+                "pickle.build.global", Severity.CRITICAL,
+                f"{where}: BUILD sets attributes on the imported {target.module}.{target.name}",
+                at(offset),
+                detail="BUILD on a class, module or function rewrites it (setattr) in the "
+                "loading process, e.g. replacing a function that later code calls.",
+                remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+                evidence={"target": f"{target.module}.{target.name}"},
+            )
+        elif type(target) is not Call:
+            yield finding(
+                "pickle.build.unusual-target", Severity.HIGH,
+                f"{where}: BUILD on {describe(target)}", at(offset),
+                detail="BUILD on something that is not an object made by this pickle.",
+                evidence={"target": describe(target)},
+            )
+
+
+
+def _resolve(value: object) -> object:
+    """PyTorch's legacy ``persistent_load`` returns ``pid[1]`` for ``("module", cls, ...)``."""
+    if isinstance(value, Persistent):
+        pid = value.pid
+        if type(pid) is tuple and len(pid) >= 2 and pid[0] == "module" and type(pid[1]) is Global:
+            return pid[1]
+    return value

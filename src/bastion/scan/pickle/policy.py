@@ -1,0 +1,178 @@
+"""The globals policy: which imports a pickle may make. An allowlist, never a denylist.
+
+One :class:`Policy` drives both the scanner and :class:`~bastion.scan.pickle.RestrictedUnpickler`,
+so what scans clean is exactly what loads::
+
+    >>> from bastion.scan.pickle.policy import Policy
+    >>> policy = Policy.default()
+    >>> policy.verdict("collections", "OrderedDict").allowed
+    True
+    >>> policy.verdict("__builtin__", "eval", proto=2).severity.value
+    'critical'
+
+Why an allowlist (picklescan and modelscan advisories, 2023-2025): every published bypass of a
+denylist scanner was a callable nobody had listed (``pydoc.locate``, ``torch.load`` nested,
+``operator.attrgetter``, ``pip.main``, ``_io.FileIO``, ``numpy.load``…). Here anything not known
+safe is a finding; the denylist below only decides *how* bad (critical vs high).
+
+Names are canonicalised as the unpickler would: protocol < 3 applies ``_compat_pickle`` renames
+(``__builtin__.eval`` *is* ``builtins.eval``); a dotted name walks attributes (protocol ≥ 4),
+so ``collections`` + ``OrderedDict.__init__.__globals__`` is neither ``OrderedDict`` nor allowed.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Final, Self
+
+from bastion.findings import Severity
+from bastion.scan.interface import ScanError
+
+__all__ = ["Policy", "Verdict", "canonical"]
+
+_CRITICAL_MODULES: Final = frozenset({
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "socket", "_socket", "shutil",
+    "pty", "importlib", "runpy", "code", "codeop", "ctypes", "_ctypes", "pickle", "_pickle",
+    "cPickle", "dill", "cloudpickle", "marshal", "webbrowser", "urllib", "urllib2", "http",
+    "httplib", "ftplib", "smtplib", "telnetlib", "poplib", "imaplib", "requests", "httpx",
+    "aiohttp", "asyncio", "multiprocessing", "threading", "_thread", "signal", "tempfile", "io",
+    "_io", "glob", "commands", "pdb", "bdb", "timeit", "trace", "profile", "cProfile", "pydoc",
+    "ensurepip", "pip", "setuptools", "distutils", "venv", "zipimport", "imp", "types",
+    "functools", "operator", "builtins", "__builtin__", "sqlite3", "shelve", "dbm", "tarfile",
+    "zipfile", "inspect", "gc", "site", "sysconfig", "platform", "uuid", "linecache", "fileinput",
+    "ssl", "select", "selectors", "mmap", "resource", "fcntl", "termios", "pwd", "grp", "jinja2",
+    "yaml", "joblib", "paramiko", "fabric", "pexpect", "sh", "plumbum", "git", "xmlrpc",
+    "socketserver", "logging", "atexit", "exec", "copyreg", "pkgutil", "compileall",
+    "py_compile", "unittest", "doctest", "idlelib", "tkinter", "turtle", "antigravity", "this",
+})
+"""Modules whose callables run code, touch files or the network (any name in them)."""
+
+_CRITICAL_NAMES: Final = frozenset({
+    ("torch", "load"), ("torch", "hub"), ("torch.hub", "load"), ("torch.jit", "load"),
+    ("torch.serialization", "load"), ("torch.storage", "_load_from_bytes"),
+    ("torch._inductor.codecache", "compile_file"), ("torch.utils.cpp_extension", "load"),
+    ("torch.utils.cpp_extension", "load_inline"), ("torch.package", "PackageImporter"),
+    ("torch._dynamo", "eval_frame"), ("torch.fx.experimental.symbolic_shapes", "eval"),
+    ("numpy", "load"), ("numpy", "loadtxt"), ("numpy", "fromfile"), ("numpy", "genfromtxt"),
+    ("numpy.lib.npyio", "load"), ("numpy", "memmap"), ("numpy.f2py", "compile"),
+    ("numpy.testing._private.utils", "runstring"), ("numpy.distutils.exec_command", "exec_command"),
+    ("pandas", "read_pickle"), ("pandas", "read_csv"), ("pandas.io.pickle", "read_pickle"),
+    ("keras.models", "load_model"), ("tensorflow", "py_function"), ("scipy.io", "loadmat"),
+    ("sklearn.datasets", "fetch_openml"), ("onnx", "load"), ("h5py", "File"),
+})
+"""Individual callables outside those modules that load, fetch or execute."""
+
+def canonical(module: str, name: str, proto: int) -> tuple[str, str]:
+    """The (module, name) ``find_class`` would really import, after protocol 0-2 renames."""
+    if proto < 3:
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+    return module, name
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the policy says about one import."""
+
+    module: str
+    """Canonical module (after protocol renames)."""
+    name: str
+    """Canonical name; dotted names walk attributes."""
+    allowed: bool
+    """On the allowlist (built in or extended by the user)."""
+    severity: Severity
+    """``INFO`` when allowed; ``CRITICAL`` for known code/file/network primitives; else ``HIGH``."""
+    reason: str
+    """Why, for people."""
+
+    @property
+    def qualified(self) -> str:
+        """``module.name`` as the unpickler would resolve it."""
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """An allowlist of ``module:name`` entries, plus ``module:*`` entries for whole modules.
+
+    Build with :meth:`default`, then extend with :meth:`allowing` or :meth:`with_file`.
+    """
+
+    allowed: frozenset[str]
+    """``module:name`` entries."""
+    allowed_modules: frozenset[str] = field(default_factory=frozenset)
+    """Modules the user allowed wholesale (``module.*``)."""
+
+    @classmethod
+    def default(cls) -> Self:
+        """The curated built-in allowlist (``allowlist.txt`` next to this module)."""
+        text = resources.files(__package__).joinpath("allowlist.txt").read_text("utf-8")
+        entries = [ln.strip() for ln in text.splitlines()]
+        return cls(frozenset(e for e in entries if e and not e.startswith("#")))
+
+    def allowing(self, names: Iterable[str]) -> Self:
+        """A copy that also allows ``names`` (``module.name``, ``module:name`` or ``module.*``)."""
+        allowed, modules = set(self.allowed), set(self.allowed_modules)
+        for raw in names:
+            entry = raw.strip()
+            module, sep, name = entry.partition(":")
+            if not sep:
+                module, _, name = entry.rpartition(".")
+            if not module or not name or not all(p.isidentifier() for p in module.split(".")):
+                raise ScanError(
+                    f"cannot read the allowlist entry {raw!r}",
+                    hint="write module.name (torch.nn.Linear), module:name or module.*",
+                )
+            if name == "*":
+                modules.add(module)
+            else:
+                allowed.add(f"{module}:{name}")
+        return type(self)(frozenset(allowed), frozenset(modules))
+
+    def with_file(self, path: Path) -> Self:
+        """A copy extended by a policy file: TOML with ``allow = ["module.name", ...]``."""
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise ScanError(f"cannot read the policy file {path}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ScanError(
+                f"the policy file {path} is not valid TOML: {exc}",
+                hint='write e.g.  allow = ["mypkg.models.MyNet"]',
+            ) from None
+        allow = data.get("allow", [])
+        unknown = set(data) - {"allow"}
+        if unknown or not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise ScanError(
+                f"the policy file {path} must hold only  allow = [\"module.name\", ...]",
+                hint=f"unexpected: {sorted(unknown) or 'allow is not a list of strings'}",
+            )
+        return self.allowing(allow)
+
+    def verdict(self, module: str, name: str, proto: int = 4) -> Verdict:
+        """Judge one import as ``find_class(module, name)`` under protocol ``proto``."""
+        module, name = canonical(module, name, proto)
+        if f"{module}:{name}" in self.allowed or (
+            "." not in name and _in_modules(module, self.allowed_modules)
+        ):
+            return Verdict(module, name, True, Severity.INFO, "on the allowlist")
+        top = module.split(".", 1)[0]
+        if top in _CRITICAL_MODULES or (module, name.split(".", 1)[0]) in _CRITICAL_NAMES:
+            return Verdict(module, name, False, Severity.CRITICAL,
+                           "runs code, touches files or the network when called")
+        if "." in name:
+            return Verdict(module, name, False, Severity.CRITICAL,
+                           "a dotted name walks attributes to an object nobody vetted")
+        return Verdict(module, name, False, Severity.HIGH,
+                       "not on the allowlist: importing and calling it runs unvetted code")
+
+
+def _in_modules(module: str, modules: frozenset[str]) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in modules)

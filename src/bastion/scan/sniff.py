@@ -1,0 +1,164 @@
+"""Format by content: magic bytes and structure, never the file name.
+
+    >>> import io, pickle
+    >>> sniff_bytes(pickle.dumps([1, 2]))
+    <Format.PICKLE: 'pickle'>
+    >>> sniff_bytes(b"just text")
+    <Format.UNKNOWN: 'unknown'>
+
+Why: modelscan picks a scanner by extension, so ``model.bin`` holding a pickle, or a pickle
+renamed ``.txt``, is skipped as "not a model" and reported clean. Loaders do not look at names
+either (``torch.load`` checks for a zip header, ``numpy.load`` for its magic, ``pickle`` reads
+whatever it is given), so neither does the scanner.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from typing import BinaryIO, Final
+
+from bastion.scan.interface import Format, Source
+from bastion.scan.pickle._machine import OPCODES, analyse
+
+__all__ = ["TORCH_LEGACY_MAGIC", "sniff", "sniff_bytes", "sniff_stream"]
+
+HEAD: Final = 1 << 16
+"""Bytes read from the start of a file to decide its format."""
+TORCH_LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
+"""The integer PyTorch's legacy format pickles first (``torch.serialization.MAGIC_NUMBER``)."""
+_TORCH_DATA_PKL: Final = re.compile(r"^[^/]+/data\.pkl$")
+
+
+def sniff(source: Source) -> Format:
+    """The format of ``source``, decided by its content."""
+    with source.open() as stream:
+        return sniff_stream(stream, source.size)
+
+
+def sniff_bytes(data: bytes) -> Format:
+    """The format of an in-memory blob."""
+    return sniff_stream(io.BytesIO(data), len(data))
+
+
+def sniff_stream(stream: BinaryIO, size: int) -> Format:
+    """The format of a seekable stream of ``size`` bytes (read from its start)."""
+    stream.seek(0)
+    head = stream.read(HEAD)
+    for probe in _PROBES:
+        fmt = probe(head, stream, size)
+        if fmt is not None:
+            return fmt
+    return Format.UNKNOWN
+
+
+def _zip(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        return None
+    try:
+        stream.seek(0)
+        names = zipfile.ZipFile(stream).namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        return Format.ZIP  # the zip scanner reports why it cannot be read
+    if any(_TORCH_DATA_PKL.match(n) for n in names):
+        return Format.TORCH_ZIP
+    if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
+        return Format.KERAS
+    if names and all(n.endswith(".npy") for n in names):
+        return Format.NUMPY_NPZ
+    return Format.ZIP
+
+
+def _magic(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    del stream, size
+    if head.startswith(b"\x93NUMPY"):
+        return Format.NUMPY
+    if any(head[o:o + 8] == b"\x89HDF\r\n\x1a\n" for o in (0, 512, 1024, 2048)):
+        return Format.HDF5
+    if head.startswith(b"GGUF"):
+        return Format.GGUF
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return Format.SEVENZIP
+    if head.startswith(b"\x1f\x8b"):
+        return Format.GZIP
+    if head.startswith(b"BZh") and head[3:4].isdigit():
+        return Format.BZIP2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Format.XZ
+    return None
+
+
+def _tar(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    del stream, size
+    if len(head) < 512 or not _tar_checksum_ok(head[:512]):
+        return None
+    return Format.TAR
+
+
+def _tar_checksum_ok(block: bytes) -> bool:
+    field = block[148:156].split(b"\x00", 1)[0].strip()
+    try:
+        declared = int(field or b"-1", 8)
+    except ValueError:
+        return False
+    actual = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    return declared == actual and block[:100].strip(b"\x00") != b""
+
+
+def _safetensors(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    del stream
+    if len(head) < 10:
+        return None
+    (n,) = struct.unpack("<Q", head[:8])
+    if 2 <= n <= size - 8 and head[8:9] == b"{":
+        return Format.SAFETENSORS
+    return None
+
+
+def _pickle(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    del stream, size
+    if not head or head[0] not in OPCODES:
+        return None
+    if head[0] == 0x80 and (len(head) < 2 or head[1] > 5):
+        return None
+    a = analyse(io.BytesIO(head), 0, len(head), max_ops=100_000, timeout_s=5.0)
+    broke = not a.complete and any(not p.rule.endswith("truncated") for p in a.problems)
+    if head[0] != 0x80 and (broke or a.ops < 2):
+        return None  # text that happens to start with an opcode byte
+    if a.complete and a.result == TORCH_LEGACY_MAGIC:
+        return Format.TORCH_LEGACY
+    if b"joblib.numpy_pickle" in head or b"NumpyArrayWrapper" in head:
+        return Format.JOBLIB
+    return Format.PICKLE
+
+
+def _zlib(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    del stream, size
+    if len(head) < 2 or head[0] & 0x0F != 8 or (head[0] << 8 | head[1]) % 31:
+        return None
+    try:
+        zlib.decompressobj().decompress(head[:4096], 1)
+    except zlib.error:
+        return None
+    return Format.ZLIB
+
+
+def _protobuf(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    """ONNX vs SavedModel: both are protobuf; the formats helper owns the probe."""
+    del stream, size
+    try:
+        module = importlib.import_module("bastion.scan.formats._protobuf")
+    except ImportError:
+        return None
+    probe: Callable[[bytes], Format | None] = module.probe_protobuf
+    return probe(head)
+
+
+_PROBES: Final[tuple[Callable[[bytes, BinaryIO, int], Format | None], ...]] = (
+    _zip, _magic, _tar, _safetensors, _zlib, _pickle, _protobuf,
+)
