@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 
 def _ge(v: Version, bound: str) -> bool:
@@ -38,6 +38,22 @@ def _sort_key(event: dict[str, str]) -> tuple[int, Version]:
     return (0, Version("0")) if value == "0" else (1, Version(value))
 
 
+def _equal(listed: str, v: Version) -> bool:
+    try:
+        return Version(listed) == v
+    except InvalidVersion:
+        return False
+
+
+def _orderable(events: Sequence[dict[str, str]]) -> bool:
+    try:
+        for event in events:
+            _sort_key(event)
+    except InvalidVersion:
+        return False
+    return True
+
+
 def is_vulnerable(record: dict[str, Any], name: str, version: str) -> bool:
     """The schema's IsVulnerable for a PyPI package at a PEP 440 version."""
     v = Version(version)
@@ -45,10 +61,12 @@ def is_vulnerable(record: dict[str, Any], name: str, version: str) -> bool:
         package = affected["package"]
         if package["ecosystem"] != "PyPI" or canonicalize_name(package["name"]) != name:
             continue
-        if any(Version(listed) == v for listed in affected.get("versions", [])):
+        if any(_equal(listed, v) for listed in affected.get("versions", [])):
             return True
         for rng in affected.get("ranges", []):
-            if rng["type"] != "ECOSYSTEM" or not _before_limits(v, rng["events"]):
+            if rng["type"] != "ECOSYSTEM" or not _orderable(rng["events"]):
+                continue  # a range with a non-PEP 440 bound is skipped here (Bastion: affected)
+            if not _before_limits(v, rng["events"]):
                 continue
             vulnerable = False
             for evt in sorted(rng["events"], key=_sort_key):
@@ -65,6 +83,7 @@ def is_vulnerable(record: dict[str, Any], name: str, version: str) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     records: dict[str, dict[str, Any]]
+    by_name: dict[str, list[dict[str, Any]]]
     requests: list[str]
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
@@ -82,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         name = canonicalize_name(query["package"]["name"])
         return [
             r
-            for r in self.records.values()
+            for r in self.by_name.get(name, [])
             if is_vulnerable(r, name, query["version"])  # withdrawn ones too, as osv.dev does
         ]
 
@@ -113,9 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def serve(records: Sequence[dict[str, Any]]) -> Iterator[tuple[str, list[str]]]:
     """Run the endpoint on 127.0.0.1 (a free port); yield its base URL and the request log."""
-    handler = type(
-        "Handler", (_Handler,), {"records": {r["id"]: r for r in records}, "requests": []}
-    )
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        names = {canonicalize_name(a["package"]["name"]) for a in record.get("affected", [])}
+        for name in names:
+            by_name.setdefault(name, []).append(record)
+    attributes = {"records": {r["id"]: r for r in records}, "by_name": by_name, "requests": []}
+    handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
