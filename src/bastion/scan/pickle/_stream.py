@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import BinaryIO, Final
 
 from bastion.findings import Finding, Location, Severity
-from bastion.scan._rules import CODE_EXECUTION, finding
+from bastion.scan._rules import CODE_EXECUTION, SUPPLY_CHAIN, finding
 from bastion.scan.interface import ScanLimits
 from bastion.scan.pickle._machine import (
     OPCODES,
@@ -145,7 +145,7 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
             p.rule, severity, f"{where}: {p.message}", at(p.offset),
             detail=_BREAK_DETAIL if p.rule.startswith("pickle.stream") else
             "The scanner cannot tell what this would import or call, so it cannot vouch for it.",
-            techniques=CODE_EXECUTION if severity is Severity.CRITICAL else (),
+            techniques=CODE_EXECUTION if severity is Severity.CRITICAL else SUPPLY_CHAIN,
             evidence=dict(p.evidence),
         )
     # 3, 4. calls

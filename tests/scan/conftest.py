@@ -1,0 +1,27 @@
+"""The scanner corpus, written once per session by the real libraries (see ``corpus.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bastion.scan import ScanReport, scan
+from tests.scan.corpus import Written, write_corpus
+
+
+@dataclass(frozen=True)
+class ScannedCorpus:
+    written: list[Written]
+    report: ScanReport
+    canary: Path
+
+
+@pytest.fixture(scope="session")
+def scanned_corpus(tmp_path_factory: pytest.TempPathFactory) -> ScannedCorpus:
+    """Every benign and malicious fixture, scanned in one run (in parallel)."""
+    root = tmp_path_factory.mktemp("corpus")
+    canary = root / "CANARY-was-executed"
+    written = write_corpus(root / "files", canary)
+    return ScannedCorpus(written, scan(root / "files"), canary)

@@ -1,0 +1,162 @@
+"""The engine over the whole corpus, and its own rules: walking, symlinks, digests, parallelism."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from bastion.findings import Severity
+from bastion.scan import Format, ScanError, ScanLimits, scan
+from tests.scan.conftest import ScannedCorpus
+from tests.scan.corpus import BENIGN, MALICIOUS, Case
+
+
+def _findings_for(corpus: ScannedCorpus, case: Case) -> list:
+    return [f for f in corpus.report.findings
+            if f.location and Path(f.location.path).name == case.name]
+
+
+@pytest.mark.parametrize("case", BENIGN, ids=lambda c: c.name)
+def test_benign_files_have_no_finding_at_medium_or_above(
+    scanned_corpus: ScannedCorpus, case: Case
+) -> None:
+    serious = [(f.rule, f.title) for f in _findings_for(scanned_corpus, case)
+               if f.severity >= Severity.MEDIUM]
+    assert serious == []
+
+
+@pytest.mark.parametrize("case", MALICIOUS, ids=lambda c: c.name)
+def test_malicious_files_produce_the_exact_finding(
+    scanned_corpus: ScannedCorpus, case: Case
+) -> None:
+    found = _findings_for(scanned_corpus, case)
+    matching = [f for f in found if f.rule == case.rule
+                and all(f.evidence.get(k) == v for k, v in case.evidence.items())]
+    assert matching, [(f.rule, dict(f.evidence)) for f in found]
+    assert matching[0].severity >= Severity.MEDIUM
+    assert matching[0].principle.number == "2.2"
+    assert "AML.T0010.003" in matching[0].techniques
+    assert not scanned_corpus.canary.exists()
+
+
+def test_every_malicious_file_fails_the_default_gate(scanned_corpus: ScannedCorpus) -> None:
+    for case in MALICIOUS:
+        worst = max(f.severity for f in _findings_for(scanned_corpus, case))
+        assert worst >= Severity.HIGH, case.name
+    assert not scanned_corpus.canary.exists()
+
+
+def test_formats_are_sniffed_by_content_whatever_the_name(scanned_corpus: ScannedCorpus) -> None:
+    top = {Path(f.location.path).name: f.format for f in scanned_corpus.report.files
+           if f.location.member is None}
+    assert top["os_system_p5.bin"] is Format.PICKLE
+    assert top["torch_state_dict.pt"] is Format.TORCH_ZIP
+    assert top["torch_legacy_state_dict.pt"] is Format.TORCH_LEGACY
+    assert top["sklearn_compressed.joblib"] is Format.ZLIB
+    assert top["bz2_pickle.bin"] is Format.BZIP2
+    assert top["numpy_arrays.npz"] is Format.NUMPY_NPZ
+    assert top["README.txt"] is Format.UNKNOWN
+
+
+def test_member_locations_chain_through_nested_archives(scanned_corpus: ScannedCorpus) -> None:
+    nested = [f for f in scanned_corpus.report.findings
+              if f.location and f.location.path.endswith("nested_archives.tar.gz")
+              and f.rule == "pickle.global.dangerous"]
+    assert nested[0].location.member == "(gzip)!bundle/models.zip!model/weights.bin"
+    assert nested[0].location.offset is not None
+
+
+def test_top_level_files_carry_their_sha256(scanned_corpus: ScannedCorpus) -> None:
+    for f in scanned_corpus.report.files:
+        if f.location.member is None:
+            expected = hashlib.sha256(Path(f.location.path).read_bytes()).hexdigest()
+            assert f.sha256 == expected
+        else:
+            assert f.sha256 is None
+
+
+def test_unknown_files_are_reported_as_info_not_dropped(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("hello")
+    report = scan(tmp_path, workers=1)
+    assert [(f.rule, f.severity) for f in report.findings] == [
+        ("scan.format.unknown", Severity.INFO)
+    ]
+    assert report.clean
+
+
+def test_symlink_pointing_outside_the_root_is_a_finding(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.pkl"
+    outside.write_bytes(pickle.dumps([1]))
+    root = tmp_path / "model"
+    root.mkdir()
+    (root / "weights.pkl").symlink_to(outside)
+    (root / "inside.pkl").symlink_to(root / "real.pkl")
+    (root / "real.pkl").write_bytes(pickle.dumps([2]))
+    report = scan(root, workers=1)
+    rules = [(f.rule, Path(f.location.path).name) for f in report.findings]
+    assert ("scan.symlink.outside-root", "weights.pkl") in rules
+    assert all(name != "inside.pkl" for _, name in rules)
+    assert [Path(f.location.path).name for f in report.files] == ["real.pkl"]
+
+
+def test_fifo_is_reported_and_never_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    report = scan(tmp_path, workers=1)
+    assert [f.rule for f in report.findings] == ["scan.not-regular"]
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ScanError, match="does not exist"):
+        scan(tmp_path / "nope")
+    with pytest.raises(ScanError, match="nothing to scan"):
+        scan()
+
+
+def test_parallel_and_serial_scans_agree(scanned_corpus: ScannedCorpus) -> None:
+    root = scanned_corpus.written[0].path.parent
+    serial = scan(root, workers=1)
+    assert [f.to_dict() for f in serial.findings] == [
+        f.to_dict() for f in scanned_corpus.report.findings
+    ]
+    assert serial.files == scanned_corpus.report.files
+
+
+def test_progress_reports_every_file(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"{i}.pkl").write_bytes(pickle.dumps(i))
+    seen: list[tuple[int, int]] = []
+    scan(tmp_path, workers=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (5, 5)
+    assert all(total == 5 for _, total in seen)
+
+
+def test_nesting_beyond_the_depth_limit_is_a_finding(tmp_path: Path) -> None:
+    import gzip
+
+    data = pickle.dumps([1])
+    for _ in range(4):
+        data = gzip.compress(data)
+    (tmp_path / "deep.gz").write_bytes(data)
+    report = scan(tmp_path, limits=ScanLimits(max_depth=2), workers=1)
+    assert [f.rule for f in report.findings] == ["archive.limit.depth"]
+    assert report.findings[0].location.member == "(gzip)!(gzip)"
+
+
+def test_time_limit_is_a_finding_not_a_hang(tmp_path: Path) -> None:
+    # many small members: the deadline is checked between members
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "many.zip", "w") as z:
+        for i in range(50):
+            z.writestr(f"{i}.pkl", pickle.dumps(i))
+    report = scan(tmp_path, limits=ScanLimits(timeout_s=0.0), workers=1)
+    assert "scan.limit.time" in [f.rule for f in report.findings]
+
+
+def test_digest_can_be_skipped(tmp_path: Path) -> None:
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps(1))
+    assert scan(tmp_path, digest=False, workers=1).files[0].sha256 is None
