@@ -73,7 +73,7 @@ def _root(
 
 init_cli.register(app)
 app.add_typer(audit_cli.app, name="audit")
-app.add_typer(deps_cli.app, name="deps")
+deps_cli.register(app)
 app.add_typer(card_cli.app, name="card")
 app.add_typer(token_cli.app, name="token")
 demo_cli.register(app)

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from bastion.catalog.cards import DisclosureLevel
 from bastion.catalog.workspace import Workspace
-from bastion.cli._context import State, state
+from bastion.cli._context import State, state, workspace
 from bastion.cli._output import emit_findings, write_text
 from bastion.config import find_workspace
 from bastion.errors import UsageError, WorkspaceError
@@ -199,3 +200,50 @@ def audit(
             summary=summary,
         )
     )
+
+
+def register(app_: typer.Typer) -> None:
+    """Add ``deps`` and ``bom`` to the root app."""
+    app_.add_typer(app, name="deps")
+    app_.command("bom")(bom)
+
+
+def bom(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="A registered model version: NAME@VERSION.")],
+    level: Annotated[
+        DisclosureLevel, typer.Option(help="Who the BOM is for: internal or public (NCSC 1.3).")
+    ] = DisclosureLevel.INTERNAL,
+    python: Annotated[
+        Path | None,
+        typer.Option(help="Record this interpreter's environment instead of Bastion's own."),
+    ] = None,
+    no_environment: Annotated[
+        bool, typer.Option("--no-environment", help="Leave the software environment out.")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Write the BOM here.")] = None,
+) -> None:
+    """A CycloneDX 1.6 bill of materials for a model version: the model with its card and file
+    hashes, the datasets it was trained and evaluated on, and the software environment (as
+    captured now, stated in the BOM's metadata), validated against CycloneDX's JSON schema.
+
+    Example: bastion bom digits@2 --output digits-2.cdx.json
+    """
+    from bastion.catalog.service import Catalog  # heavy; only this command needs it
+
+    st = state(ctx)
+    environment = None
+    if not no_environment:
+        environment = deps.from_environment(python) if python else deps.current_environment()
+    ws = workspace(ctx)
+    document = deps.bom_for(
+        Catalog(ws), ref, environment=environment, captured="export", level=level
+    )
+    ws.record(
+        "model.bom",
+        ref,
+        level=level.value,
+        serial=document["serialNumber"],
+        environment=len(environment) if environment is not None else None,
+    )
+    write_text(st, json.dumps(document, indent=2), output)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from bastion.scan.deps.api import OsvApi
 from bastion.scan.deps.audit import ATLAS_SUPPLY_CHAIN, DEFAULT_MAX_AGE_DAYS, DepsReport, audit
+from bastion.scan.deps.bom import bom_for, build_bom, environment_components, purl, validate_bom
 from bastion.scan.deps.database import LocalIndex, import_database, index_path
 from bastion.scan.deps.interface import AdvisorySource, DatabaseInfo, DepsError, Package, Record
 from bastion.scan.deps.resolve import (
@@ -47,8 +48,11 @@ __all__ = [
     "Package",
     "Record",
     "audit",
+    "bom_for",
+    "build_bom",
     "collect",
     "current_environment",
+    "environment_components",
     "from_environment",
     "from_lockfile",
     "from_pyproject",
@@ -57,4 +61,6 @@ __all__ = [
     "from_site_packages",
     "import_database",
     "index_path",
+    "purl",
+    "validate_bom",
 ]
