@@ -1,0 +1,142 @@
+"""The symbolic machine on hostile streams: no exception escapes, no unbounded work or memory."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bastion.scan.pickle._machine import OPCODES, Call, Global, analyse
+from tests.scan.corpus import MARK, PROTO2, PROTO4, REDUCE, STOP, TUPLE1, g, u
+
+
+def run(data: bytes, **kw: int) -> object:
+    return analyse(io.BytesIO(data), 0, len(data), max_ops=kw.get("max_ops", 1_000_000),
+                   max_memo=kw.get("max_memo", 1000))
+
+
+class CountingStream(io.BytesIO):
+    """Counts the bytes actually read (skips by seeking must not read)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = super().read(n)
+        self.bytes_read += len(data)
+        return data
+
+    def readline(self, n: int | None = -1) -> bytes:
+        data = super().readline(n)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_large_payloads_are_skipped_not_read() -> None:
+    blob = bytes(8 << 20)
+    data = pickle.dumps({"w": blob, "s": "x" * (1 << 20)}, protocol=4)
+    stream = CountingStream(data)
+    a = analyse(stream, 0, len(data), max_ops=1000)
+    assert a.complete
+    assert stream.bytes_read < 4096
+
+
+def test_bytearray8_and_binunicode8_are_skipped() -> None:
+    n = 1 << 20
+    data = (PROTO4 + b"\x96" + struct.pack("<Q", n) + bytes(n) + b"0"
+            + b"\x8d" + struct.pack("<Q", n) + b"a" * n + STOP)
+    stream = CountingStream(data)
+    a = analyse(stream, 0, len(data), max_ops=100)
+    assert a.complete and stream.bytes_read < 100
+
+
+def test_absurd_declared_length_is_truncation_not_allocation() -> None:
+    data = PROTO4 + b"\x8e" + struct.pack("<Q", 2**62) + b"abc"
+    a = run(data)
+    assert [p.rule for p in a.problems] == ["pickle.stream.truncated"]
+
+
+def test_huge_frame_is_reported_without_reading_it() -> None:
+    data = PROTO4 + b"\x95" + struct.pack("<Q", 2**40) + b"N."
+    a = run(data)
+    assert not a.complete
+    assert a.problems[0].rule == "pickle.stream.truncated"
+
+
+def test_memo_cycles_terminate() -> None:
+    # a list that contains itself (via the memo), many times over
+    data = PROTO2 + b"]q\x00" + (b"h\x00a" * 10_000) + STOP
+    a = run(data)
+    assert a.complete and not a.problems
+
+
+def test_invalid_utf8_in_names_is_a_finding() -> None:
+    data = PROTO2 + b"c\xff\xfe\nsystem\n" + STOP
+    a = run(data)
+    assert a.problems[0].rule == "pickle.stream.malformed"
+    assert "UTF-8" in a.problems[0].message
+
+
+def test_deep_marks_are_fine() -> None:
+    data = PROTO2 + MARK * 100_000 + b"N" + STOP
+    a = run(data)
+    assert a.complete
+
+
+def test_op_limit_stops_with_a_problem() -> None:
+    data = PROTO2 + b"N0" * 200_000 + b"N."
+    a = run(data, max_ops=70_000)
+    assert [p.rule for p in a.problems] == ["pickle.limit.ops"]
+
+
+def test_memo_limit_stops_with_a_problem() -> None:
+    data = PROTO2 + b"N" + b"".join(b"r" + struct.pack("<I", i) for i in range(2000)) + STOP
+    a = run(data, max_memo=1000)
+    assert [p.rule for p in a.problems] == ["pickle.limit.memo"]
+
+
+def test_reduce_resolves_callable_from_memo() -> None:
+    data = (PROTO2 + g("os", "system") + b"q\x05" + b"0" + b"h\x05" + u("x") + TUPLE1 + REDUCE
+            + STOP)
+    a = run(data)
+    (call,) = a.calls
+    assert isinstance(call, Call) and isinstance(call.func, Global)
+    assert (call.func.module, call.func.name) == ("os", "system")
+    assert call.used
+
+
+def test_protocol_switch_mid_stream_is_tracked() -> None:
+    data = PROTO4 + b"\x80\x02" + g("__builtin__", "eval") + STOP
+    a = run(data)
+    assert a.globals[0].proto == 2
+
+
+def test_every_opcode_byte_is_known() -> None:
+    import pickletools
+
+    assert {op.code.encode("latin-1")[0] for op in pickletools.opcodes} == set(OPCODES)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_fuzz_random_bytes_never_raise(data: bytes) -> None:
+    a = run(data)
+    assert a.complete or a.problems
+
+
+_PIECES = [bytes([c]) for c in OPCODES] + [
+    u("os"), u("system"), b"K\x01", b"q\x00", b"h\x00", b"\x94", b"\x95\x05\x00\x00\x00\x00\x00\x00\x00",
+    g("os", "system"), b"\x93", b"R", b"b", b"(", b"t", b"\x8c\x02ab",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=60))
+def test_fuzz_opcode_soup_never_raises(pieces: list[bytes]) -> None:
+    data = PROTO4 + b"".join(pieces) + STOP
+    a = run(data)
+    assert a.complete or a.problems

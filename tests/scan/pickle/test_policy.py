@@ -1,0 +1,91 @@
+"""The allowlist: what it admits, how names are canonicalised, how users extend it."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+from bastion.findings import Severity
+from bastion.scan import ScanError
+from bastion.scan.pickle import Policy
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy.core.* aliases
+def test_every_allowlisted_name_resolves_to_a_class_or_rebuild_helper() -> None:
+    policy = Policy.default()
+    assert len(policy.allowed) > 500
+    for entry in sorted(policy.allowed):
+        module, name = entry.split(":")
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        if not inspect.isclass(obj):
+            # functions are only rebuild helpers, numpy/copyreg reconstructors and codecs.encode
+            assert (name.startswith(("_rebuild", "__pyx_unpickle", "_reconstruct", "__"))
+                    or name in {"scalar", "_frombuffer", "encode", "_mareconstruct", "newObj"}
+                    or not callable(obj)), entry
+
+
+@pytest.mark.parametrize(("module", "name", "proto", "severity", "qualified"), [
+    ("os", "system", 4, Severity.CRITICAL, "os.system"),
+    ("__builtin__", "eval", 2, Severity.CRITICAL, "builtins.eval"),
+    ("__builtin__", "set", 2, Severity.INFO, "builtins.set"),
+    ("copy_reg", "_reconstructor", 1, Severity.INFO, "copyreg._reconstructor"),
+    ("torch", "load", 4, Severity.CRITICAL, "torch.load"),
+    ("numpy", "load", 4, Severity.CRITICAL, "numpy.load"),
+    ("collections", "OrderedDict.__init__.__globals__", 4, Severity.CRITICAL,
+     "collections.OrderedDict.__init__.__globals__"),
+    ("mylib.models", "Net", 4, Severity.HIGH, "mylib.models.Net"),
+    ("torch._utils", "_rebuild_tensor_v2", 2, Severity.INFO, "torch._utils._rebuild_tensor_v2"),
+])
+def test_verdicts(module: str, name: str, proto: int, severity: Severity, qualified: str) -> None:
+    v = Policy.default().verdict(module, name, proto)
+    assert (v.severity, v.qualified, v.allowed) == (severity, qualified,
+                                                    severity is Severity.INFO)
+
+
+def test_compat_names_are_not_mapped_from_protocol_3() -> None:
+    # from protocol 3 on the unpickler imports __builtin__ literally (which does not exist)
+    assert Policy.default().verdict("__builtin__", "set", 3).allowed is False
+
+
+def test_allowing_extends_in_each_spelling() -> None:
+    policy = Policy.default().allowing(["mylib.models.Net", "other:Thing", "plugins.*"])
+    assert policy.verdict("mylib.models", "Net").allowed
+    assert policy.verdict("other", "Thing").allowed
+    assert policy.verdict("plugins.sub", "Anything").allowed
+    assert not policy.verdict("plugins", "a.b").allowed  # never a dotted walk
+    assert not policy.verdict("mylib.models", "Other").allowed
+
+
+@pytest.mark.parametrize("bad", ["", "noname", "os.", "a b.c", ":x"])
+def test_bad_allow_entries_are_clear_errors(bad: str) -> None:
+    with pytest.raises(ScanError, match="allowlist entry") as info:
+        Policy.default().allowing([bad])
+    assert info.value.hint
+
+
+def test_policy_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('allow = ["mylib.models.Net"]\n')
+    assert Policy.default().with_file(path).verdict("mylib.models", "Net").allowed
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("allow = [", "not valid TOML"),
+    ('allow = "x.y"', "must hold only"),
+    ('deny = ["os.system"]', "must hold only"),
+])
+def test_bad_policy_files_are_clear_errors(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(ScanError, match=match):
+        Policy.default().with_file(path)
+
+
+def test_missing_policy_file(tmp_path: Path) -> None:
+    with pytest.raises(ScanError, match="cannot read the policy file"):
+        Policy.default().with_file(tmp_path / "nope.toml")
