@@ -148,6 +148,44 @@ def test_unaccepted_high_finding_blocks_get(
     assert [e.subject for e in workspace.audit.entries(action="model.read.refused")] == ["m@1"]
 
 
+def test_real_scanner_refuses_a_malicious_pickle(
+    workspace: Workspace, tmp_path: Path, canary: Path
+) -> None:
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str, str]]:
+            return (open, (str(canary), "w"))  # harmless if run: creates the canary
+
+    model = tmp_path / "evil"
+    model.mkdir()
+    (model / "model.pkl").write_bytes(pickle.dumps({"weights": [1.0], "hook": Payload()}))
+    catalog = Catalog(workspace)  # the real scanner
+    with pytest.raises(RegistrationRefusedError) as refused:
+        catalog.add_model("evil", model)
+    assert any(f.severity >= Severity.HIGH for f in refused.value.findings)
+    assert catalog.search() == []
+    assert not canary.exists()
+
+
+def test_file_changed_between_scan_and_store_is_refused(
+    workspace: Workspace, make_model: MakeModel
+) -> None:
+    from bastion.findings import Location
+    from bastion.scan.interface import Format, ScannedFile, ScanReport
+
+    model_dir = make_model()
+    config = model_dir / "config.json"
+
+    def scanner(path: Path) -> ScanReport:
+        # What the scanner saw differs from what is stored a moment later.
+        return ScanReport((), (ScannedFile(Location(str(config)), Format.UNKNOWN, 5, "0" * 64),))
+
+    with pytest.raises(IntegrityError, match="changed while it was being registered"):
+        Catalog(workspace, scanner=scanner).add_model("m", model_dir)
+    assert Catalog(workspace, scanner=scanner).store.scopes() == []
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 

@@ -234,7 +234,7 @@ class Catalog:
                 hint='fix the artifact, or record why the risk is acceptable: --accept-risk "…"',
             )
         scanned = {
-            str(f.location.path): f.sha256
+            Path(f.location.path).resolve(): f.sha256
             for f in report.files
             if f.sha256 and not f.location.member
         }
@@ -247,7 +247,7 @@ class Catalog:
                 stored: list[tuple[str, StoredBlob]] = []
                 for rel, source in sources:
                     blob = writer.put_file(source, data_key)
-                    expected = scanned.get(str(source))
+                    expected = scanned.get(source.resolve())
                     if expected is not None and expected != blob.sha256:
                         raise IntegrityError(
                             f"{source} changed while it was being registered",
