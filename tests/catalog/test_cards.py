@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 import yaml
 from cyclonedx.schema import SchemaVersion
@@ -27,6 +29,8 @@ from bastion.catalog.cards import (
     load_card,
     load_card_text,
 )
+from bastion.catalog.service import Catalog
+from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cards.md"
@@ -356,3 +360,29 @@ def test_cli_schema_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "field parent_model: not a catalog reference" in err
     assert "Traceback" not in err
+
+
+def test_cli_exports_a_registered_card_and_audits_the_disclosure(
+    workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "weights.npy"
+    np.save(weights, np.arange(12, dtype=np.float32))
+    card = {k: v for k, v in MODEL.items() if k not in ("integrity", "accepted_risks")}
+    card = {**card, "training_datasets": [], "evaluation_datasets": [], "parent_model": None}
+    Catalog(workspace).add_model("digits", weights, card={k: v for k, v in card.items() if v})
+    home = str(workspace.settings.home)
+    argv = ["--home", home, "card", "export", "digits@1", "--format", "cyclonedx"]
+    assert main([*argv, "--level", "public"]) == 0
+    public = capsys.readouterr().out
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(public) is None
+    assert [m for ms in MARKERS.values() for m in ms if m in public] == []
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() in public
+    assert main(argv) == 0  # internal by default
+    assert "ARCH-MARK" in capsys.readouterr().out
+    exports = workspace.audit.entries(action="card.export")
+    assert [(e.subject, e.details["level"], e.actor) for e in exports] == [
+        ("digits@1", "public", "tester"),
+        ("digits@1", "internal", "tester"),
+    ]
+    assert main(["--home", home, "card", "export", "nothing@1"]) == 2
+    assert "'nothing@1'" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
@@ -31,7 +31,17 @@ from bastion.catalog.cards import (
 )
 from bastion.errors import IntegrityError
 
-__all__ = ["CardFormat", "card_from_hf", "export_card", "to_cyclonedx", "to_hf"]
+if TYPE_CHECKING:
+    from bastion.catalog.workspace import Workspace
+
+__all__ = [
+    "CardFormat",
+    "card_from_hf",
+    "export_card",
+    "export_registered_card",
+    "to_cyclonedx",
+    "to_hf",
+]
 
 
 class CardFormat(enum.StrEnum):
@@ -57,6 +67,25 @@ def export_card(
     if fmt is CardFormat.HF:
         return to_hf(data)
     return json.dumps(to_cyclonedx(data, ref=ref, level=level), indent=2) + "\n"
+
+
+def export_registered_card(
+    workspace: Workspace, ref: str, fmt: CardFormat, level: DisclosureLevel
+) -> str:
+    """Render the stored card of a registered version; the disclosure is audited (NCSC 1.3)."""
+    from bastion.catalog.service import Catalog
+
+    info = Catalog(workspace).show(ref)
+    card = card_from_dict(dict(info.card), source=f"card of {info.summary.ref}", trusted=True)
+    text = export_card(card, fmt, level, ref=info.summary.ref)
+    workspace.record(
+        "card.export",
+        info.summary.ref,
+        format=fmt.value,
+        level=level.value,
+        digest=info.summary.digest,
+    )
+    return text
 
 
 # -- Hugging Face ------------------------------------------------------------------------------

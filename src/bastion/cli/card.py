@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from bastion.catalog.card_formats import CardFormat, export_card
+from bastion.catalog.card_formats import CardFormat, export_card, export_registered_card
 from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema, load_card
-from bastion.cli._context import state
+from bastion.cli._context import state, workspace
 from bastion.cli._output import write_text
 
 app = typer.Typer(
@@ -57,3 +57,24 @@ def validate(
     st.err.print(f"{file}: valid {card.kind} card (schema version {card.schema_version})")
     if fmt is not None:
         write_text(st, export_card(card, fmt, DisclosureLevel.INTERNAL), None)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version: NAME@VERSION or NAME@ALIAS.")],
+    fmt: Annotated[
+        CardFormat, typer.Option("--format", help="yaml, json, hf (Hugging Face) or cyclonedx.")
+    ] = CardFormat.YAML,
+    level: Annotated[
+        DisclosureLevel,
+        typer.Option(help="public leaves out what helps an attacker (see docs/cards.md)."),
+    ] = DisclosureLevel.INTERNAL,
+    output: Annotated[Path | None, typer.Option(help="Write the card here.")] = None,
+) -> None:
+    """Export a registered version's card; every export is recorded in the audit log.
+
+    Example: bastion card export digits@2 --format cyclonedx --level public --output bom.json
+    """
+    text = export_registered_card(workspace(ctx), ref, CardFormat(fmt), DisclosureLevel(level))
+    write_text(state(ctx), text, output)
