@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.scan.corpus import Written, write_corpus
 
 from bastion.scan import ScanReport, scan
-from tests.scan.corpus import Written, write_corpus
 
 
 @dataclass(frozen=True)

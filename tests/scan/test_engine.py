@@ -8,11 +8,11 @@ import pickle
 from pathlib import Path
 
 import pytest
+from tests.scan.conftest import ScannedCorpus
+from tests.scan.corpus import BENIGN, MALICIOUS, Case
 
 from bastion.findings import Severity
 from bastion.scan import Format, ScanError, ScanLimits, scan
-from tests.scan.conftest import ScannedCorpus
-from tests.scan.corpus import BENIGN, MALICIOUS, Case
 
 
 def _findings_for(corpus: ScannedCorpus, case: Case) -> list:

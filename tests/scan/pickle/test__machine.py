@@ -8,9 +8,9 @@ import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.scan.corpus import MARK, PROTO2, PROTO4, REDUCE, STOP, TUPLE1, g, u
 
 from bastion.scan.pickle._machine import OPCODES, Call, Global, analyse
-from tests.scan.corpus import MARK, PROTO2, PROTO4, REDUCE, STOP, TUPLE1, g, u
 
 
 def run(data: bytes, **kw: int) -> object:
@@ -129,7 +129,8 @@ def test_fuzz_random_bytes_never_raise(data: bytes) -> None:
 
 
 _PIECES = [bytes([c]) for c in OPCODES] + [
-    u("os"), u("system"), b"K\x01", b"q\x00", b"h\x00", b"\x94", b"\x95\x05\x00\x00\x00\x00\x00\x00\x00",
+    u("os"), u("system"), b"K\x01", b"q\x00", b"h\x00", b"\x94",
+    b"\x95\x05\x00\x00\x00\x00\x00\x00\x00",
     g("os", "system"), b"\x93", b"R", b"b", b"(", b"t", b"\x8c\x02ab",
 ]
 

@@ -9,10 +9,10 @@ import joblib
 import numpy as np
 import pytest
 import torch
-
-from bastion.scan.pickle import Policy, RestrictedUnpickler, restricted
 from tests.scan.conftest import ScannedCorpus
 from tests.scan.corpus import MALICIOUS
+
+from bastion.scan.pickle import Policy, RestrictedUnpickler, restricted
 
 
 def test_loads_benign_torch_checkpoints(tmp_path) -> None:

@@ -1,0 +1,90 @@
+"""``bastion scan`` through ``main``: output formats, exit codes, allowlist options."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from bastion.cli.app import main
+
+
+class Evil:
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return os.system, (f"touch {self.canary}",)
+
+
+@pytest.fixture
+def models(tmp_path: Path, canary: Path) -> Path:
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "ok.pkl").write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
+    (root / "bad.bin").write_bytes(pickle.dumps(Evil(canary)))
+    (root / "custom.pkl").write_bytes(b"\x80\x02cmylib.models\nNet\n)R.")
+    return root
+
+
+def test_clean_file_exits_0(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(models / "ok.pkl")]) == 0
+    assert "no findings" in capsys.readouterr().out
+
+
+def test_json_report_and_exit_1(models: Path, canary: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(models), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tool"] == "bastion scan"
+    assert doc["summary"]["by_severity"]["critical"] == 1
+    assert doc["summary"]["by_severity"]["high"] == 1
+    critical = doc["findings"][0]
+    assert critical["rule"] == "pickle.global.dangerous"
+    assert critical["location"]["path"].endswith("bad.bin")
+    assert critical["evidence"]["global"] == "posix.system"
+    assert critical["principle"] == "2.2"
+    assert critical["techniques"] == ["AML.T0010.003", "AML.T0011.000"]
+    assert critical["remediation"]
+    files = {Path(f["path"]).name: f for f in doc["summary"]["files"]}
+    assert files["bad.bin"]["format"] == "pickle" and len(files["bad.bin"]["sha256"]) == 64
+    assert not canary.exists()
+
+
+def test_allow_and_fail_on(models: Path) -> None:
+    custom = str(models / "custom.pkl")
+    assert main(["scan", custom]) == 1
+    assert main(["scan", custom, "--allow", "mylib.models.Net"]) == 0
+    assert main(["scan", custom, "--fail-on", "critical"]) == 0
+
+
+def test_policy_file(models: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('allow = ["mylib.models:Net"]\n')
+    assert main(["scan", str(models / "custom.pkl"), "--policy", str(policy)]) == 0
+
+
+def test_sarif_to_output_file(models: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scan.sarif"
+    assert main(["scan", str(models), "--format", "sarif", "--output", str(out)]) == 1
+    sarif = json.loads(out.read_text())
+    assert sarif["version"] == "2.1.0"
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} >= {"pickle.global.dangerous", "pickle.global.unknown"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["scan", "/no/such/path"],
+    ["scan", ".", "--fail-on", "sometimes"],
+    ["scan", ".", "--allow", "not valid"],
+    ["scan", ".", "--policy", "/no/such/policy.toml"],
+])
+def test_errors_exit_2_with_a_message(argv: list[str], capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bastion: error:") and "Traceback" not in err

@@ -1,0 +1,88 @@
+"""Sniffing by content: names never matter; text is not mistaken for a pickle."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import pickle
+import tarfile
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bastion.scan import Format
+from bastion.scan.sniff import sniff_bytes
+
+
+def _torch(legacy: bool) -> bytes:
+    buf = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buf, _use_new_zipfile_serialization=not legacy)
+    return buf.getvalue()
+
+
+def _zip(names: list[str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n in names:
+            z.writestr(n, b"x")
+    return buf.getvalue()
+
+
+def _tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+    return buf.getvalue()
+
+
+def _npy() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ones(3))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (pickle.dumps([1, 2], protocol=0), Format.PICKLE),
+    (pickle.dumps({"a": 1}, protocol=1), Format.PICKLE),
+    (pickle.dumps({"a": 1}, protocol=5), Format.PICKLE),
+    (_torch(legacy=False), Format.TORCH_ZIP),
+    (_torch(legacy=True), Format.TORCH_LEGACY),
+    (_npy(), Format.NUMPY),
+    (_zip(["a.npy", "b.npy"]), Format.NUMPY_NPZ),
+    (_zip(["config.json", "metadata.json", "model.weights.h5"]), Format.KERAS),
+    (_zip(["readme.md"]), Format.ZIP),
+    (_tar(), Format.TAR),
+    (gzip.compress(b"x"), Format.GZIP),
+    (bz2.compress(b"x"), Format.BZIP2),
+    (lzma.compress(b"x"), Format.XZ),
+    (zlib.compress(b"some data"), Format.ZLIB),
+    (b"GGUF\x03\x00\x00\x00", Format.GGUF),
+    (b"\x89HDF\r\n\x1a\n" + bytes(100), Format.HDF5),
+    (b"7z\xbc\xaf\x27\x1c" + bytes(30), Format.SEVENZIP),
+    (b"hello world\n", Format.UNKNOWN),
+    (b"N\n", Format.UNKNOWN),
+    (b"(this is a note)\n", Format.UNKNOWN),
+    (b"", Format.UNKNOWN),
+])
+def test_formats_by_content(data: bytes, expected: Format) -> None:
+    assert sniff_bytes(data) is expected
+
+
+def test_truncated_proto_pickle_is_still_a_pickle() -> None:
+    # a broken pickle must reach the pickle scanner (which reports the break), not "unknown"
+    assert sniff_bytes(pickle.dumps(list(range(100)), protocol=4)[:-20]) is Format.PICKLE
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_fuzz_sniff_never_raises(data: bytes) -> None:
+    assert isinstance(sniff_bytes(data), Format)
