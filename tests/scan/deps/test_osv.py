@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.errors import BastionError
 from bastion.findings import Severity
 from bastion.scan.deps import _osv
 from bastion.scan.deps._cvss import base_score
 from bastion.scan.deps.interface import DepsError
+
+from .conftest import endpoint
 
 
 def _rec(affected: list[dict[str, Any]], **extra: Any) -> _osv.Record:
@@ -226,3 +230,97 @@ def test_malformed_records_are_named(data: object, message: str) -> None:
         _osv.parse_record(data, "file.json")
     assert isinstance(info.value, BastionError)
     assert "file.json" in str(info.value)
+
+
+# -- fuzzing ---------------------------------------------------------------------------------
+
+_PEP440 = st.sampled_from(
+    ["0.1", "1.0", "1.0.0", "1.0rc1", "1.0.post1", "1.0+local", "1!0.5", "1.1", "2.0", "2.0b2"]
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _events(values: st.SearchStrategy[str]) -> st.SearchStrategy[list[dict[str, str]]]:
+    kinds = st.sampled_from(["introduced", "fixed", "last_affected", "limit"])
+    event = st.builds(lambda k, v: {k: v}, kinds, values)
+    return st.lists(event, max_size=6).map(lambda es: [{"introduced": "0"}, *es])
+
+
+_ECOSYSTEM_ENTRY = st.fixed_dictionaries(
+    {
+        "package": st.fixed_dictionaries(
+            {"ecosystem": st.just("PyPI"), "name": st.sampled_from(["pkg", "Pkg.Name", "other"])}
+        ),
+        "ranges": st.lists(
+            st.fixed_dictionaries({"type": st.just("ECOSYSTEM"), "events": _events(_PEP440)}),
+            max_size=2,
+        ),
+        "versions": st.lists(_PEP440, max_size=3),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(affected=st.lists(_ECOSYSTEM_ENTRY, min_size=1, max_size=3), version=_PEP440)
+def test_matcher_agrees_with_the_reference_transcription(
+    affected: list[dict[str, Any]], version: str
+) -> None:
+    # Differential: Bastion's matcher against the endpoint's independent transcription of the
+    # OSV pseudocode, on random ECOSYSTEM ranges (events in any order, repeated bounds, limits).
+    data = {"id": "F-1", "modified": "2026-01-01T00:00:00Z", "affected": affected}
+    record = _osv.parse_record(data, "fuzz")
+    for name in ("pkg", "pkg-name", "other"):
+        expected = endpoint.is_vulnerable(data, name, version)
+        assert _osv.affects(record, name, version) is expected
+
+
+_JUNK_ENTRY = st.fixed_dictionaries(
+    {"package": st.fixed_dictionaries({"ecosystem": st.just("PyPI"), "name": st.just("pkg")})},
+    optional={
+        "ranges": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["ECOSYSTEM", "SEMVER", "GIT", "BOGUS"]),
+                    "events": _events(
+                        _PEP440 | st.sampled_from(["v1.2.3", "1.0.0-beta.1", "bad", ""])
+                    ),
+                }
+            )
+            | _JSON,
+            max_size=2,
+        ),
+        "versions": st.lists(_PEP440 | _JSON, max_size=3) | _JSON,
+        "severity": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(affected=st.lists(_JUNK_ENTRY, max_size=3) | _JSON, severity=_JSON, version=_PEP440)
+def test_any_record_is_either_refused_or_evaluated(
+    affected: object, severity: object, version: str
+) -> None:
+    data = {
+        "id": "F-1",
+        "modified": "2026-01-01T00:00:00Z",
+        "affected": affected,
+        "severity": severity,
+        "database_specific": severity,
+        "aliases": severity,
+    }
+    try:
+        record = _osv.parse_record(data, "fuzz")
+    except DepsError:
+        return
+    assert _osv.affects(record, "pkg", version) in (True, False)
+    assert all(isinstance(v, str) for v in _osv.fixed_versions(record, "pkg"))
+    assert all(isinstance(v, str) for v in _osv.last_affected(record, "pkg"))
+    assert _osv.severity(record, "pkg")[0] in Severity
+    assert isinstance(_osv.summary(record), str)
+    assert all(isinstance(a, str) for a in _osv.aliases(record))

@@ -61,25 +61,44 @@ def parse_time(text: object, what: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _dicts(value: object, what: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise DepsError(f"{what} must be a list of mappings")
+    return value
+
+
 def parse_record(data: object, origin: str) -> Record:
-    """Check the fields the audit relies on and wrap the record; ``origin`` names it in errors."""
+    """Check the structure the audit relies on and wrap the record; ``origin`` names it in errors.
+
+    Checks: 1. a mapping with an ``id`` and an RFC 3339 ``modified``; 2. ``severity`` lists of
+    mappings; 3. each affected entry names its package; 4. ranges have a type and events whose
+    values are strings; ``versions`` is a list. The matcher then never meets a wrong type.
+    """
+    # 1. Identity and age.
     if not isinstance(data, dict):
         raise DepsError(f"{origin}: an OSV record must be a mapping, not {type(data).__name__}")
     ident = data.get("id")
     if not isinstance(ident, str) or not ident:
         raise DepsError(f"{origin}: the OSV record has no 'id'")
-    modified = parse_time(data.get("modified"), f"{origin}: {ident}.modified")
-    affected = data.get("affected", [])
-    if not isinstance(affected, list) or not all(isinstance(a, dict) for a in affected):
-        raise DepsError(f"{origin}: {ident}.affected must be a list of mappings")
-    for entry in affected:
+    where = f"{origin}: {ident}"
+    modified = parse_time(data.get("modified"), f"{where}.modified")
+    # 2. Severity, at the top and per entry.
+    _dicts(data.get("severity", []), f"{where}.severity")
+    for entry in _dicts(data.get("affected", []), f"{where}.affected"):
+        # 3. The package.
         package = entry.get("package")
         if not isinstance(package, dict) or not isinstance(package.get("name"), str):
-            raise DepsError(f"{origin}: {ident} has an affected entry without a package name")
-        if not isinstance(entry.get("ranges", []), list) or not isinstance(
-            entry.get("versions", []), list
-        ):
-            raise DepsError(f"{origin}: {ident}: 'ranges' and 'versions' must be lists")
+            raise DepsError(f"{where} has an affected entry without a package name")
+        _dicts(entry.get("severity", []), f"{where}.affected[].severity")
+        # 4. Ranges, events and versions.
+        for rng in _dicts(entry.get("ranges", []), f"{where}.affected[].ranges"):
+            events = _dicts(rng.get("events", []), f"{where}.affected[].ranges[].events")
+            if not isinstance(rng.get("type"), str) or not all(
+                isinstance(v, str) for e in events for v in e.values()
+            ):
+                raise DepsError(f"{where}: a range needs a type and string event versions")
+        if not isinstance(entry.get("versions", []), list):
+            raise DepsError(f"{where}.affected[].versions must be a list")
     return Record(id=ident, modified=modified, data=data)
 
 
@@ -120,12 +139,8 @@ _ORDERINGS: Final[dict[str, Callable[[str], _Key]]] = {
 }
 
 
-def _event_key(order: Callable[[str], _Key], value: object) -> _Key:
-    if value == "0":
-        return _ZERO
-    if not isinstance(value, str):
-        raise InvalidVersion(f"event version {value!r} is not a string")
-    return order(value)
+def _event_key(order: Callable[[str], _Key], value: str) -> _Key:
+    return _ZERO if value == "0" else order(value)
 
 
 def _in_range(version: str, events: list[Mapping[str, Any]], order: Callable[[str], _Key]) -> bool:
@@ -173,14 +188,14 @@ def affects(record: Record, key: NormalizedName, version: str) -> bool:
         if _listed(version, entry.get("versions", [])):
             return True
         for rng in entry.get("ranges", []):
-            order = _ORDERINGS.get(rng.get("type", "")) if isinstance(rng, dict) else None
+            order = _ORDERINGS.get(rng["type"])
             if order is None:
                 continue  # GIT ranges name commits; the versions list covers them
             events = rng.get("events", [])
             try:
                 if _in_range(version, events, order):
                     return True
-            except (InvalidVersion, TypeError):
+            except InvalidVersion:
                 return True
     return False
 
@@ -189,10 +204,8 @@ def _event_values(record: Record, key: NormalizedName, kind: str) -> list[str]:
     values: set[str] = set()
     for entry in _pypi_entries(record, key):
         for rng in entry.get("ranges", []):
-            if isinstance(rng, dict) and rng.get("type") in _ORDERINGS:
-                values.update(
-                    str(e[kind]) for e in rng.get("events", []) if isinstance(e, dict) and kind in e
-                )
+            if rng["type"] in _ORDERINGS:
+                values.update(e[kind] for e in rng.get("events", []) if kind in e)
     return sorted(values, key=_sort_key)
 
 
@@ -236,9 +249,9 @@ def severity(record: Record, key: NormalizedName) -> tuple[Severity, str, float 
     ``database_specific.severity``; a record with neither is **high**, because an unscored known
     vulnerability must still fail the default ``--fail-on high`` (fail closed).
     """
-    vectors = [s for s in record.data.get("severity", []) if isinstance(s, dict)]
+    vectors = list(record.data.get("severity", []))
     for entry in _pypi_entries(record, key):
-        vectors += [s for s in entry.get("severity", []) if isinstance(s, dict)]
+        vectors += entry.get("severity", [])
     scores = [
         score
         for s in vectors
