@@ -82,6 +82,7 @@ def is_vulnerable(record: dict[str, Any], name: str, version: str) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    page_size: int | None
     records: dict[str, dict[str, Any]]
     by_name: dict[str, list[dict[str, Any]]]
     requests: list[str]
@@ -105,6 +106,16 @@ class _Handler(BaseHTTPRequestHandler):
             if is_vulnerable(r, name, query["version"])  # withdrawn ones too, as osv.dev does
         ]
 
+    def _page(self, query: dict[str, Any]) -> dict[str, Any]:
+        """One querybatch result, cut into pages of ``page_size`` with a ``next_page_token``."""
+        found = [{"id": r["id"], "modified": r["modified"]} for r in self._matches(query)]
+        start = int(query.get("page_token", 0))
+        end = len(found) if self.page_size is None else start + self.page_size
+        result: dict[str, Any] = {"vulns": found[start:end]}
+        if end < len(found):
+            result["next_page_token"] = str(end)
+        return result
+
     def do_POST(self) -> None:
         self.requests.append(self.path)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -112,11 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             found = self._matches(body)
             self._send(200, {"vulns": found} if found else {})
         elif self.path == "/v1/querybatch":
-            results = [
-                {"vulns": [{"id": r["id"], "modified": r["modified"]} for r in self._matches(q)]}
-                for q in body["queries"]
-            ]
-            self._send(200, {"results": results})
+            self._send(200, {"results": [self._page(q) for q in body["queries"]]})
         else:
             self._send(404, {"message": "not found"})
 
@@ -130,14 +137,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(records: Sequence[dict[str, Any]]) -> Iterator[tuple[str, list[str]]]:
-    """Run the endpoint on 127.0.0.1 (a free port); yield its base URL and the request log."""
+def serve(
+    records: Sequence[dict[str, Any]], *, page_size: int | None = None
+) -> Iterator[tuple[str, list[str]]]:
+    """Run the endpoint on 127.0.0.1 (a free port); yield its base URL and the request log.
+
+    ``page_size`` makes querybatch answer in pages, as osv.dev does for long results.
+    """
     by_name: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         names = {canonicalize_name(a["package"]["name"]) for a in record.get("affected", [])}
         for name in names:
             by_name.setdefault(name, []).append(record)
-    attributes = {"records": {r["id"]: r for r in records}, "by_name": by_name, "requests": []}
+    attributes = {
+        "records": {r["id"]: r for r in records},
+        "by_name": by_name,
+        "requests": [],
+        "page_size": page_size,
+    }
     handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -144,3 +144,20 @@ def test_aliases_and_fixed_versions_reported(
     assert "Upgrade edge-multi-two to 2.3" in finding["remediation"]
     assert finding["principle"] == "2.3"
     assert finding["techniques"] == ["AML.T0010"]
+
+
+def test_osv_api_pages_are_followed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("edge-pre==2.0.0rc1\nedge-post==1.0\n", encoding="utf-8")
+    with endpoint.serve(EDGE_RECORDS, page_size=1) as (url, requests):
+        found = _bastion(["-r", str(requirements), "--osv-url", url], capsys)
+        # one advisory per page; edge-pre has three (one withdrawn, which the server still
+        # returns and Bastion drops): three batches, then one fetch per record
+        assert requests.count("/v1/querybatch") == 3
+        assert "/v1/vulns/EDGE-WITHDRAWN-1" in requests
+    assert found == {
+        ("edge-pre", "EDGE-PRE-1"),
+        ("edge-pre", "EDGE-PRE-2"),
+        ("edge-post", "EDGE-POST-1"),
+        ("edge-post", "EDGE-POST-2"),
+    }
