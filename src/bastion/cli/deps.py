@@ -152,11 +152,15 @@ def audit(
     ] = deps.DEFAULT_MAX_AGE_DAYS,
     output: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
 ) -> None:
-    """Audit requirements, a project, a lockfile or an installed environment for known
-    vulnerabilities. With no input, audits the environment Bastion runs in.
+    """Audit requirements, a project, a lockfile or an environment for known vulnerabilities.
 
-    A package without one exact version is a finding (high), never a silent pass. Every report
-    states the database's age. Exit 0 clean, 1 findings at or above --fail-on, 2 errors.
+    With no input, audits the environment Bastion runs in.
+
+    A package without one exact version is a finding (high), never a silent pass.
+
+    Every report states the database's age (newest advisory, import time).
+
+    Exit 0 clean, 1 findings at or above --fail-on, 2 usage or runtime error.
 
     Example: bastion deps audit -r requirements.txt --format sarif --output deps.sarif
     """
@@ -223,9 +227,12 @@ def bom(
     ] = False,
     output: Annotated[Path | None, typer.Option(help="Write the BOM here.")] = None,
 ) -> None:
-    """A CycloneDX 1.6 bill of materials for a model version: the model with its card and file
-    hashes, the datasets it was trained and evaluated on, and the software environment (as
-    captured now, stated in the BOM's metadata), validated against CycloneDX's JSON schema.
+    """A CycloneDX 1.6 bill of materials (ML-BOM) for a registered model version.
+
+    It holds the model with its card and file hashes, the datasets it was trained and evaluated
+    on, and the software environment (captured now, as the BOM's metadata says).
+
+    Validated against CycloneDX's JSON schema before it is written.
 
     Example: bastion bom digits@2 --output digits-2.cdx.json
     """
