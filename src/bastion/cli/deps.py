@@ -229,8 +229,7 @@ def bom(
 ) -> None:
     """A CycloneDX 1.6 bill of materials (ML-BOM) for a registered model version.
 
-    It holds the model with its card and file hashes, the datasets it was trained and evaluated
-    on, and the software environment (captured now, as the BOM's metadata says).
+    Holds the model (card, file hashes), its datasets, and the environment as captured now.
 
     Validated against CycloneDX's JSON schema before it is written.
 
