@@ -13,8 +13,13 @@ from bastion.scan.formats.archives import (
     TarScanner,
     ZipScanner,
 )
+from bastion.scan.formats.gguf import GGUFScanner
+from bastion.scan.formats.keras import KerasScanner
 from bastion.scan.formats.numpy import NumpyScanner
+from bastion.scan.formats.onnx import OnnxScanner
 from bastion.scan.formats.pickle import PickleScanner
+from bastion.scan.formats.safetensors import SafetensorsScanner
+from bastion.scan.formats.savedmodel import SavedModelScanner
 from bastion.scan.formats.torch import TorchLegacyScanner
 from bastion.scan.interface import Format, FormatScanner
 
@@ -35,6 +40,12 @@ SCANNERS: Final[dict[Format, FormatScanner]] = {
     Format.BZIP2: CompressedScanner(),
     Format.XZ: CompressedScanner(),
     Format.ZLIB: CompressedScanner(),
+    Format.KERAS: KerasScanner(),
+    Format.HDF5: KerasScanner(),
+    Format.ONNX: OnnxScanner(),
+    Format.SAVEDMODEL: SavedModelScanner(),
+    Format.SAFETENSORS: SafetensorsScanner(),
+    Format.GGUF: GGUFScanner(),
 }
 
 CONTAINERS: Final = frozenset({

@@ -199,7 +199,9 @@ def review_config(config: object) -> list[ConfigIssue]:
     kept = [i for i in issues if i.evidence or i.rule != "keras.lambda.bytecode"
             or not any(i.where.startswith(w + ".") or i.where.startswith(w + "[")
                        for w in lambdas)]
-    return sorted(kept, key=lambda i: (-i.severity.rank, i.where))
+    # One report per rule and object (a custom Dense names both a module and a registered name).
+    unique = {(i.rule, i.where): i for i in reversed(kept)}
+    return sorted(unique.values(), key=lambda i: (-i.severity.rank, i.where))
 
 
 def _parse_json(raw: bytes | str) -> object:

@@ -117,41 +117,46 @@ def _bad_json(source: Source, why: str) -> Finding:
     )
 
 
-def _tensor_span(source: Source, name: str, entry: object) -> tuple[int, int] | Finding:
-    """The byte span of one tensor, or the finding for the first rule its entry breaks.
+def _tensor_span(
+    source: Source, name: str, entry: object
+) -> tuple[tuple[int, int] | None, Finding | None]:
+    """The byte span of one tensor (when its offsets are usable) and the finding for the first
+    rule its entry breaks.
 
-    Steps: 1. exactly the keys dtype, shape, data_offsets; 2. a known dtype; 3. a shape of
-    non-negative integers; 4. two ordered, non-negative integer offsets; 5. the span's length
-    equals the element count times the dtype size.
+    Steps: 1. exactly the keys dtype, shape, data_offsets; 2. a shape of non-negative integers
+    and two ordered, non-negative integer offsets; 3. a known dtype; 4. the span's length equals
+    the element count times the dtype size.
     """
-    def bad(rule: str, severity: Severity, title: str, why: str) -> Finding:
-        return finding(source, rule, severity, title, detail=f"Tensor {name!r}: {why}",
+    def bad(rule: str, title: str, why: str) -> Finding:
+        return finding(source, rule, Severity.HIGH, title, detail=f"Tensor {name!r}: {why}",
                        remediation=_REMEDIATE, offset=8, evidence={"tensor": name})
 
     # 1.
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-        return bad("safetensors.tensor.invalid", Severity.HIGH, "safetensors tensor entry is "
-                   "malformed", "an entry must hold exactly dtype, shape and data_offsets.")
+        return None, bad("safetensors.tensor.invalid", "safetensors tensor entry is malformed",
+                         "an entry must hold exactly dtype, shape and data_offsets.")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    # 2. An unknown dtype leaves the size unknowable; a loader may guess.
-    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
-        return bad("safetensors.dtype.unknown", Severity.HIGH, "safetensors tensor has an "
-                   "unknown dtype", f"dtype {dtype!r} is not one of the specification's.")
-    # 3-4. bool is an int in Python but not in JSON's schema for shapes and offsets.
+
+    # 2. bool is an int in Python but not in JSON's schema for shapes and offsets.
     def ints(value: object, count: int | None) -> bool:
         return (isinstance(value, list) and (count is None or len(value) == count)
                 and all(type(v) is int and v >= 0 for v in value))
 
     if not ints(shape, None) or not ints(offsets, 2) or offsets[0] > offsets[1]:
-        return bad("safetensors.tensor.invalid", Severity.HIGH, "safetensors tensor entry is "
-                   "malformed", f"shape {shape!r} or data_offsets {offsets!r} is not valid.")
-    # 5.
+        return None, bad("safetensors.tensor.invalid", "safetensors tensor entry is malformed",
+                         f"shape {shape!r} or data_offsets {offsets!r} is not valid.")
+    span = (offsets[0], offsets[1])
+    # 3. An unknown dtype leaves the size unknowable; a loader may guess.
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+        return span, bad("safetensors.dtype.unknown", "safetensors tensor has an unknown dtype",
+                         f"dtype {dtype!r} is not one of the specification's.")
+    # 4.
     bits = math.prod(shape) * DTYPE_BITS[dtype]
     if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
-        return bad("safetensors.tensor.size", Severity.HIGH, "safetensors tensor size does "
-                   "not match its shape", f"shape {shape} of {dtype} needs {bits / 8:g} bytes "
-                   f"but its offsets span {offsets[1] - offsets[0]}.")
-    return offsets[0], offsets[1]
+        return span, bad("safetensors.tensor.size", "safetensors tensor size does not match "
+                         "its shape", f"shape {shape} of {dtype} needs {bits / 8:g} bytes but "
+                         f"its offsets span {offsets[1] - offsets[0]}.")
+    return span, None
 
 
 def _check_tensors(source: Source, header: dict[str, Any], data_start: int) -> Iterator[Finding]:
@@ -173,9 +178,10 @@ def _check_tensors(source: Source, header: dict[str, Any], data_start: int) -> I
     spans: list[tuple[int, int, str]] = []
     for name, entry in header.items():
         # 2.
-        span = _tensor_span(source, name, entry)
-        if isinstance(span, Finding):
-            yield span
+        span, problem = _tensor_span(source, name, entry)
+        if problem is not None:
+            yield problem
+        if span is None:
             continue
         # 3.
         if span[1] > data_size:
@@ -190,22 +196,23 @@ def _check_tensors(source: Source, header: dict[str, Any], data_start: int) -> I
             continue
         spans.append((span[0], span[1], name))
     spans.sort()
-    covered = 0
+    covered, owner = 0, ""
     for begin, end, name in spans:
         # 4.
         if begin < covered:
             yield finding(
                 source, "safetensors.tensor.overlap", Severity.HIGH,
                 "safetensors tensors overlap",
-                detail=f"Tensor {name!r} starts at {begin}, inside bytes already used by an "
-                "earlier tensor; one write changes two tensors and loaders disagree.",
+                detail=f"Tensor {name!r} starts at {begin}, inside bytes of tensor {owner!r}; "
+                "one write changes both and loaders disagree.",
                 remediation=_REMEDIATE, offset=data_start + begin,
-                evidence={"tensor": name, "data_offsets": [begin, end]},
+                evidence={"tensors": sorted([owner, name]), "data_offsets": [begin, end]},
             )
         # 5. A gap between tensors is room for a hidden payload.
         elif begin > covered:
             yield _hidden(source, data_start + covered, begin - covered)
-        covered = max(covered, end)
+        if end > covered:
+            covered, owner = end, name
     if covered < data_size:
         yield _hidden(source, data_start + covered, data_size - covered)
 

