@@ -23,6 +23,7 @@ from bastion.cli import deps as deps_cli
 from bastion.cli import init as init_cli
 from bastion.cli import scan as scan_cli
 from bastion.cli import review as review_cli
+from bastion.cli import server as server_cli
 from bastion.cli import token as token_cli
 from bastion.cli._context import state
 from bastion.cli._output import EXIT_ERROR
@@ -81,6 +82,7 @@ scan_cli.register(app)
 catalog_cli.register(app)
 review_cli.register(app)
 bundle_cli.register(app)
+server_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

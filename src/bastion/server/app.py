@@ -1,0 +1,284 @@
+"""The catalog as a REST API: JSON endpoints, OpenAPI at ``/openapi.json``, problem details.
+
+Every route but ``/health`` needs a bearer token (``bastion token create``); the token's role
+caps what it may do, and the catalog still checks the caller's role on each asset. Each request
+is audited with the token's principal as the actor::
+
+    app = create_app(Workspace.find())
+    uvicorn.run(app, host="127.0.0.1", port=8470)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from bastion import __version__
+from bastion.catalog.bundle import BundleLimits, export_bundle, import_bundle
+from bastion.catalog.card_formats import CardFormat, export_registered_card
+from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema
+from bastion.catalog.records import Kind, Role, Status
+from bastion.catalog.service import Catalog
+from bastion.catalog.workspace import Workspace
+from bastion.errors import UsageError
+from bastion.server import problems
+from bastion.server.auth import Caller, bearer, require
+
+__all__ = ["create_app"]
+
+_CARD_MEDIA: Final = {
+    CardFormat.JSON: "application/json",
+    CardFormat.YAML: "application/yaml",
+    CardFormat.HF: "text/markdown; charset=utf-8",
+    CardFormat.CYCLONEDX: "application/vnd.cyclonedx+json; version=1.6",
+}
+_TAR: Final = "application/x-tar"
+
+Viewer = Annotated[Caller, Depends(require(Role.VIEWER))]
+Contributor = Annotated[Caller, Depends(require(Role.CONTRIBUTOR))]
+Reviewer = Annotated[Caller, Depends(require(Role.REVIEWER))]
+Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
+
+
+class ReviewDecision(enum.StrEnum):
+    """What a review call does."""
+
+    REQUEST = "request"
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> FastAPI:
+    """The API over ``workspace``; the app closes (and seals) it when it shuts down."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            workspace.close()
+
+    app = FastAPI(
+        title="Bastion catalog API",
+        version=__version__,
+        description=(
+            "Versioned, signed, encrypted models and datasets with cards, lineage, reviews and "
+            "rollback (NCSC principles 2.1, 2.4, 2.5). Authenticate with "
+            "'Authorization: Bearer TOKEN' (bastion token create). Errors are RFC 9457 "
+            "problem details."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.workspace = workspace
+    problems.install(app)
+    bundle_limits = limits or BundleLimits()
+
+    @app.middleware("http")
+    async def no_store(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness, without authentication; says nothing about the catalog."""
+        return {"status": "ok"}
+
+    @app.get("/v1/whoami", tags=["meta"])
+    def whoami(caller: Viewer) -> dict[str, str]:
+        """The principal and role of the token used."""
+        identity = caller.identity
+        return {
+            "principal": identity.principal,
+            "role": identity.role.value,
+            "token": identity.token,
+        }
+
+    @app.get("/v1/versions", tags=["catalog"])
+    def list_versions(
+        caller: Viewer,
+        kind: Kind | None = None,
+        q: Annotated[str | None, Query(max_length=200, description="Text to search for.")] = None,
+        sensitivity: str | None = None,
+        status: Status | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Versions matching every filter, by name then newest first (``bastion list``)."""
+        found = Catalog(caller.workspace).search(
+            kind=kind, text=q, sensitivity=sensitivity, status=status, limit=limit
+        )
+        return [v.to_dict() for v in found]
+
+    @app.get("/v1/versions/{ref:path}", tags=["catalog"])
+    def show(caller: Viewer, ref: str) -> dict[str, Any]:
+        """Everything recorded about a version: NAME, NAME@N or NAME@ALIAS (``bastion show``)."""
+        return Catalog(caller.workspace).show(ref).to_dict()
+
+    @app.get("/v1/lineage/{ref:path}", tags=["catalog"])
+    def lineage(caller: Viewer, ref: str) -> dict[str, Any]:
+        """Upstream and downstream versions, transitively (``bastion lineage``)."""
+        return Catalog(caller.workspace).lineage(ref).to_dict()
+
+    @app.get("/v1/verify/{ref:path}", tags=["catalog"])
+    def verify(caller: Viewer, ref: str) -> dict[str, Any]:
+        """Re-hash blobs, check the signature and audit entries (``bastion verify``)."""
+        return Catalog(caller.workspace).verify(ref).to_dict()
+
+    @app.get("/v1/fsck", tags=["catalog"])
+    def fsck(caller: Admin) -> dict[str, Any]:
+        """Cross-check database, blob store and audit chain, read-only (``bastion fsck``)."""
+        return Catalog(caller.workspace).fsck().to_dict()
+
+    @app.get("/v1/cards/{ref:path}", tags=["cards"])
+    def card(
+        caller: Viewer,
+        ref: str,
+        fmt: Annotated[CardFormat, Query(alias="format")] = CardFormat.JSON,
+        level: DisclosureLevel = DisclosureLevel.INTERNAL,
+    ) -> Response:
+        """A version's card at a disclosure level (``bastion card export``); audited."""
+        text = export_registered_card(caller.workspace, ref, fmt, level)
+        return Response(text, media_type=_CARD_MEDIA[fmt])
+
+    @app.get("/v1/schemas/cards/{kind}", tags=["cards"])
+    def schema(caller: Viewer, kind: CardKind) -> JSONResponse:
+        """The JSON Schema of a card kind (``bastion card schema``)."""
+        return JSONResponse(card_schema(kind), media_type="application/schema+json")
+
+    @app.post("/v1/reviews/{decision}/{ref:path}", tags=["reviews"])
+    def review(
+        caller: Annotated[Caller, Depends(_reviewing)],
+        decision: ReviewDecision,
+        ref: str,
+        comment: Annotated[str, Body(embed=True, max_length=10_000)] = "",
+    ) -> dict[str, str]:
+        """Request review (contributor), approve or reject (reviewer; never one's own version)."""
+        catalog = Catalog(caller.workspace)
+        if decision is ReviewDecision.REQUEST:
+            status = catalog.request_review(ref, comment)
+        elif decision is ReviewDecision.APPROVE:
+            status = catalog.approve(ref, comment)
+        else:
+            status = catalog.reject(ref, comment)
+        return {"ref": ref, "status": status.value}
+
+    @app.put("/v1/aliases/{alias}/{name:path}", tags=["aliases"])
+    def set_alias(
+        caller: Admin,
+        alias: str,
+        name: str,
+        version: Annotated[int, Body(embed=True, ge=1)],
+    ) -> dict[str, Any]:
+        """Point an alias at a version (``bastion alias set``)."""
+        Catalog(caller.workspace).set_alias(name, alias, version)
+        return {"name": name, "alias": alias, "version": version}
+
+    @app.post("/v1/rollback/{alias}/{name:path}", tags=["aliases"])
+    def rollback(caller: Admin, alias: str, name: str) -> dict[str, str]:
+        """Move an alias back to where it pointed before (``bastion rollback``)."""
+        return {
+            "name": name,
+            "alias": alias,
+            "ref": Catalog(caller.workspace).rollback(name, alias),
+        }
+
+    @app.get("/v1/export/{ref:path}", tags=["bundles"], response_class=FileResponse)
+    def export(caller: Contributor, ref: str) -> FileResponse:
+        """A signed bundle of a version (``bastion export``); the read is audited."""
+        scratch = Path(tempfile.mkdtemp(prefix="export-", dir=caller.workspace.settings.home))
+        try:
+            result = export_bundle(caller.workspace, ref, scratch / "bundle.tar")
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        filename = result.ref.replace("/", "_").replace("@", "-") + ".tar"
+        return FileResponse(
+            result.path,
+            media_type=_TAR,
+            filename=filename,
+            headers={"X-Bundle-SHA256": result.sha256, "X-Key-Id": result.key_id},
+            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        )
+
+    @app.post(
+        "/v1/import",
+        tags=["bundles"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {_TAR: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    async def import_(
+        request: Request,
+        caller: Contributor,
+        key_id: Annotated[list[str] | None, Query(description="Trusted signing key ids.")] = None,
+        name: str | None = None,
+        accept_risk: Annotated[str | None, Query(max_length=2000)] = None,
+    ) -> dict[str, Any]:
+        """Verify and register a bundle sent as the request body (``bastion import``).
+
+        Only the server's own key and the key ids given are trusted.
+        """
+        if request.headers.get("content-type", "").split(";")[0].strip() != _TAR:
+            raise UsageError(f"send the bundle as {_TAR}")
+        home = caller.workspace.settings.home
+        scratch = Path(await run_in_threadpool(tempfile.mkdtemp, "", "upload-", str(home)))
+        try:
+            path = scratch / "bundle.tar"
+            await _receive(
+                request, path, bundle_limits.max_total_bytes + 4 * bundle_limits.max_meta_bytes
+            )
+            result = await run_in_threadpool(
+                lambda: import_bundle(
+                    caller.workspace,
+                    path,
+                    trusted_key_ids=key_id or (),
+                    name=name,
+                    accept_risk=accept_risk,
+                    limits=bundle_limits,
+                )
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return result.to_dict()
+
+    return app
+
+
+def _reviewing(
+    request: Request,
+    decision: ReviewDecision,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The caller of a review route: the role it needs depends on the decision."""
+    needed = Role.CONTRIBUTOR if decision is ReviewDecision.REQUEST else Role.REVIEWER
+    return require(needed)(request, credentials)
+
+
+async def _receive(request: Request, path: Path, limit: int) -> None:
+    """Stream the request body to ``path``, refusing more than ``limit`` bytes."""
+    received = 0
+    with path.open("xb") as out:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise UsageError(f"the upload is larger than {limit} bytes")
+            out.write(chunk)

@@ -1,0 +1,299 @@
+"""The catalog REST API through FastAPI's TestClient, on SQLite and PostgreSQL: tokens and
+roles, the review rules, problem details without internals, audit of every request."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from fastapi.testclient import TestClient
+
+from bastion.catalog.records import Role
+from bastion.catalog.service import Catalog
+from bastion.catalog.tokens import TokenStore
+from bastion.catalog.workspace import Workspace, init_workspace
+from bastion.server import create_app
+
+PROBLEM = "application/problem+json"
+
+
+def acting(ws: Workspace, actor: str) -> Workspace:
+    return dataclasses.replace(ws, settings=dataclasses.replace(ws.settings, actor=actor))
+
+
+@pytest.fixture
+def served(workspace: Workspace, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """A catalog where alice registered m@1 and granted bob reviewer and carol viewer, served
+    with one token per principal and role."""
+    weights = tmp_path / "weights.npy"
+    np.save(weights, np.arange(16, dtype=np.float32))
+    alice = Catalog(acting(workspace, "alice"))
+    alice.add_model(
+        "m",
+        weights,
+        card={"kind": "model", "description": "demo model", "architecture": "ARCH-SECRET"},
+    )
+    alice.grant("m", "bob", Role.REVIEWER)
+    alice.grant("m", "carol", Role.VIEWER)
+    store = TokenStore(workspace)
+    tokens = {
+        name: store.create(name, role, principal=principal)[0]
+        for name, principal, role in [
+            ("alice", "alice", Role.CONTRIBUTOR),
+            ("alice-rev", "alice", Role.REVIEWER),
+            ("bob", "bob", Role.REVIEWER),
+            ("carol", "carol", Role.VIEWER),
+            ("root", "alice", Role.ADMIN),
+        ]
+    }
+    with TestClient(create_app(workspace), raise_server_exceptions=False) as client:
+        yield client, tokens
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:bastion:problem:{slug}"
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return body
+
+
+ROUTES = [
+    ("GET", "/v1/whoami"),
+    ("GET", "/v1/versions"),
+    ("GET", "/v1/versions/m@1"),
+    ("GET", "/v1/lineage/m@1"),
+    ("GET", "/v1/verify/m@1"),
+    ("GET", "/v1/cards/m@1"),
+    ("GET", "/v1/fsck"),
+    ("GET", "/v1/export/m@1"),
+    ("POST", "/v1/reviews/approve/m@1"),
+    ("PUT", "/v1/aliases/production/m"),
+    ("POST", "/v1/rollback/production/m"),
+    ("POST", "/v1/import"),
+]
+
+
+def test_every_route_needs_a_valid_token(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace
+) -> None:
+    client, tokens = served
+    before = workspace.audit.head()
+    for method, path in ROUTES:
+        response = client.request(method, path)
+        body = assert_problem(response, 401, "unauthenticated")
+        assert response.headers["www-authenticate"] == 'Bearer realm="bastion"'
+        assert body["instance"] == path
+        assert_problem(
+            client.request(method, path, headers=auth("bst_" + "x" * 43)), 401, "unauthenticated"
+        )
+        assert_problem(
+            client.request(method, path, headers={"Authorization": "Basic YTpi"}),
+            401,
+            "unauthenticated",
+        )
+    TokenStore(workspace).revoke("carol")
+    body = assert_problem(
+        client.get("/v1/versions", headers=auth(tokens["carol"])), 401, "unauthenticated"
+    )
+    assert body["detail"] == "the API token was revoked"
+    assert workspace.audit.head() == before + 1  # only the revocation: no anonymous writes
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+DENIED = [
+    ("carol", "POST", "/v1/reviews/request/m@1", "contributor"),
+    ("carol", "GET", "/v1/export/m@1", "contributor"),
+    ("alice", "POST", "/v1/reviews/approve/m@1", "reviewer"),
+    ("bob", "PUT", "/v1/aliases/staging/m", "admin"),
+    ("bob", "GET", "/v1/fsck", "admin"),
+]
+
+
+def test_a_token_below_the_needed_role_gets_403_and_is_audited(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace
+) -> None:
+    client, tokens = served
+    for token, method, path, needed in DENIED:
+        kwargs: dict[str, Any] = {"json": {"version": 1}} if method == "PUT" else {}
+        response = client.request(method, path, headers=auth(tokens[token]), **kwargs)
+        body = assert_problem(response, 403, "forbidden")
+        assert needed in body["detail"] and body["hint"]
+        denied = workspace.audit.entries(action="api.denied")[-1]
+        assert (denied.actor, denied.subject) == (token, f"{method} {path}")
+        assert denied.details["needed"] == needed
+    assert workspace.audit.entries(action="api.request") == []  # nothing else was let through
+
+
+def test_review_flow_and_a_reviewer_cannot_approve_their_own_version(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace
+) -> None:
+    client, tokens = served
+    requested = client.post(
+        "/v1/reviews/request/m@1", headers=auth(tokens["alice"]), json={"comment": "ready"}
+    )
+    assert requested.json() == {"ref": "m@1", "status": "in_review"}
+    own = client.post("/v1/reviews/approve/m@1", headers=auth(tokens["alice-rev"]))
+    body = assert_problem(own, 403, "forbidden")
+    assert body["detail"] == "alice registered m@1 and cannot approve it"
+    early = client.put(
+        "/v1/aliases/production/m", headers=auth(tokens["root"]), json={"version": 1}
+    )
+    assert_problem(early, 403, "forbidden")  # production needs an approved version
+    approved = client.post(
+        "/v1/reviews/approve/m@1", headers=auth(tokens["bob"]), json={"comment": "looks fine"}
+    )
+    assert approved.json()["status"] == "approved"
+    moved = client.put(
+        "/v1/aliases/production/m", headers=auth(tokens["root"]), json={"version": 1}
+    )
+    assert moved.status_code == 200
+    shown = client.get("/v1/versions/m@production", headers=auth(tokens["carol"])).json()
+    assert shown["status"] == "approved" and shown["aliases"] == ["production"]
+    assert [r["reviewer"] for r in shown["reviews"]] == ["alice", "bob"]
+    # Every request's identity is the actor of its audit entries.
+    requests = [(e.actor, e.subject) for e in workspace.audit.entries(action="api.request")]
+    assert requests == [
+        ("alice", "POST /v1/reviews/request/m@1"),
+        ("alice", "POST /v1/reviews/approve/m@1"),  # refused by the catalog, still recorded
+        ("alice", "PUT /v1/aliases/production/m"),
+        ("bob", "POST /v1/reviews/approve/m@1"),
+        ("alice", "PUT /v1/aliases/production/m"),
+        ("carol", "GET /v1/versions/m@production"),
+    ]
+    approval = workspace.audit.entries(action="version.review.approve")[-1]
+    assert (approval.actor, approval.subject) == ("bob", "m@1")
+
+
+def test_reads_list_show_lineage_verify_and_cards(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, tokens = served
+    viewer = auth(tokens["carol"])
+    listed = client.get("/v1/versions", headers=viewer, params={"kind": "model", "q": "demo"})
+    assert [v["ref"] for v in listed.json()] == ["m@1"]
+    assert client.get("/v1/versions", headers=viewer, params={"q": "nothing"}).json() == []
+    assert client.get("/v1/lineage/m@1", headers=viewer).json()["upstream"] == []
+    verified = client.get("/v1/verify/m@1", headers=viewer).json()
+    assert verified["ok"] is True and verified["files"] == 1
+    public = client.get(
+        "/v1/cards/m@1", headers=viewer, params={"format": "cyclonedx", "level": "public"}
+    )
+    assert public.headers["content-type"].startswith("application/vnd.cyclonedx+json")
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(public.text) is None
+    assert "ARCH-SECRET" not in public.text
+    internal = client.get("/v1/cards/m@1", headers=viewer).json()
+    assert internal["architecture"] == "ARCH-SECRET"
+    schema = client.get("/v1/schemas/cards/dataset", headers=viewer).json()
+    assert schema["properties"]["kind"]["const"] == "dataset"
+    assert client.get("/v1/whoami", headers=viewer).json() == {
+        "principal": "carol",
+        "role": "viewer",
+        "token": "carol",
+    }
+
+
+def test_errors_are_problem_details_without_internals(
+    served: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, tokens = served
+    viewer = auth(tokens["carol"])
+    missing = assert_problem(client.get("/v1/versions/ghost@3", headers=viewer), 404, "not-found")
+    assert "ghost@3" in missing["detail"]
+    invalid = assert_problem(
+        client.get("/v1/versions", headers=viewer, params={"status": "bogus"}),
+        422,
+        "invalid-request",
+    )
+    assert invalid["errors"][0]["field"] == "query.status"
+    bad_ref = assert_problem(client.get("/v1/versions/m@!!", headers=viewer), 400, "bad-request")
+    assert "neither a version number nor an alias" in bad_ref["detail"]
+
+    def explode(*_: Any, **__: Any) -> None:
+        raise RuntimeError("connection to /var/secret/db.sqlite failed at line 42")
+
+    monkeypatch.setattr(Catalog, "search", explode)
+    crash = assert_problem(client.get("/v1/versions", headers=viewer), 500, "server-error")
+    assert crash["detail"] == "the server could not complete the request"
+    assert "secret" not in json.dumps(crash) and "RuntimeError" not in json.dumps(crash)
+    assert client.get("/nowhere", headers=viewer).headers["content-type"] == PROBLEM
+
+
+def test_openapi_is_published_with_bearer_security(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, _ = served
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Bastion catalog API"
+    assert {"/v1/versions", "/v1/versions/{ref}", "/v1/import"} <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert client.get("/docs").status_code == 404  # no CDN-loaded pages
+
+
+def test_export_then_import_over_http_into_another_server(
+    served: tuple[TestClient, dict[str, str]],
+    workspace: Workspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, tokens = served
+    exported = client.get("/v1/export/m@1", headers=auth(tokens["alice"]))
+    assert exported.status_code == 200 and exported.headers["content-type"] == "application/x-tar"
+    assert hashlib.sha256(exported.content).hexdigest() == exported.headers["x-bundle-sha256"]
+    assert not list(workspace.settings.home.glob("export-*"))  # scratch removed
+
+    monkeypatch.delenv("BASTION_DATABASE_URL", raising=False)
+    other = init_workspace(tmp_path / "other", env={"BASTION_ACTOR": "ops"})
+    secret, _ = TokenStore(other).create("dave", Role.CONTRIBUTOR)
+    with TestClient(create_app(other), raise_server_exceptions=False) as remote:
+        headers = {**auth(secret), "Content-Type": "application/x-tar"}
+        untrusted = remote.post("/v1/import", headers=headers, content=exported.content)
+        assert "does not trust" in assert_problem(untrusted, 422, "integrity")["detail"]
+        key_id = exported.headers["x-key-id"]
+        tampered = _tamper(exported.content)
+        refused = remote.post(
+            "/v1/import", headers=headers, content=tampered, params={"key_id": key_id}
+        )
+        assert "it was modified" in assert_problem(refused, 422, "integrity")["detail"]
+        imported = remote.post(
+            "/v1/import", headers=headers, content=exported.content, params={"key_id": key_id}
+        )
+        assert imported.status_code == 200, imported.text
+        assert imported.json()["ref"] == "m@1"
+        assert imported.json()["digest"] == Catalog(workspace).show("m@1").summary.digest
+        entry = other.audit.entries(action="bundle.import")[-1]
+        assert entry.actor == "dave"
+        wrong_type = remote.post("/v1/import", headers=auth(secret), content=b"{}")
+        assert_problem(wrong_type, 400, "bad-request")
+
+
+def _tamper(bundle: bytes) -> bytes:
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(bundle)) as src,
+        tarfile.open(fileobj=out, mode="w:") as dst,
+    ):
+        for member in src:
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name.startswith("files/"):
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            info = tarfile.TarInfo(member.name)
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return out.getvalue()
