@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import pickle
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,75 @@ def _tamper(bundle: bytes) -> bytes:
             info.size = len(data)
             dst.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def _upload(files: dict[str, bytes], card: dict[str, Any] | None = None) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:") as tar:
+        members = {"bastion-card.json": json.dumps(card).encode()} if card else {}
+        members |= {f"files/{name}": data for name, data in files.items()}
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+class Canary:
+    """Creates the canary file when unpickled (and only then)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def test_register_over_http_scans_first_and_records_the_caller(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace, canary: Path
+) -> None:
+    client, tokens = served
+    headers = {**auth(tokens["alice"]), "Content-Type": "application/x-tar"}
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones(8, dtype=np.float32))
+    body = _upload(
+        {"data/x.npy": buffer.getvalue(), "README.txt": b"ones\n"},
+        {"kind": "dataset", "description": "eight ones"},
+    )
+    created = client.post("/v1/datasets/ones", headers=headers, content=body)
+    assert created.status_code == 200, created.text
+    info = created.json()
+    assert (info["ref"], info["author"], info["card"]["description"]) == (
+        "ones@1",
+        "alice",
+        "eight ones",
+    )
+    assert [m["path"] for m in info["manifest"]] == ["README.txt", "data/x.npy"]
+    model = _upload({"m.npy": buffer.getvalue()})
+    trained = client.post(
+        "/v1/models/tiny", headers=headers, content=model, params={"trained_on": "ones@1"}
+    )
+    assert trained.json()["lineage"] == [{"relation": "trained_on", "ref": "ones@1"}]
+    added = workspace.audit.entries(action="dataset.add")[-1]
+    assert (added.actor, added.subject) == ("alice", "ones@1")
+
+    evil = _upload({"weights.pkl": pickle.dumps(Canary(canary), protocol=4)})
+    refused = assert_problem(
+        client.post("/v1/models/evil", headers=headers, content=evil), 422, "refused"
+    )
+    assert refused["findings"] and refused["findings"][0]["severity"] in ("high", "critical")
+    assert not canary.exists()
+    escape = _upload({"../../escape.txt": b"x"})
+    assert_problem(client.post("/v1/models/esc", headers=headers, content=escape), 422, "integrity")
+    bad_card = _upload({"x.txt": b"x"}, {"kind": "dataset", "descripton": "typo"})
+    problem = assert_problem(
+        client.post("/v1/datasets/typo", headers=headers, content=bad_card), 400, "bad-request"
+    )
+    assert "field descripton: unknown field" in problem["detail"]
+    viewer = {**auth(tokens["carol"]), "Content-Type": "application/x-tar"}
+    assert_problem(client.post("/v1/datasets/ones", headers=viewer, content=body), 403, "forbidden")
+    assert [v["ref"] for v in client.get("/v1/versions", headers=viewer).json()] == [
+        "m@1",
+        "ones@1",
+        "tiny@1",
+    ]

@@ -40,6 +40,7 @@ from typing import IO, Any, Final, cast
 
 from bastion._fs import fsync_dir
 from bastion.catalog.audit import canonical_json
+from bastion.catalog.cards import CardKind, load_card_text
 from bastion.catalog.keys import VerifyingKey
 from bastion.catalog.records import Kind, VersionInfo
 from bastion.catalog.service import Catalog
@@ -55,6 +56,7 @@ __all__ = [
     "ImportResult",
     "export_bundle",
     "import_bundle",
+    "register_upload",
 ]
 
 FORMAT: Final = "bastion-bundle"
@@ -63,6 +65,7 @@ INDEX: Final = "bastion-bundle.json"
 INDEX_SIG: Final = "bastion-bundle.sig"
 PUBLIC_KEY: Final = "public-key.pem"
 SIGSTORE: Final = "signature.sigstore.json"
+UPLOAD_CARD: Final = "bastion-card.json"
 FILES: Final = "files/"
 _META_ORDER: Final = (INDEX, INDEX_SIG, PUBLIC_KEY, SIGSTORE)
 _DOMAIN: Final = b"bastion-bundle/v1\n"
@@ -341,10 +344,75 @@ def import_bundle(
                     f"{bundle}: the OpenSSF signature does not sign the files the index lists",
                     hint="the bundle was altered after export; get a fresh copy",
                 )
-            _extract(tar, members, files, manifest, limits, bundle)  # 6.
+            _check_against(members, manifest, bundle)  # 6.
+            written = _extract(tar, members, files, limits)
+        for path, sha256 in manifest.digests.items():
+            if written[path] != sha256:
+                raise BundleError(
+                    f"{bundle}: file {path} does not match its signed SHA-256: it was modified",
+                    hint="get a fresh copy of the bundle from its exporter",
+                )
         return _register(
             workspace, catalog, bundle, index, manifest, key, files, name, accept_risk
         )  # 7. 8.
+
+
+def register_upload(
+    workspace: Workspace,
+    kind: Kind,
+    name: str,
+    upload: Path,
+    *,
+    trained_on: Iterable[str] = (),
+    derived_from: str | None = None,
+    evaluated_on: Iterable[str] = (),
+    accept_risk: str | None = None,
+    sensitivity: str | None = None,
+    catalog: Catalog | None = None,
+    limits: BundleLimits | None = None,
+) -> VersionInfo:
+    """Register files sent as a tar: ``files/…``, optionally preceded by ``bastion-card.json``.
+
+    How ``bastion server`` accepts new versions. The tar gets the same safe reading as a bundle
+    (step 1 of :func:`import_bundle`); then the catalog scans, hashes, encrypts, signs and
+    records the files exactly as for a local ``add``.
+    """
+    catalog = catalog or Catalog(workspace)
+    limits = limits or BundleLimits()
+    with _private_dir(workspace) as work:
+        files = work / "files"
+        files.mkdir(mode=0o700)
+        with _open_tar(upload) as tar:
+            meta, members = _read_meta(tar, limits, (UPLOAD_CARD,), required=False)
+            if not members:
+                raise UsageError("the upload holds no files", hint="put them under files/")
+            _extract(tar, members, files, limits)
+        card = None
+        if UPLOAD_CARD in meta:
+            try:
+                text = meta[UPLOAD_CARD].decode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"{UPLOAD_CARD} is not UTF-8 text") from None
+            card = load_card_text(text, source=UPLOAD_CARD, kind=CardKind(kind.value))
+        if kind is Kind.MODEL:
+            return catalog.add_model(
+                name,
+                files,
+                card=card,
+                trained_on=trained_on,
+                derived_from=derived_from,
+                evaluated_on=evaluated_on,
+                accept_risk=accept_risk,
+                sensitivity=sensitivity,
+            )
+        return catalog.add_dataset(
+            name,
+            files,
+            card=card,
+            derived_from=derived_from,
+            accept_risk=accept_risk,
+            sensitivity=sensitivity,
+        )
 
 
 @contextlib.contextmanager
@@ -362,9 +430,14 @@ def _open_tar(path: Path) -> Iterator[tarfile.TarFile]:
 
 
 def _read_meta(
-    tar: tarfile.TarFile, limits: BundleLimits
+    tar: tarfile.TarFile,
+    limits: BundleLimits,
+    names: Sequence[str] = _META_ORDER,
+    *,
+    required: bool = True,
 ) -> tuple[dict[str, bytes], list[tarfile.TarInfo]]:
-    """Walk every header once: check each member, read the metadata, list the file members."""
+    """Walk every header once: check each member, read the metadata ``names`` (which come
+    first, in order), list the ``files/`` members."""
     meta: dict[str, bytes] = {}
     members: list[tarfile.TarInfo] = []
     seen: set[str] = set()
@@ -380,8 +453,8 @@ def _read_meta(
         if name in seen:
             raise BundleError(f"bundle member {name!r} appears twice")
         seen.add(name)
-        if name in _META_ORDER:
-            if members or _META_ORDER[len(meta)] != name:
+        if name in names:
+            if members or names[len(meta)] != name:
                 raise BundleError(f"bundle member {name!r} is out of order: not a Bastion bundle")
             if member.size > limits.max_meta_bytes:
                 raise BundleError(
@@ -391,13 +464,13 @@ def _read_meta(
             if handle is None:  # pragma: no cover - regular files always have a stream
                 raise BundleError(f"cannot read bundle member {name!r}")
             meta[name] = handle.read()
-        elif name.startswith(FILES) and len(meta) == len(_META_ORDER):
+        elif name.startswith(FILES) and (len(meta) == len(names) or not required):
             _clean_relative(name[len(FILES) :])
             members.append(member)
         else:
             raise BundleError(f"unexpected bundle member {name!r}")
-    missing = [n for n in _META_ORDER if n not in meta]
-    if missing:
+    missing = [n for n in names if n not in meta]
+    if missing and required:
         raise BundleError(f"the bundle lacks {', '.join(missing)}: not a complete Bastion bundle")
     return meta, members
 
@@ -483,14 +556,8 @@ def _manifest(index: Mapping[str, Any]) -> Manifest:
     return manifest
 
 
-def _extract(
-    tar: tarfile.TarFile,
-    members: Sequence[tarfile.TarInfo],
-    dest: Path,
-    manifest: Manifest,
-    limits: BundleLimits,
-    bundle: Path,
-) -> None:
+def _check_against(members: Sequence[tarfile.TarInfo], manifest: Manifest, bundle: Path) -> None:
+    """Names and sizes must be the signed ones before a byte is written."""
     expected = {e.path: e for e in manifest.files}
     names = [m.name[len(FILES) :] for m in members]
     extra = sorted(set(names) - set(expected))
@@ -501,31 +568,42 @@ def _extract(
             + (f"; not in the manifest: {', '.join(extra)}" if extra else "")
             + (f"; missing: {', '.join(missing)}" if missing else "")
         )
-    if manifest.total_size > limits.max_total_bytes:
-        raise BundleError(f"the bundle holds more than {limits.max_total_bytes} bytes of files")
     for member, rel in zip(members, names, strict=True):
-        entry = expected[rel]
-        if member.size != entry.size:
+        if member.size != expected[rel].size:
             raise BundleError(
                 f"{bundle}: file {rel} has {member.size} bytes but the signed manifest says "
-                f"{entry.size}: it was modified"
+                f"{expected[rel].size}: it was modified"
             )
+
+
+def _extract(
+    tar: tarfile.TarFile, members: Sequence[tarfile.TarInfo], dest: Path, limits: BundleLimits
+) -> dict[str, str]:
+    """Write the ``files/`` members under ``dest`` (0600 files, 0700 directories); return
+    path → SHA-256 of what was written."""
+    if sum(m.size for m in members) > limits.max_total_bytes:
+        raise BundleError(f"the bundle holds more than {limits.max_total_bytes} bytes of files")
+    digests: dict[str, str] = {}
+    for member in members:
+        rel = member.name[len(FILES) :]
         target = dest.joinpath(*PurePosixPath(rel).parts)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         source = tar.extractfile(member)
         if source is None:  # pragma: no cover - regular files always have a stream
             raise BundleError(f"cannot read bundle member {member.name!r}")
         digest = hashlib.sha256()
-        with target.open("xb") as out:
-            os.fchmod(out.fileno(), 0o600)
-            while chunk := source.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != entry.sha256:
-            raise BundleError(
-                f"{bundle}: file {rel} does not match its signed SHA-256: it was modified",
-                hint="get a fresh copy of the bundle from its exporter",
-            )
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with target.open("xb") as out:
+                os.fchmod(out.fileno(), 0o600)
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (FileExistsError, NotADirectoryError):
+            raise BundleError(f"bundle member {member.name!r} clashes with another path") from None
+        except OSError as exc:
+            raise BundleError(f"cannot extract {member.name!r}: {exc.strerror}") from exc
+        digests[rel] = digest.hexdigest()
+    return digests
 
 
 def _register(

@@ -25,7 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from bastion import __version__
-from bastion.catalog.bundle import BundleLimits, export_bundle, import_bundle
+from bastion.catalog.bundle import BundleLimits, export_bundle, import_bundle, register_upload
 from bastion.catalog.card_formats import CardFormat, export_registered_card
 from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema
 from bastion.catalog.records import Kind, Role, Status
@@ -216,16 +216,15 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
             background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
         )
 
-    @app.post(
-        "/v1/import",
-        tags=["bundles"],
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {_TAR: {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
-    )
+    tar_body: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {_TAR: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+    upload_limit = bundle_limits.max_total_bytes + 4 * bundle_limits.max_meta_bytes
+
+    @app.post("/v1/import", tags=["bundles"], openapi_extra=tar_body)
     async def import_(
         request: Request,
         caller: Contributor,
@@ -237,15 +236,7 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
 
         Only the server's own key and the key ids given are trusted.
         """
-        if request.headers.get("content-type", "").split(";")[0].strip() != _TAR:
-            raise UsageError(f"send the bundle as {_TAR}")
-        home = caller.workspace.settings.home
-        scratch = Path(await run_in_threadpool(tempfile.mkdtemp, "", "upload-", str(home)))
-        try:
-            path = scratch / "bundle.tar"
-            await _receive(
-                request, path, bundle_limits.max_total_bytes + 4 * bundle_limits.max_meta_bytes
-            )
+        async with _received(request, caller, upload_limit) as path:
             result = await run_in_threadpool(
                 lambda: import_bundle(
                     caller.workspace,
@@ -256,9 +247,39 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
                     limits=bundle_limits,
                 )
             )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         return result.to_dict()
+
+    @app.post("/v1/{kind}s/{name:path}", tags=["catalog"], openapi_extra=tar_body)
+    async def add(
+        request: Request,
+        caller: Contributor,
+        kind: Kind,
+        name: str,
+        trained_on: Annotated[list[str] | None, Query()] = None,
+        derived_from: str | None = None,
+        evaluated_on: Annotated[list[str] | None, Query()] = None,
+        accept_risk: Annotated[str | None, Query(max_length=2000)] = None,
+        sensitivity: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a new version (``bastion model add`` / ``dataset add``): the body is a tar
+        of ``files/…``, optionally preceded by ``bastion-card.json``. Scanned first; findings at
+        or above high are refused (422) unless ``accept_risk`` says why."""
+        async with _received(request, caller, upload_limit) as path:
+            info = await run_in_threadpool(
+                lambda: register_upload(
+                    caller.workspace,
+                    kind,
+                    name,
+                    path,
+                    trained_on=trained_on or (),
+                    derived_from=derived_from,
+                    evaluated_on=evaluated_on or (),
+                    accept_risk=accept_risk,
+                    sensitivity=sensitivity,
+                    limits=bundle_limits,
+                )
+            )
+        return info.to_dict()
 
     return app
 
@@ -273,12 +294,23 @@ def _reviewing(
     return require(needed)(request, credentials)
 
 
-async def _receive(request: Request, path: Path, limit: int) -> None:
-    """Stream the request body to ``path``, refusing more than ``limit`` bytes."""
-    received = 0
-    with path.open("xb") as out:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise UsageError(f"the upload is larger than {limit} bytes")
-            out.write(chunk)
+@contextlib.asynccontextmanager
+async def _received(request: Request, caller: Caller, limit: int) -> AsyncIterator[Path]:
+    """The tar request body, streamed into a 0700 scratch directory inside the workspace
+    (never more than ``limit`` bytes) and removed afterwards."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != _TAR:
+        raise UsageError(f"send the files as {_TAR}")
+    home = str(caller.workspace.settings.home)
+    scratch = Path(await run_in_threadpool(tempfile.mkdtemp, "", "upload-", home))
+    try:
+        path = scratch / "upload.tar"
+        received = 0
+        with path.open("xb") as out:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise UsageError(f"the upload is larger than {limit} bytes")
+                out.write(chunk)
+        yield path
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
