@@ -122,6 +122,20 @@ def test_blob_from_another_address_is_detected(store: LocalBlobStore, tmp_path: 
         read_all(store, scope, a, key)
 
 
+def test_sealed_digest_detects_change_without_the_key(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
+    scope, blob, _ = put(store, tmp_path, os.urandom(3000))
+    path = blob_path(store, scope, blob)
+    assert blob.sealed_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    store.check_sealed(scope, blob)
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match="changed at rest"):
+        store.check_sealed(scope, blob)
+
+
 def test_wrong_key_fails(store: LocalBlobStore, tmp_path: Path) -> None:
     scope, blob, _ = put(store, tmp_path, b"x" * 100)
     with pytest.raises(IntegrityError, match="chunk 0 fails authentication"):

@@ -270,11 +270,12 @@ def test_tampered_blob_is_named(registered: Catalog) -> None:
     raw = bytearray(blob.read_bytes())
     raw[100] ^= 0xFF
     blob.write_bytes(bytes(raw))
-    problems = registered.verify("m@1").problems
-    assert len(problems) == 1
-    assert problems[0].kind == "blob"
-    assert problems[0].subject == "weights/layer0.npy"
-    assert "chunk 0 fails authentication" in problems[0].message
+    [problem] = registered.verify("m@1").problems
+    assert (problem.kind, problem.subject) == ("blob", "weights/layer0.npy")
+    assert "changed at rest" in problem.message
+    [problem] = registered.verify("m@1", deep=True).problems
+    assert (problem.kind, problem.subject) == ("blob", "weights/layer0.npy")
+    assert "chunk 0 fails authentication" in problem.message
 
 
 def test_tampered_files_row_is_named(registered: Catalog, workspace: Workspace) -> None:
@@ -469,7 +470,8 @@ def test_destroy_shreds_one_version_only(
         scope, wrapped = conn.execute(
             text("SELECT blob_scope, wrapped_key FROM versions WHERE number = 1")
         ).one()
-        row = conn.execute(text("SELECT sha256, size, blob_id FROM files f JOIN versions v ON "
+        row = conn.execute(text("SELECT sha256, size, blob_id, blob_sha256 FROM files f "
+                                "JOIN versions v ON "
                                 "v.id = f.version_id WHERE v.number = 1 LIMIT 1")).one()
     backup = tmp_path / "backup"
     shutil.copytree(catalog.store.root / scope, backup)  # an attacker's copy of the disk
@@ -486,13 +488,13 @@ def test_destroy_shreds_one_version_only(
 
     shutil.copytree(backup, tmp_path / "restored" / scope)
     restored = LocalBlobStore(tmp_path / "restored")
-    blob = StoredBlob(row.sha256, int(row.size), row.blob_id)
+    blob = StoredBlob(row.sha256, int(row.size), row.blob_id, row.blob_sha256)
     with pytest.raises(IntegrityError):
         b"".join(restored.read(scope, blob, new_data_key()))
     # Only with the key that no longer exists would it open (the test kept a copy to prove it).
     key = unwrap_key(load_kek(workspace.settings.kek_file), wrapped, scope)
     assert hashlib.sha256(b"".join(restored.read(scope, blob, key))).hexdigest() == row.sha256
     catalog.get("m@2", tmp_path / "out2")  # the other version is untouched
-    assert catalog.verify("m@2").ok
+    assert catalog.verify("m@2", deep=True).ok
     assert catalog.verify("m@1").ok  # records intact; the content is gone by design
     assert catalog.fsck().ok

@@ -117,6 +117,8 @@ class StoredBlob:
     """Plaintext size in bytes."""
     blob_id: str
     """Random id written in the blob's header and bound into every chunk's AAD."""
+    sealed_sha256: str
+    """SHA-256 of the stored (encrypted) file: checking it needs no key."""
 
 
 class BlobWriter(Protocol):
@@ -136,6 +138,10 @@ class BlobStore(Protocol):
 
     def read(self, scope: str, blob: StoredBlob, key: bytes) -> Iterator[bytes]:
         """Yield the plaintext, verifying every chunk and finally the SHA-256."""
+        ...
+
+    def check_sealed(self, scope: str, blob: StoredBlob) -> None:
+        """Re-hash the stored (encrypted) bytes against the digest recorded at write time."""
         ...
 
     def scopes(self) -> list[str]:
@@ -183,7 +189,7 @@ class _LocalWriter:
         aead = AESGCM(key)
         blob_id = secrets.token_bytes(16)
         header = _HEADER.pack(_MAGIC, _FORMAT, self._chunk, blob_id)
-        digest = hashlib.sha256()
+        digest, sealed = hashlib.sha256(), hashlib.sha256(header)
         size = 0
         temp = self._dir / f"tmp-{secrets.token_hex(8)}"
         try:
@@ -199,8 +205,11 @@ class _LocalWriter:
                     size += filled
                     final = filled < self._chunk
                     nonce = os.urandom(_NONCE)
+                    record = aead.encrypt(nonce, chunk, _aad(header, index, final))
+                    sealed.update(nonce)
+                    sealed.update(record)
                     out.write(nonce)
-                    out.write(aead.encrypt(nonce, bytes(chunk), _aad(header, index, final)))
+                    out.write(record)
                     index += 1
                     if final:
                         break
@@ -211,7 +220,8 @@ class _LocalWriter:
             target.parent.mkdir(exist_ok=True)
             if target.exists():  # the same content twice in one version: keep the first copy
                 temp.unlink()
-                return StoredBlob(sha, size, _read_header(target)[3].hex())
+                first_id = _read_header(target)[3].hex()
+                return StoredBlob(sha, size, first_id, _file_sha256(target))
             os.replace(temp, target)
             fsync_dir(target.parent)
             fsync_dir(self._dir)
@@ -226,7 +236,7 @@ class _LocalWriter:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             raise
-        return StoredBlob(sha, size, blob_id.hex())
+        return StoredBlob(sha, size, blob_id.hex(), sealed.hexdigest())
 
 
 def _read_full(src: BinaryIO, view: memoryview) -> int:
@@ -237,6 +247,14 @@ def _read_full(src: BinaryIO, view: memoryview) -> int:
             break
         filled += n
     return filled
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_header(path: Path) -> tuple[bytes, int, int, bytes]:
@@ -355,6 +373,25 @@ class LocalBlobStore:
                 raise IntegrityError(f"{where} is truncated: its final chunk is missing")
             if digest.hexdigest() != blob.sha256 or size != blob.size:  # 4.
                 raise IntegrityError(f"{where} decrypts to content with another digest or size")
+
+    def check_sealed(self, scope: str, blob: StoredBlob) -> None:
+        """Re-hash the stored bytes against ``blob.sealed_sha256``: no key needed.
+
+        Encryption is deterministic given the stored nonces, so unchanged ciphertext decrypts to
+        the plaintext whose digest was computed when it was written.
+        """
+        path = self._blob_path(scope, blob.sha256)
+        try:
+            actual = _file_sha256(path)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"blob {blob.sha256[:12]}… of scope {scope[:12]}… is missing from the blob store"
+            ) from None
+        if actual != blob.sealed_sha256:
+            raise IntegrityError(
+                f"blob {blob.sha256[:12]}… of scope {scope[:12]}… was changed at rest: its stored "
+                "bytes no longer hash to the digest recorded when it was written"
+            )
 
     def scopes(self) -> list[str]:
         """Scope directories present under the root."""

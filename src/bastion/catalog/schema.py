@@ -126,6 +126,7 @@ files = Table(
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("blob_id", String(32), nullable=False),
+    Column("blob_sha256", String(64), nullable=False),  # of the stored ciphertext
 )
 
 lineage = Table(

@@ -287,6 +287,11 @@ def get(
 def verify(
     ctx: typer.Context,
     ref: RefArgument,
+    deep: Annotated[
+        bool,
+        typer.Option("--deep", help="Also decrypt every chunk and re-hash the plaintext "
+                     "(needs the KEK; slower)."),
+    ] = False,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="table, json or sarif.")
     ] = OutputFormat.TABLE,
@@ -297,10 +302,11 @@ def verify(
     that does not.
     """
     st = state(ctx)
-    result = catalog(ctx).verify(ref)
+    result = catalog(ctx).verify(ref, deep=deep)
     if fmt is OutputFormat.TABLE and result.ok:
         st.out.print(f"[green]{result.ref} verified[/green]: {result.files} file(s), "
-                     f"{_size(result.bytes)} re-hashed, signature and audit entries match")
+                     f"{_size(result.bytes)} re-hashed{' and decrypted' if deep else ''}, "
+                     "signature and audit entries match")
         raise typer.Exit(EXIT_CLEAN)
     raise typer.Exit(emit_findings(
         st, _as_findings(result.problems, result.ref), tool="verify", fmt=fmt,

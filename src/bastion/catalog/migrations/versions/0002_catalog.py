@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("blob_id", sa.String(32), nullable=False),
+        sa.Column("blob_sha256", sa.String(64), nullable=False),
     )
     op.create_table(
         "lineage",
