@@ -34,6 +34,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import mmap
 import os
 import re
 import secrets
@@ -250,11 +251,13 @@ def _read_full(src: BinaryIO, view: memoryview) -> int:
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    # Hashing a read-only mapping copies nothing into Python and releases the GIL for the whole
+    # file, so several files hash in parallel at full speed.
     with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
+        if os.fstat(handle.fileno()).st_size == 0:
+            return hashlib.sha256().hexdigest()
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hashlib.sha256(mapped).hexdigest()
 
 
 def _read_header(path: Path) -> tuple[bytes, int, int, bytes]:
