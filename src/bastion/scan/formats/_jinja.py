@@ -112,6 +112,15 @@ def _fold_filter(node: nodes.Filter, operand: nodes.Node) -> str | None:
     return None
 
 
+def _builds_string(expr: nodes.Node) -> bool:
+    """True when ``expr`` concatenates, formats, filters, calls or holds a string literal."""
+    builders = (nodes.Concat, nodes.Filter, nodes.Call, nodes.Mod, nodes.CondExpr)
+    if isinstance(expr, builders):
+        return True
+    return any(isinstance(n, builders) or (isinstance(n, nodes.Const) and isinstance(n.value, str))
+               for n in expr.find_all(nodes.Expr))
+
+
 def _names_used(node: nodes.Node) -> Iterator[tuple[nodes.Node | str, str]]:
     """Each name this node uses to reach into an object: (expression or literal, how)."""
     if isinstance(node, nodes.Getattr):
@@ -154,8 +163,8 @@ def _walk(tree: nodes.Template) -> list[TemplateIssue]:
         for expr, how in _names_used(node):
             name = expr if isinstance(expr, str) else _fold(expr)
             if name is None:
-                if isinstance(expr, nodes.Name | nodes.Const | nodes.Getattr | nodes.Getitem):
-                    continue  # a variable, number or data lookup: how templates index lists
+                if isinstance(expr, str) or not _builds_string(expr):
+                    continue  # a variable, a number or arithmetic: how templates index lists
                 issues.append(TemplateIssue(
                     "template.dynamic-name", f"{how} name is assembled at render time", line))
             elif _is_internal(name, how):

@@ -34,7 +34,7 @@ KNOWN_DOMAINS: Final = frozenset({
 })
 """Operator domains whose kernels ship with ONNX and ONNX Runtime."""
 
-_MAX_DEPTH: Final = 32
+_MAX_DEPTH: Final = 16  # protobuf itself refuses messages nested ~100 levels (33 graphs)
 _MAX_FIELDS: Final = 20_000_000
 _MAX_NAME: Final = 1 << 16
 _WINDOWS_ABS: Final = re.compile(r"^[A-Za-z]:|^[\\/]{2}")
