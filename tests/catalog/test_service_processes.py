@@ -101,7 +101,9 @@ def test_kill_9_during_add_leaves_old_or_new_state(workspace: Workspace, tmp_pat
                 if set(os.listdir(blobs)) - before:  # the add has started writing blobs
                     break
                 time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.4))
+            # The first kill lands at once (mid-encryption, before the commit, so an orphan
+            # is certain); the others anywhere up to well past the commit.
+            time.sleep(0.0 if attempt == 1 else rng.uniform(0.0, 0.4))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
