@@ -57,6 +57,7 @@ __all__ = [
     "export_bundle",
     "import_bundle",
     "register_upload",
+    "unpack_bundle",
 ]
 
 FORMAT: Final = "bastion-bundle"
@@ -322,39 +323,70 @@ def import_bundle(
     8. the registered digest is the exported one.
     """
     catalog = catalog or Catalog(workspace)
-    limits = limits or BundleLimits()
+    trusted = {workspace.signer.verifying_key.key_id, *(k.key_id for k in trusted_keys)}
+    trusted |= {k.strip().lower() for k in trusted_key_ids}
+    with _private_dir(workspace) as work:
+        files = work / "files"
+        files.mkdir(mode=0o700)
+        index, manifest, key = _verified_extract(bundle, files, trusted, limits or BundleLimits())
+        return _register(
+            workspace, catalog, bundle, index, manifest, key, files, name, accept_risk
+        )  # 7. 8.
+
+
+def unpack_bundle(
+    bundle: Path,
+    dest: Path,
+    *,
+    trusted_key_ids: Iterable[str],
+    limits: BundleLimits | None = None,
+) -> Manifest:
+    """Verify ``bundle`` (steps 1–6 of :func:`import_bundle`) and write its files to the new
+    directory ``dest``, which appears whole or not at all. No catalog is involved: this is how
+    a client of ``bastion server`` fetches a version."""
+    trusted = {k.strip().lower() for k in trusted_key_ids}
+    dest = dest.absolute()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UsageError(f"{dest} already exists", hint="choose a new or empty directory")
+    temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.bastion-", dir=dest.parent))
+    try:
+        _, manifest, _ = _verified_extract(bundle, temp, trusted, limits or BundleLimits())
+        if dest.exists():
+            dest.rmdir()
+        os.replace(temp, dest)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return manifest
+
+
+def _verified_extract(
+    bundle: Path, dest: Path, trusted: set[str], limits: BundleLimits
+) -> tuple[dict[str, Any], Manifest, VerifyingKey]:
     if not bundle.is_file():
         raise UsageError(
             f"{bundle} is not a file", hint="give the path of a bundle from 'bastion export'"
         )
-    with _private_dir(workspace) as work:
-        files = work / "files"
-        files.mkdir(mode=0o700)
-        with _open_tar(bundle) as tar:
-            meta, members = _read_meta(tar, limits)  # 1.
-            index = _parse_index(meta[INDEX])  # 2.
-            key = _trusted_key(
-                workspace, meta[PUBLIC_KEY], index, trusted_keys, trusted_key_ids
-            )  # 3.
-            _verify_index(key, meta[INDEX], meta[INDEX_SIG])  # 4.
-            manifest = _manifest(index)
-            signed = verify_bundle(meta[SIGSTORE].decode("utf-8", "replace"), key)  # 5.
-            if signed != manifest.digests:
-                raise BundleError(
-                    f"{bundle}: the OpenSSF signature does not sign the files the index lists",
-                    hint="the bundle was altered after export; get a fresh copy",
-                )
-            _check_against(members, manifest, bundle)  # 6.
-            written = _extract(tar, members, files, limits)
-        for path, sha256 in manifest.digests.items():
-            if written[path] != sha256:
-                raise BundleError(
-                    f"{bundle}: file {path} does not match its signed SHA-256: it was modified",
-                    hint="get a fresh copy of the bundle from its exporter",
-                )
-        return _register(
-            workspace, catalog, bundle, index, manifest, key, files, name, accept_risk
-        )  # 7. 8.
+    with _open_tar(bundle) as tar:
+        meta, members = _read_meta(tar, limits)  # 1.
+        index = _parse_index(meta[INDEX])  # 2.
+        key = _trusted_key(meta[PUBLIC_KEY], index, trusted)  # 3.
+        _verify_index(key, meta[INDEX], meta[INDEX_SIG])  # 4.
+        manifest = _manifest(index)
+        signed = verify_bundle(meta[SIGSTORE].decode("utf-8", "replace"), key)  # 5.
+        if signed != manifest.digests:
+            raise BundleError(
+                f"{bundle}: the OpenSSF signature does not sign the files the index lists",
+                hint="the bundle was altered after export; get a fresh copy",
+            )
+        _check_against(members, manifest, bundle)  # 6.
+        written = _extract(tar, members, dest, limits)
+    for path, sha256 in manifest.digests.items():
+        if written[path] != sha256:
+            raise BundleError(
+                f"{bundle}: file {path} does not match its signed SHA-256: it was modified",
+                hint="get a fresh copy of the bundle from its exporter",
+            )
+    return index, manifest, key
 
 
 def register_upload(
@@ -507,22 +539,13 @@ def _parse_index(data: bytes) -> dict[str, Any]:
     return index
 
 
-def _trusted_key(
-    workspace: Workspace,
-    pem: bytes,
-    index: Mapping[str, Any],
-    trusted_keys: Iterable[VerifyingKey],
-    trusted_key_ids: Iterable[str],
-) -> VerifyingKey:
+def _trusted_key(pem: bytes, index: Mapping[str, Any], trusted: set[str]) -> VerifyingKey:
     try:
         key = VerifyingKey.from_pem(pem)
     except (ValueError, ConfigError):
         raise BundleError(f"{PUBLIC_KEY} is not an EC P-256 public key") from None
     if key.key_id != index["key_id"]:
         raise BundleError("the bundled public key is not the key the index names")
-    trusted = {workspace.signer.verifying_key.key_id}
-    trusted |= {k.key_id for k in trusted_keys}
-    trusted |= {k.strip().lower() for k in trusted_key_ids}
     if key.key_id not in trusted:
         raise BundleError(
             f"the bundle is signed by key {key.key_id}, which this workspace does not trust",

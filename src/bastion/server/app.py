@@ -136,9 +136,10 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
         return Catalog(caller.workspace).lineage(ref).to_dict()
 
     @app.get("/v1/verify/{ref:path}", tags=["catalog"])
-    def verify(caller: Viewer, ref: str) -> dict[str, Any]:
-        """Re-hash blobs, check the signature and audit entries (``bastion verify``)."""
-        return Catalog(caller.workspace).verify(ref).to_dict()
+    def verify(caller: Viewer, ref: str, deep: bool = False) -> dict[str, Any]:
+        """Re-hash blobs, check the signature and audit entries (``bastion verify``); ``deep``
+        also decrypts every blob."""
+        return Catalog(caller.workspace).verify(ref, deep=deep).to_dict()
 
     @app.get("/v1/fsck", tags=["catalog"])
     def fsck(caller: Admin) -> dict[str, Any]:
@@ -188,6 +189,15 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
         """Point an alias at a version (``bastion alias set``)."""
         Catalog(caller.workspace).set_alias(name, alias, version)
         return {"name": name, "alias": alias, "version": version}
+
+    @app.put("/v1/grants/{principal}/{name:path}", tags=["aliases"])
+    def grant(
+        caller: Admin, principal: str, name: str, role: Annotated[Role, Body(embed=True)]
+    ) -> dict[str, str]:
+        """Give a principal a role on an asset (``bastion grant``); the catalog also requires
+        the caller to be an admin of that asset."""
+        Catalog(caller.workspace).grant(name, principal, role)
+        return {"name": name, "principal": principal, "role": role.value}
 
     @app.post("/v1/rollback/{alias}/{name:path}", tags=["aliases"])
     def rollback(caller: Admin, alias: str, name: str) -> dict[str, str]:
