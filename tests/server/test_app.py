@@ -148,7 +148,7 @@ def test_review_flow_and_a_reviewer_cannot_approve_their_own_version(
 
 
 def test_reads_list_show_lineage_verify_and_cards(
-    served: tuple[TestClient, dict[str, str]],
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace
 ) -> None:
     client, tokens = served
     viewer = auth(tokens["carol"])
@@ -172,6 +172,7 @@ def test_reads_list_show_lineage_verify_and_cards(
         "principal": "carol",
         "role": "viewer",
         "token": "carol",
+        "key_id": workspace.signer.verifying_key.key_id,
     }
 
 

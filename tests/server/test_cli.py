@@ -29,6 +29,7 @@ def test_bastion_server_serves_the_api_with_authentication_on(
     monkeypatch.delenv("BASTION_DATABASE_URL", raising=False)
     ws = init_workspace(tmp_path, env={"BASTION_ACTOR": "admin"})
     secret, _ = TokenStore(ws).create("ops", Role.VIEWER)
+    key_id = ws.signer.verifying_key.key_id
     ws.close()
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
@@ -63,7 +64,12 @@ def test_bastion_server_serves_the_api_with_authentication_on(
         assert denied.headers["content-type"] == "application/problem+json"
         assert "server" not in denied.headers  # no version banner
         allowed = httpx2.get(f"{url}/v1/whoami", headers={"Authorization": f"Bearer {secret}"})
-        assert allowed.json() == {"principal": "ops", "role": "viewer", "token": "ops"}
+        assert allowed.json() == {
+            "principal": "ops",
+            "role": "viewer",
+            "token": "ops",
+            "key_id": key_id,
+        }
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)

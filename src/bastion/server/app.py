@@ -102,12 +102,14 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
 
     @app.get("/v1/whoami", tags=["meta"])
     def whoami(caller: Viewer) -> dict[str, str]:
-        """The principal and role of the token used."""
+        """The principal and role of the token used, and the id of the key that signs this
+        catalog (compare it with the one you were given before pinning it: BASTION_KEY_ID)."""
         identity = caller.identity
         return {
             "principal": identity.principal,
             "role": identity.role.value,
             "token": identity.token,
+            "key_id": caller.workspace.signer.verifying_key.key_id,
         }
 
     @app.get("/v1/versions", tags=["catalog"])
