@@ -126,12 +126,13 @@ def test_parallel_and_serial_scans_agree(scanned_corpus: ScannedCorpus) -> None:
 
 
 def test_progress_reports_every_file(tmp_path: Path) -> None:
-    for i in range(5):
+    for i in range(40):  # enough files for the process pool
         (tmp_path / f"{i}.pkl").write_bytes(pickle.dumps(i))
     seen: list[tuple[int, int]] = []
     scan(tmp_path, workers=2, progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (5, 5)
-    assert all(total == 5 for _, total in seen)
+    assert seen[-1] == (40, 40)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert all(total == 40 for _, total in seen)
 
 
 def test_nesting_beyond_the_depth_limit_is_a_finding(tmp_path: Path) -> None:

@@ -8,17 +8,16 @@ Anything that cannot be read or understood becomes a finding (invariant 2).
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import io
 import os
 import stat
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
@@ -42,6 +41,10 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(files_done, files_total)`` while a scan runs."""
 
 _HASH_CHUNK: Final = 1 << 20
+_SMALL_FILE: Final = 1 << 20
+"""Top-level files up to this size are read into memory once."""
+_POOL_MIN_FILES: Final = 16
+"""Fewer files than this are scanned in-process: a pool's start-up would cost more."""
 
 
 def scan(
@@ -74,7 +77,7 @@ def scan(
     scanned: list[ScannedFile] = []
     job = _Job(policy, limits, digest)
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    if workers == 1:
+    if workers == 1 or len(files) < _POOL_MIN_FILES:
         for i, path in enumerate(files, 1):
             f, s = job(path)
             findings += f
@@ -82,6 +85,9 @@ def scan(
             if progress:
                 progress(i, len(files))
     else:
+        import multiprocessing  # only a pool needs them; they are slow to import
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
         size = max(1, min(64, len(files) // (workers * 4)))
         chunks = [files[i:i + size] for i in range(0, len(files), size)]
         done = 0
@@ -113,17 +119,23 @@ def _collect(roots: Iterable[Path]) -> tuple[list[str], list[Finding]]:
             raise ScanError(f"{root} does not exist", hint="check the path")
         if not root.is_dir():
             _add_file(root, files, findings)
-            continue
-        real_root = root.resolve()
-        for directory, dirnames, filenames in os.walk(root):
-            for name in sorted(dirnames + filenames):
-                path = Path(directory) / name
-                if path.is_symlink():
-                    _check_link(path, real_root, findings)
-                elif name in filenames:
-                    _add_file(path, files, findings)
-            dirnames.sort()
+        else:
+            _walk_dir(str(root), root.resolve(), files, findings)
     return files, findings
+
+
+def _walk_dir(directory: str, real_root: Path, files: list[str], findings: list[Finding]) -> None:
+    with os.scandir(directory) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_symlink():
+            _check_link(Path(entry.path), real_root, findings)
+        elif entry.is_dir(follow_symlinks=False):
+            _walk_dir(entry.path, real_root, files, findings)
+        elif entry.is_file(follow_symlinks=False):
+            files.append(entry.path)
+        else:
+            _add_file(Path(entry.path), files, findings)
 
 
 def _check_link(path: Path, real_root: Path, findings: list[Finding]) -> None:
@@ -162,14 +174,22 @@ class _Job:
     def __call__(self, path: str) -> tuple[list[Finding], list[ScannedFile]]:
         ctx = _Context(self.policy, self.limits, time.monotonic() + self.limits.timeout_s)
         size = os.stat(path).st_size
-        source = Source(Location(path), size, lambda: open(path, "rb"))  # noqa: SIM115
         digest: list[str] = []
-        hasher = threading.Thread(target=_sha256, args=(path, digest)) if self.digest else None
-        if hasher:
-            hasher.start()
-        ctx.walk(source)
-        if hasher:
-            hasher.join()
+        if size <= _SMALL_FILE:  # read once: sniffing, scanning and hashing share the bytes
+            with open(path, "rb") as f:
+                data = f.read()
+            ctx.walk(Source(Location(path), len(data), lambda: io.BytesIO(data)))
+            if self.digest:
+                digest.append(hashlib.sha256(data).hexdigest())
+        else:  # hashed in a thread while scanned (hashlib releases the GIL)
+            hasher = threading.Thread(target=_sha256, args=(path, digest)) if self.digest \
+                else None
+            if hasher:
+                hasher.start()
+            ctx.walk(Source(Location(path), size, lambda: open(path, "rb")))  # noqa: SIM115
+            if hasher:
+                hasher.join()
+        if digest:
             top = ctx.files[0]
             ctx.files[0] = ScannedFile(top.location, top.format, top.size, digest[0])
         return ctx.findings, ctx.files
@@ -234,8 +254,8 @@ class _Context:
                 detail="Deep nesting hides content from scanners that give up early.",
             ))
             return
-        if isinstance(scanner, PolicyAware):
-            scanner = scanner.with_policy(self.policy)
+        if hasattr(scanner, "with_policy"):  # PolicyAware (isinstance on a Protocol is slow)
+            scanner = cast(PolicyAware, scanner).with_policy(self.policy)
         try:
             for item in scanner.scan(source, self.limits):
                 if isinstance(item, Member):

@@ -32,6 +32,8 @@ HEAD: Final = 1 << 16
 """Bytes read from the start of a file to decide its format."""
 TORCH_LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 """The integer PyTorch's legacy format pickles first (``torch.serialization.MAGIC_NUMBER``)."""
+_TRIAL: Final = 4096
+"""Bytes of a header-less (protocol 0/1) pickle interpreted to tell it from text."""
 _TORCH_DATA_PKL: Final = re.compile(r"^[^/]+/data\.pkl$")
 
 
@@ -63,7 +65,7 @@ def _zip(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     try:
         stream.seek(0)
         names = zipfile.ZipFile(stream).namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+    except Exception:  # zipfile raises many types (NotImplementedError too)
         return Format.ZIP  # the zip scanner reports why it cannot be read
     if any(_TORCH_DATA_PKL.match(n) for n in names):
         return Format.TORCH_ZIP
@@ -124,14 +126,20 @@ def _pickle(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     del stream, size
     if not head or head[0] not in OPCODES:
         return None
-    if head[0] == 0x80 and (len(head) < 2 or head[1] > 5):
-        return None
-    a = analyse(io.BytesIO(head), 0, len(head), max_ops=100_000, timeout_s=5.0)
-    broke = not a.complete and any(not p.rule.endswith("truncated") for p in a.problems)
-    if head[0] != 0x80 and (broke or a.ops < 2):
-        return None  # text that happens to start with an opcode byte
-    if a.complete and a.result == TORCH_LEGACY_MAGIC:
-        return Format.TORCH_LEGACY
+    if head[0] == 0x80:  # PROTO: a pickle; only PyTorch's magic-number pickle needs a look
+        if len(head) < 2 or head[1] > 5:
+            return None
+        first = analyse(io.BytesIO(head[:64]), 0, min(len(head), 64), max_ops=8)
+        if first.complete and first.result == TORCH_LEGACY_MAGIC:
+            return Format.TORCH_LEGACY
+    else:  # protocol 0/1 has no header: the opening opcodes must make sense
+        window = head[:_TRIAL]
+        trial = analyse(io.BytesIO(window), 0, len(window), max_ops=2_000)
+        broke = not trial.complete and any(
+            not p.rule.endswith(("truncated", "limit.ops")) for p in trial.problems
+        )
+        if broke or trial.ops < 2:
+            return None  # text that happens to start with an opcode byte
     if b"joblib.numpy_pickle" in head or b"NumpyArrayWrapper" in head:
         return Format.JOBLIB
     return Format.PICKLE

@@ -42,7 +42,7 @@ def test_large_payloads_are_skipped_not_read() -> None:
     stream = CountingStream(data)
     a = analyse(stream, 0, len(data), max_ops=1000)
     assert a.complete
-    assert stream.bytes_read < 4096
+    assert stream.bytes_read < 256 * 1024  # buffered reads of opcodes, not the 9 MiB
 
 
 def test_bytearray8_and_binunicode8_are_skipped() -> None:
@@ -51,7 +51,7 @@ def test_bytearray8_and_binunicode8_are_skipped() -> None:
             + b"\x8d" + struct.pack("<Q", n) + b"a" * n + STOP)
     stream = CountingStream(data)
     a = analyse(stream, 0, len(data), max_ops=100)
-    assert a.complete and stream.bytes_read < 100
+    assert a.complete and stream.bytes_read < 4 * 65536  # vs 2 MiB of payload
 
 
 def test_absurd_declared_length_is_truncation_not_allocation() -> None:

@@ -89,7 +89,7 @@ class ZipScanner:
             # 1. central directory
             try:
                 infos = zipfile.ZipFile(stream).infolist()
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+            except Exception as exc:  # zipfile raises many types
                 yield finding(
                     "archive.zip.unreadable", Severity.HIGH,
                     f"the zip directory cannot be read: {exc}", _at(loc),
@@ -136,8 +136,10 @@ class ZipScanner:
                 _at(loc), detail="Its content cannot be scanned.", evidence={"member": name},
             )
             return
-        stream.seek(info.header_offset)
-        header = stream.read(30)
+        header = b""
+        if 0 <= info.header_offset < source.size:
+            stream.seek(info.header_offset)
+            header = stream.read(30)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
             yield finding(
                 "archive.zip.bad-local-header", Severity.HIGH,

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from numpy.lib import format as npformat
-
 from bastion.findings import Finding, Severity
 from bastion.scan._rules import finding
 from bastion.scan.interface import Format, FormatScanner, Member, ScanLimits, Source
@@ -43,6 +41,8 @@ class NumpyScanner:
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Read the header; scan the pickle of an object array; check the data size."""
+        from numpy.lib import format as npformat  # imported on first use: numpy is slow to load
+
         loc = source.location
         with source.open() as stream:
             try:

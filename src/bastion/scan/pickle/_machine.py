@@ -44,7 +44,7 @@ _KEEP_ITEMS: Final = 64
 """Container items kept per container (enough for the analysis; bounds memory)."""
 _MAX_LINE: Final = 1 << 20
 """Longest text-protocol line read into memory."""
-_CHUNK: Final = 1 << 20
+_BUFFER: Final = 1 << 16
 
 
 class TruncatedError(Exception):
@@ -65,43 +65,74 @@ class BrokenStreamError(Exception):
 
 
 class Reader:
-    """Reads a window ``[start, end)`` of a seekable stream; skips by seeking."""
+    """Reads a window ``[start, end)`` of a seekable stream through a small buffer.
+
+    Large payloads are skipped by moving the window (no read); the stream is re-positioned
+    before every refill, so others may use it in between (joblib's nested pickles).
+    """
 
     def __init__(self, stream: BinaryIO, start: int, end: int) -> None:
         self.stream, self.end = stream, end
-        self.pos = start
-        stream.seek(start)
+        self.base = start
+        """Stream offset of ``buf[0]``."""
+        self.buf = b""
+        self.i = 0
+
+    @property
+    def pos(self) -> int:
+        """The stream offset of the next byte to read."""
+        return self.base + self.i
+
+    def _fill(self, n: int) -> None:
+        """Make at least ``n`` bytes available from ``i`` (a refill of at least ``_BUFFER``)."""
+        pos = self.base + self.i
+        if n > self.end - pos:
+            raise TruncatedError
+        rest = self.buf[self.i:]
+        want = min(max(n, _BUFFER) - len(rest), self.end - pos - len(rest))
+        self.stream.seek(pos + len(rest))
+        self.buf = rest + self.stream.read(want)
+        self.base, self.i = pos, 0
+        if len(self.buf) < n:
+            raise TruncatedError
+
+    def byte(self) -> int:
+        i = self.i
+        if i >= len(self.buf):
+            self._fill(1)
+            i = 0
+        self.i = i + 1
+        return self.buf[i]
 
     def read(self, n: int) -> bytes:
-        if n > self.end - self.pos:
-            raise TruncatedError
-        data = self.stream.read(n)
-        if len(data) != n:
-            raise TruncatedError
-        self.pos += n
-        return data
+        i = self.i
+        if i + n > len(self.buf):
+            self._fill(n)
+            i = 0
+        self.i = i + n
+        return self.buf[i:i + n]
 
     def skip(self, n: int) -> None:
         if n > self.end - self.pos:
             raise TruncatedError
-        self.pos += n
-        self.stream.seek(self.pos)
+        if self.i + n <= len(self.buf):
+            self.i += n
+        else:
+            self.base, self.buf, self.i = self.base + self.i + n, b"", 0
 
     def readline(self) -> bytes | None:
         """One ``\\n``-terminated line without the newline; ``None`` when too long (skipped)."""
-        line = self.stream.readline(min(_MAX_LINE, self.end - self.pos))
-        self.pos += len(line)
-        if line.endswith(b"\n"):
-            return line[:-1]
-        if len(line) < _MAX_LINE or self.pos >= self.end:
-            raise TruncatedError
-        while True:  # too long to keep: skip to the newline
-            chunk = self.stream.readline(min(_CHUNK, self.end - self.pos))
-            self.pos += len(chunk)
-            if chunk.endswith(b"\n"):
-                return None
-            if not chunk:
-                raise TruncatedError
+        while True:
+            j = self.buf.find(b"\n", self.i)
+            if j >= 0:
+                line = self.buf[self.i:j]
+                self.i = j + 1
+                return line if len(line) <= _MAX_LINE else None
+            available = len(self.buf) - self.i
+            if available > _MAX_LINE:  # too long to keep: drop what we have, look further
+                self.base, self.buf, self.i = self.base + len(self.buf), b"", 0
+                available = 0
+            self._fill(available + 1)
 
 
 @dataclass(slots=True, eq=False)
@@ -318,8 +349,13 @@ class _Machine:
         r, a = self.r, self.a
         dispatch = _DISPATCH
         while True:
-            self.offset = r.pos
-            code = r.read(1)[0]
+            i = r.i
+            self.offset = r.base + i
+            if i < len(r.buf):  # the common case, inlined: the loop runs once per opcode
+                code = r.buf[i]
+                r.i = i + 1
+            else:
+                code = r.byte()
             a.ops += 1
             if a.ops & 0xFFFF == 0:
                 if a.ops > self.max_ops:
@@ -691,7 +727,7 @@ class _Machine:
 
 
 def r_byte(r: Reader) -> int:
-    return r.read(1)[0]
+    return r.byte()
 
 
 def describe(value: object) -> str:
