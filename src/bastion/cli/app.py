@@ -18,6 +18,7 @@ from bastion.cli import audit as audit_cli
 from bastion.cli import bundle as bundle_cli
 from bastion.cli import card as card_cli
 from bastion.cli import catalog as catalog_cli
+from bastion.cli import data as data_cli
 from bastion.cli import demo as demo_cli
 from bastion.cli import deps as deps_cli
 from bastion.cli import init as init_cli
@@ -74,6 +75,7 @@ def _root(
 
 init_cli.register(app)
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(data_cli.app, name="data")
 deps_cli.register(app)
 app.add_typer(card_cli.app, name="card")
 app.add_typer(token_cli.app, name="token")

@@ -1,0 +1,393 @@
+"""``bastion data``: dataset validation and verification (NCSC 2.2, 2.5, 2.6).
+
+Parse, call ``bastion.data``, render. Exit codes: 0 clean, 1 findings at or above --fail-on,
+2 usage or runtime error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from bastion.cli._context import State, state
+from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
+from bastion.data import DataSchema, check_dataset, find_leakage, load_dataset, profile_dataset
+from bastion.data.capacity import Task, assess_capacity
+from bastion.data.clean import write_cleaned
+from bastion.data.interface import DataError, Dataset
+from bastion.data.label_issues import find_label_issues
+from bastion.data.labellers import audit_labellers, read_annotations
+from bastion.data.plots import class_balance_plot, learning_curve_plot, poisoning_plot
+from bastion.data.poisoning import detect_poisoning
+from bastion.data.sampling import audit_sample, estimate_error_rate, split_work
+from bastion.errors import UsageError
+from bastion.findings import Finding, Severity, at_or_above
+from bastion.report import OutputFormat
+from bastion.report.html import Section, render_sections
+
+app = typer.Typer(
+    help=(
+        "Validate and verify datasets before training (NCSC 2.2, 2.5, 2.6): profile, quality "
+        "checks, leakage between splits, label audits, label errors, poisoning, capacity.\n\n"
+        "Datasets: CSV or Parquet (a label column), NumPy X.npy (+ y.npy) or .npz (X, y), "
+        "or a folder of images with one sub-folder per class."
+    ),
+    no_args_is_help=True,
+)
+
+Source = Annotated[Path, typer.Argument(help="CSV, Parquet, .npy/.npz or image folder.")]
+Label = Annotated[
+    str | None, typer.Option(help="Label column (default: label, target, class or y).")
+]
+Format = Annotated[
+    OutputFormat, typer.Option("--format", help="table, json, sarif or html.")
+]
+Output = Annotated[Path | None, typer.Option(help="Write the report here instead of stdout.")]
+FailOn = Annotated[
+    str, typer.Option("--fail-on", help="Exit 1 on findings at or above this severity.")
+]
+
+
+def _load(source: Path, label: str | None, classes: str | None = None) -> Dataset:
+    allowed = [c.strip() for c in classes.split(",")] if classes else None
+    return load_dataset(source, label=label, classes=allowed)
+
+
+def _finish(
+    st: State,
+    findings: list[Finding],
+    *,
+    tool: str,
+    fmt: OutputFormat,
+    fail_on: str,
+    output: Path | None,
+    summary: dict[str, Any],
+    sections: list[Section],
+) -> int:
+    """Findings as table / JSON / SARIF, or an HTML report with the sections and plots."""
+    threshold = Severity.parse(fail_on)
+    if fmt is not OutputFormat.HTML:
+        return emit_findings(st, findings, tool=tool, fmt=fmt, fail_on=threshold,
+                             output=output, summary=summary)
+    if output is None:
+        raise UsageError("--format html needs --output FILE")
+    render_sections(output, title=f"bastion {tool}", subtitle=str(summary.get("source", "")),
+                    findings=findings, sections=sections)
+    st.err.print(f"wrote {output}")
+    return EXIT_FINDINGS if at_or_above(findings, threshold) else EXIT_CLEAN
+
+
+@app.command("profile")
+def profile(ctx: typer.Context, source: Source, label: Label = None, fmt: Format =
+            OutputFormat.TABLE, output: Output = None) -> None:
+    """Rows, features, types, missing values, ranges, labels and image statistics."""
+    st = state(ctx)
+    dataset = _load(source, label)
+    prof = profile_dataset(dataset)
+    if fmt is OutputFormat.JSON:
+        write_text(st, json.dumps(prof.to_dict(), indent=2), output)
+        return
+    rows = [(c.name, c.dtype, c.missing, c.minimum, c.maximum, c.mean, c.distinct)
+            for c in prof.columns]
+    header = ("column", "type", "missing", "min", "max", "mean", "distinct")
+    if fmt is OutputFormat.HTML:
+        if output is None:
+            raise UsageError("--format html needs --output FILE")
+        sections = [Section("Columns", f"{prof.rows} rows, {prof.features} features",
+                            tables=[(header, rows)])]
+        if prof.label_counts:
+            sections.append(Section("Labels", figures=[class_balance_plot(prof.label_counts)]))
+        render_sections(output, title="bastion data profile", subtitle=prof.source,
+                        findings=[], sections=sections)
+        st.err.print(f"wrote {output}")
+        return
+    if fmt is not OutputFormat.TABLE:
+        raise UsageError(f"--format {fmt.value} is not available for 'data profile'",
+                         hint="use table, json or html")
+    st.out.print(f"{prof.source}: {prof.kind}, {prof.rows} rows, {prof.features} features")
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                        for v in row))
+    st.out.print(table)
+    if prof.label_counts:
+        st.out.print(f"labels ({prof.label_name}): " + ", ".join(
+            f"{k}={v}" for k, v in prof.label_counts.items()))
+    if prof.image:
+        st.out.print(f"channel means {[round(m, 4) for m in prof.image.channel_means]}, "
+                     f"sizes {prof.image.sizes}")
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    source: Source,
+    label: Label = None,
+    schema: Annotated[Path | None, typer.Option(help="Declared schema (YAML or JSON).")] = None,
+    timestamp: Annotated[str | None, typer.Option(help="Column with record times.")] = None,
+    max_age_days: Annotated[float | None, typer.Option(help="Newest record's age limit.")] = None,
+    near_tolerance: Annotated[float, typer.Option(
+        help="Near duplicates: RMS difference per feature, in standard deviations (0: off).")
+    ] = 0.01,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Completeness, validity (--schema), consistency, duplicates, balance, timeliness."""
+    st = state(ctx)
+    declared = DataSchema.from_file(schema) if schema else None
+    dataset = _load(source, label or (declared.label if declared else None))
+    findings = check_dataset(dataset, schema=declared, timestamp=timestamp,
+                             max_age_days=max_age_days, near_tolerance=near_tolerance)
+    prof = profile_dataset(dataset)
+    sections = ([Section("Class balance", figures=[class_balance_plot(prof.label_counts)])]
+                if prof.label_counts else [])
+    raise typer.Exit(_finish(st, findings, tool="data check", fmt=fmt, fail_on=fail_on,
+                             output=output, sections=sections,
+                             summary={"source": str(source), "rows": prof.rows}))
+
+
+@app.command("leakage")
+def leakage(
+    ctx: typer.Context,
+    split: Annotated[list[str], typer.Option(
+        help="NAME=PATH, once per split, training split first (e.g. train=train.csv).")],
+    label: Label = None,
+    near_tolerance: Annotated[float, typer.Option(help="Near copies (0: exact only).")] = 0.01,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Exact and near-duplicate samples shared between splits (NCSC 2.5)."""
+    st = state(ctx)
+    splits: dict[str, Dataset] = {}
+    for item in split:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--split {item!r} is not NAME=PATH", hint="e.g. --split test=t.csv")
+        splits[name] = _load(Path(path), label)
+    findings = find_leakage(splits, near_tolerance=near_tolerance)
+    raise typer.Exit(_finish(st, findings, tool="data leakage", fmt=fmt, fail_on=fail_on,
+                             output=output, sections=[],
+                             summary={"splits": {k: len(v) for k, v in splits.items()}}))
+
+
+@app.command("agreement")
+def agreement(
+    ctx: typer.Context,
+    annotations: Annotated[Path, typer.Argument(help="CSV: one row per item, labeller, label.")],
+    item: Annotated[str, typer.Option(help="Item column.")] = "item",
+    labeller: Annotated[str, typer.Option(help="Labeller column.")] = "labeller",
+    label: Annotated[str, typer.Option(help="Label column.")] = "label",
+    min_kappa: Annotated[float, typer.Option(help="Flag labellers below this kappa.")] = 0.6,
+    margin: Annotated[float, typer.Option(help="Flag labellers this far below the median.")
+                      ] = 0.2,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Several labellers: agreement (Cohen, Fleiss, Krippendorff), outliers, disputed items."""
+    st = state(ctx)
+    audit = audit_labellers(read_annotations(annotations, item=item, labeller=labeller,
+                                             label=label),
+                            source=str(annotations), min_kappa=min_kappa, margin=margin)
+    summary = audit.to_dict()
+    if fmt is OutputFormat.TABLE:
+        table = Table("labeller", "items", "compared", "agreement", "kappa", "flagged")
+        for s in audit.scores:
+            table.add_row(s.labeller, str(s.items), str(s.compared), f"{s.agreement:.3f}",
+                          f"{s.kappa:.3f}", "[red]yes[/red]" if s.flagged else "")
+        st.out.print(table)
+        st.out.print(f"Fleiss' kappa {audit.fleiss_kappa} over {audit.fleiss_items} items; "
+                     f"Krippendorff's alpha {audit.krippendorff_alpha}")
+    sections = [Section("Labellers", tables=[(
+        ("labeller", "items", "agreement", "kappa", "flagged"),
+        [(s.labeller, s.items, f"{s.agreement:.3f}", f"{s.kappa:.3f}", s.flagged)
+         for s in audit.scores])])]
+    raise typer.Exit(_finish(st, audit.findings(), tool="data agreement", fmt=fmt,
+                             fail_on=fail_on, output=output, summary=summary,
+                             sections=sections))
+
+
+@app.command("audit-sample")
+def audit_sample_cmd(
+    ctx: typer.Context,
+    source: Source,
+    size: Annotated[int, typer.Option(min=1, help="Items to draw.")],
+    output: Annotated[Path, typer.Option(help="CSV to write (fill in its verdict column).")],
+    label: Label = None,
+    seed: Annotated[int, typer.Option(help="Random seed (record it for reproducibility).")] = 0,
+) -> None:
+    """Draw a stratified random sample of rows for people to check against their labels."""
+    st = state(ctx)
+    dataset = _load(source, label)
+    if dataset.labels is None:
+        raise UsageError("audit-sample needs labelled data", hint="name the label with --label")
+    sample = audit_sample(dataset.labels, size, seed=seed)
+    write_text(st, sample.to_csv(index=False), output)
+    st.err.print(f"{len(sample)} rows; write 'correct' or 'wrong' in the verdict column, then "
+                 f"run: bastion data audit-result {output}")
+
+
+@app.command("audit-result")
+def audit_result(
+    ctx: typer.Context,
+    sample: Annotated[Path, typer.Argument(help="The audit-sample CSV with verdicts.")],
+    confidence: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+) -> None:
+    """Estimated label error rate with a Wilson confidence interval."""
+    import pandas as pd
+
+    st = state(ctx)
+    try:
+        frame = pd.read_csv(sample, dtype={"verdict": str, "label": str}, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{sample}: not a readable audit sample ({exc})") from exc
+    estimate = estimate_error_rate(frame, confidence=confidence)
+    if fmt is OutputFormat.JSON:
+        write_text(st, json.dumps(estimate.to_dict(), indent=2), output)
+        return
+    st.out.print(f"label error rate {estimate.rate:.2%} "
+                 f"({estimate.confidence:.0%} interval {estimate.low:.2%} – {estimate.high:.2%}); "
+                 f"{estimate.errors} wrong of {estimate.reviewed} reviewed")
+
+
+@app.command("label-issues")
+def label_issues(
+    ctx: typer.Context,
+    source: Source,
+    label: Label = None,
+    probabilities: Annotated[Path | None, typer.Option(
+        help=".npy of out-of-fold class probabilities (rows: samples; columns: sorted labels). "
+             "Default: a logistic-regression baseline, 5-fold.")] = None,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Likely label errors by confident learning (cleanlab)."""
+    st = state(ctx)
+    dataset = _load(source, label)
+    probs = None
+    if probabilities is not None:
+        try:
+            probs = np.load(probabilities, allow_pickle=False).astype(np.float64)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{probabilities}: not a plain NumPy array ({exc})") from exc
+    issues = find_label_issues(dataset, pred_probs=probs)
+    raise typer.Exit(_finish(st, issues.findings(dataset), tool="data label-issues", fmt=fmt,
+                             fail_on=fail_on, output=output, sections=[],
+                             summary={"source": str(source), **issues.to_dict()}))
+
+
+@app.command("split-work")
+def split_work_cmd(
+    ctx: typer.Context,
+    labeller: Annotated[list[str], typer.Option(help="A labeller's name; repeat for each.")],
+    max_fraction: Annotated[float, typer.Option(
+        help="Most of the dataset any one labeller may see (e.g. 0.3).")],
+    output: Annotated[Path, typer.Option(help="CSV of item,labeller assignments.")],
+    items: Annotated[int | None, typer.Option(help="Number of items (or give --dataset).")
+                     ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Dataset whose rows are the items.")
+                       ] = None,
+    overlap: Annotated[float, typer.Option(help="Share of items labelled more than once.")
+                       ] = 0.1,
+    per_item: Annotated[int, typer.Option(help="Labellers per shared item.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Assign items so no labeller sees more than a set fraction, with overlap for agreement."""
+    st = state(ctx)
+    if (items is None) == (dataset is None):
+        raise UsageError("give exactly one of --items N or --dataset PATH")
+    count = items if items is not None else len(_load(dataset, None))  # type: ignore[arg-type]
+    plan = split_work(count, labeller, max_fraction=max_fraction, overlap=overlap,
+                      per_overlap_item=per_item, seed=seed)
+    write_text(st, plan.to_csv(index=False), output)
+    loads = plan["labeller"].value_counts()
+    st.err.print(f"{count} items, {len(plan)} assignments; most per labeller "
+                 f"{int(loads.max())} ({loads.max() / count:.1%})")
+
+
+@app.command("poisoning")
+def poisoning(
+    ctx: typer.Context,
+    source: Source,
+    label: Label = None,
+    remove: Annotated[Path | None, typer.Option(
+        help="Write a cleaned copy without the suspicious rows (+ a .lineage.json record).")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Save the score distributions (PNG).")
+                    ] = None,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Model-free per-class outliers: samples that sit inside another class.
+
+    Backdoor detection on a trained model's hidden layer (spectral signatures, activation
+    clustering) is in the Python API (bastion.data.poisoning.detect_poisoning): a model file is
+    code, and this command loads none until the scanner's restricted loader exists.
+    """
+    st = state(ctx)
+    dataset = _load(source, label)
+    report = detect_poisoning(dataset)
+    png = poisoning_plot(report, dataset.label_codes, dataset.classes)
+    if plot is not None:
+        from bastion._fs import atomic_write
+
+        atomic_write(plot, png)
+    if remove is not None:
+        cleaned = write_cleaned(dataset, report.suspicious, remove, detector="data poisoning "
+                                f"({report.method.value})",
+                                reason="rows flagged as possibly poisoned (NCSC 2.2)")
+        st.err.print(f"wrote {cleaned.path} ({cleaned.kept} kept, {cleaned.removed} removed) "
+                     f"and {cleaned.lineage}")
+    raise typer.Exit(_finish(st, report.findings(dataset), tool="data poisoning", fmt=fmt,
+                             fail_on=fail_on, output=output,
+                             sections=[Section("Scores", figures=[png])],
+                             summary={"source": str(source), **report.to_dict()}))
+
+
+@app.command("capacity")
+def capacity(
+    ctx: typer.Context,
+    source: Source,
+    label: Label = None,
+    task: Annotated[Task | None, typer.Option(help="Default: guessed from the data.")] = None,
+    parameters: Annotated[int | None, typer.Option(help="Your model's trainable parameters.")
+                          ] = None,
+    model_score: Annotated[float | None, typer.Option(
+        help="Your model's cross-validated score (accuracy; R² for regression).")] = None,
+    target: Annotated[float | None, typer.Option(help="Score you need.")] = None,
+    fmt: Format = OutputFormat.TABLE,
+    output: Output = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Data size against the task and the model (NCSC 2.6): rules of thumb, learning curve,
+    baselines (logistic regression, decision tree, gradient boosting)."""
+    st = state(ctx)
+    dataset = _load(source, label)
+    report = assess_capacity(dataset, task=task, parameters=parameters,
+                             model_score=model_score, target=target)
+    if fmt is OutputFormat.TABLE:
+        table = Table("baseline", "score", "± sd")
+        for b in report.baselines:
+            table.add_row(b.name, f"{b.score:.4f}", f"{b.spread:.4f}")
+        st.out.print(table)
+        curve = report.curve
+        st.out.print(f"learning curve plateau {curve.plateau}; samples for target "
+                     f"{curve.target}: {curve.samples_needed}")
+    sections = [Section("Learning curve", figures=[learning_curve_plot(report.curve)]),
+                Section("Baselines", tables=[(("model", "score", "sd"),
+                                              [(b.name, f"{b.score:.4f}", f"{b.spread:.4f}")
+                                               for b in report.baselines])])]
+    raise typer.Exit(_finish(st, report.findings(dataset), tool="data capacity", fmt=fmt,
+                             fail_on=fail_on, output=output, sections=sections,
+                             summary={"source": str(source), **report.to_dict()}))

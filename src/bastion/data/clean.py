@@ -1,0 +1,111 @@
+"""Write a cleaned copy of a dataset with a lineage record saying what was removed and why.
+
+The source is never modified. Beside the cleaned file goes ``<name>.lineage.json``: the source
+and its SHA-256, the output's SHA-256, the removed rows, the detector and the reason. (When the
+catalog can register dataset versions, this record becomes the new version's lineage.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion._fs import atomic_write
+from bastion.data.interface import DataError, Dataset
+
+__all__ = ["CleanedDataset", "content_digest", "write_cleaned"]
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and contents, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CleanedDataset:
+    """Where the cleaned data and its lineage record went."""
+
+    path: Path
+    """The cleaned dataset."""
+    lineage: Path
+    """The lineage record (JSON)."""
+    kept: int
+    """Samples kept."""
+    removed: int
+    """Samples removed."""
+
+
+def _encode(dataset: Dataset, output: Path) -> bytes:
+    buffer = io.BytesIO()
+    suffix = output.suffix.lower()
+    if dataset.pixels is not None or dataset.kind.value == "array" or suffix == ".npz":
+        if suffix != ".npz":
+            raise DataError(f"{output}: array and image data are written as .npz",
+                            hint="name the output file *.npz")
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "X": dataset.pixels if dataset.pixels is not None else dataset.matrix}
+        if dataset.labels is not None:
+            arrays["y"] = dataset.labels
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
+        return buffer.getvalue()
+    frame = dataset.frame.copy()
+    if dataset.labels is not None:
+        frame[dataset.label_name or "label"] = dataset.labels  # the label column goes back
+    if suffix == ".parquet":
+        frame.to_parquet(buffer, index=False)
+    elif suffix == ".csv":
+        frame.to_csv(buffer, index=False)
+    else:
+        raise DataError(f"{output}: unknown output format", hint="use .csv, .parquet or .npz")
+    return buffer.getvalue()
+
+
+def write_cleaned(
+    dataset: Dataset,
+    remove: npt.NDArray[np.int64],
+    output: Path,
+    *,
+    detector: str,
+    reason: str,
+) -> CleanedDataset:
+    """Write ``dataset`` without the rows ``remove`` to ``output``, then its lineage record."""
+    if output.resolve() == Path(dataset.source).resolve():
+        raise DataError("the cleaned dataset must not overwrite its source",
+                        hint="choose another output path")
+    keep = np.ones(len(dataset), dtype=bool)
+    keep[remove] = False
+    cleaned = dataset.subset(keep, source=str(output))
+    data = _encode(cleaned, output)
+    atomic_write(output, data)
+    source = Path(dataset.source)
+    record = {
+        "source": str(source),
+        "source_sha256": content_digest(source) if source.exists() else None,
+        "output": str(output),
+        "output_sha256": hashlib.sha256(data).hexdigest(),
+        "removed_rows": sorted(int(r) for r in remove),
+        "kept": int(keep.sum()),
+        "detector": detector,
+        "reason": reason,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    lineage = output.with_name(output.name + ".lineage.json")
+    atomic_write(lineage, json.dumps(record, indent=2).encode("utf-8"))
+    return CleanedDataset(output, lineage, int(keep.sum()), len(remove))
+

@@ -1,0 +1,363 @@
+"""Poisoning and backdoor detection (NCSC 2.2; MITRE ATLAS AML.T0020 Poison Training Data).
+
+Two detectors read a trained model's hidden representations of its own training data, one class
+at a time (a backdoor hides inside the class the attacker relabelled to):
+
+* **spectral signatures** (Tran, Li and Madry, NeurIPS 2018): poisoned samples leave a strong
+  direction in the class's covariance; each sample's score is its squared projection on the top
+  singular vector of the centred representations;
+* **activation clustering** (Chen et al., AAAI SafeAI 2019): the class's representations,
+  reduced to a few principal components, split into two clusters; a small, well-separated
+  cluster is the poison.
+
+The representation matters: the default is the *penultimate* layer (the input of the last
+linear layer), where a trigger's feature is still visible; the logits (ART's default) have
+already collapsed it into the target class. Without a model, tabular data gets a model-free
+per-class outlier score (robust distance to the class's own centre, relative to the nearest
+other class): label-flipped samples sit inside another class.
+
+Models come from the Python API only: a model file is code (pickle) and this package never
+loads one.
+
+    >>> from bastion.data.poisoning import detect_poisoning
+    >>> report = detect_poisoning(dataset, model=net)          # doctest: +SKIP
+    >>> report.suspicious[:5]                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.data.check import dataset_finding
+from bastion.data.interface import Dataset, DataValidationError
+from bastion.findings import Finding, Principle, Severity
+
+__all__ = [
+    "ClassVerdict",
+    "Method",
+    "PoisoningReport",
+    "activation_clustering",
+    "detect_poisoning",
+    "outlier_scores",
+    "representations",
+    "spectral_scores",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_TECHNIQUES = ("AML.T0020", "AML.T0018")
+_EXAMPLES = 20
+
+
+class Method(enum.StrEnum):
+    """Which detector decides what is suspicious."""
+
+    AUTO = "auto"
+    """Activation clustering flags; spectral signatures score (needs a model)."""
+    SPECTRAL = "spectral"
+    """Spectral signatures alone: flags scores far above the class's bulk."""
+    CLUSTERING = "clustering"
+    """Activation clustering alone."""
+    OUTLIERS = "outliers"
+    """Model-free per-class outliers on the raw features."""
+
+
+# --------------------------------------------------------------------------- representations
+
+
+def _torch_representations(model: Any, inputs: npt.NDArray[Any], layer: str | None,
+                           batch_size: int) -> FloatArray:
+    import torch
+
+    modules = dict(model.named_modules())
+    captured: list[Any] = []
+    if layer is None:
+        linears = [name for name, m in modules.items() if isinstance(m, torch.nn.Linear)]
+        if not linears:
+            raise DataValidationError(
+                "the model has no linear layer to take the penultimate representation from",
+                hint="name a layer with layer=… (see model.named_modules())")
+        target = modules[linears[-1]]
+    elif layer in modules:
+        target = modules[layer]
+    else:
+        raise DataValidationError(
+            f"the model has no layer named {layer!r}",
+            hint=f"layers: {', '.join(n for n in modules if n)[:400]}")
+
+    def hook(_m: Any, args: tuple[Any, ...], out: Any) -> None:
+        # default: the last linear layer's *input*; a named layer: its output
+        captured.append((args[0] if layer is None else out).detach())
+
+    handle = target.register_forward_hook(hook)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch_size):
+                batch = torch.as_tensor(inputs[start : start + batch_size], dtype=torch.float32)
+                captured.clear()
+                model(batch)
+                outputs.append(captured[0].reshape(len(batch), -1).cpu().numpy())
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return np.concatenate(outputs).astype(np.float64)
+
+
+def _mlp_representations(mlp: Any, features: FloatArray, layer: str | None) -> FloatArray:
+    """Hidden activations of a fitted scikit-learn MLP (layer "0" is the first hidden layer;
+    default the last hidden layer, i.e. the penultimate one)."""
+    hidden = len(mlp.coefs_) - 1
+    index = hidden - 1 if layer is None else int(layer)
+    if not 0 <= index < hidden:
+        raise DataValidationError(f"the MLP has hidden layers 0…{hidden - 1}, not {layer}")
+    from sklearn.neural_network._base import ACTIVATIONS  # the MLP's own, applied in place
+
+    out = features
+    for i in range(index + 1):
+        out = out @ mlp.coefs_[i] + mlp.intercepts_[i]
+        ACTIVATIONS[mlp.activation](out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def representations(
+    model: Any, inputs: npt.NDArray[Any], *, layer: str | None = None, batch_size: int = 256
+) -> FloatArray:
+    """The hidden representation of each input: a PyTorch module (``layer`` is a module name,
+    default the input of the last ``Linear``), a fitted scikit-learn ``MLPClassifier`` or a
+    ``Pipeline`` ending in one (``layer`` is the hidden layer index, default the last)."""
+    try:
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            return _torch_representations(model, inputs, layer, batch_size)
+    except ImportError:  # torch is an optional extra
+        pass
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+
+    features = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+    if isinstance(model, Pipeline):
+        for _, step in model.steps[:-1]:
+            features = step.transform(features)
+        model = model.steps[-1][1]
+    if isinstance(model, MLPClassifier):
+        return _mlp_representations(model, features, layer)
+    raise DataValidationError(
+        f"cannot read hidden representations from a {type(model).__name__}",
+        hint="pass a PyTorch module, a fitted MLPClassifier (or a Pipeline ending in one), "
+             "or use the model-free method 'outliers'")
+
+
+# ------------------------------------------------------------------------------- detectors
+
+
+def spectral_scores(reps: FloatArray, codes: npt.NDArray[np.intp]) -> FloatArray:
+    """Spectral-signature score per sample: squared projection on the class's top singular
+    vector, divided by the class's median score (so classes compare)."""
+    scores = np.zeros(len(reps))
+    for c in np.unique(codes):
+        members = np.flatnonzero(codes == c)
+        if len(members) < 3:
+            continue
+        centred = reps[members] - reps[members].mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        raw = (centred @ vt[0]) ** 2
+        scores[members] = raw / max(float(np.median(raw)), 1e-12)
+    return scores
+
+
+@dataclass(frozen=True)
+class ClassVerdict:
+    """What activation clustering concluded for one class."""
+
+    label: str
+    """The class."""
+    size: int
+    """Samples given this label."""
+    small_cluster: int
+    """Size of the smaller of the two clusters."""
+    silhouette: float
+    """Silhouette score of the two-cluster split (−1 … 1; high is well separated)."""
+    poisoned: bool
+    """Whether the small cluster is judged poison."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"label": self.label, "size": self.size, "small_cluster": self.small_cluster,
+                "silhouette": self.silhouette, "poisoned": self.poisoned}
+
+
+def activation_clustering(
+    reps: FloatArray,
+    codes: npt.NDArray[np.intp],
+    classes: tuple[str, ...],
+    *,
+    components: int = 10,
+    max_share: float = 0.35,
+    min_silhouette: float = 0.15,
+    seed: int = 0,
+) -> tuple[npt.NDArray[np.bool_], tuple[ClassVerdict, ...]]:
+    """Flags members of small, well-separated clusters (Chen et al. 2019): per class, PCA to
+    ``components`` dimensions, 2-means; the smaller cluster is poison when it holds at most
+    ``max_share`` of the class and the split's silhouette is at least ``min_silhouette``."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    flags = np.zeros(len(reps), dtype=bool)
+    verdicts = []
+    for c in np.unique(codes):
+        members = np.flatnonzero(codes == c)
+        if len(members) < 10:
+            continue
+        block = reps[members] - reps[members].mean(axis=0)
+        k = min(components, block.shape[1], len(members) - 1)
+        reduced = PCA(n_components=k, random_state=seed).fit_transform(block)
+        assign = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(reduced)
+        small = int(np.argmin(np.bincount(assign, minlength=2)))
+        small_size = int((assign == small).sum())
+        if small_size == 0:
+            continue
+        silhouette = float(silhouette_score(reduced, assign))
+        poisoned = small_size <= max_share * len(members) and silhouette >= min_silhouette
+        if poisoned:
+            flags[members[assign == small]] = True
+        verdicts.append(ClassVerdict(classes[c], len(members), small_size, silhouette,
+                                     poisoned))
+    return flags, tuple(verdicts)
+
+
+def outlier_scores(matrix: FloatArray, codes: npt.NDArray[np.intp]) -> FloatArray:
+    """Model-free score per sample: robust distance to its own class's centre divided by the
+    distance to the nearest other class's centre, features scaled by their median absolute
+    deviation. Above 1 the sample sits closer to another class: a flipped or planted label."""
+    centred = np.nan_to_num(matrix - np.nanmedian(matrix, axis=0))
+    spread = np.median(np.abs(centred), axis=0) * 1.4826
+    spread[spread == 0] = 1.0
+    scaled = centred / spread
+    labels = np.unique(codes)
+    centres = np.stack([np.median(scaled[codes == c], axis=0) for c in labels])
+    distances = np.stack([np.linalg.norm(scaled - centre, axis=1) for centre in centres], axis=1)
+    rows, own_column = np.arange(len(scaled)), np.searchsorted(labels, codes)
+    own = distances[rows, own_column]
+    distances[rows, own_column] = np.inf
+    other = distances.min(axis=1) if len(labels) > 1 else np.full(len(scaled), np.inf)
+    return np.asarray(own / np.maximum(other, 1e-12), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class PoisoningReport:
+    """Suspicious samples and the scores behind them."""
+
+    method: Method
+    """The detector that decided."""
+    layer: str
+    """Which representation was read (``penultimate``, a layer name, or ``features``)."""
+    scores: FloatArray
+    """One score per sample (higher is more suspicious)."""
+    threshold: float
+    """Score above which a sample is suspicious (clustering: reported for the plot only)."""
+    suspicious: npt.NDArray[np.int64]
+    """Rows judged poisoned, highest score first."""
+    classes: tuple[ClassVerdict, ...] = field(default=())
+    """Activation clustering's verdict per class (empty for other methods)."""
+
+    def findings(self, dataset: Dataset) -> list[Finding]:
+        """One finding per class that holds suspicious samples."""
+        if not len(self.suspicious):
+            return []
+        codes = dataset.label_codes
+        out = []
+        for c in np.unique(codes[self.suspicious]):
+            rows = self.suspicious[codes[self.suspicious] == c]
+            label = dataset.classes[c]
+            share = len(rows) / int((codes == c).sum())
+            out.append(dataset_finding(
+                dataset, "data.poisoning.suspect",
+                Severity.HIGH if share >= 0.01 else Severity.MEDIUM,
+                f"{len(rows)} sample(s) labelled {label!r} look poisoned ({self.method.value})",
+                principle=Principle.P2_2, techniques=_TECHNIQUES,
+                detail="they form a separate group inside their class: the pattern of a "
+                       "backdoor trigger or of flipped labels",
+                remediation="inspect them; remove with --remove and retrain; find their source",
+                label=label, count=len(rows), rows=rows[:_EXAMPLES].tolist(),
+                scores=[round(float(s), 3) for s in self.scores[rows[:_EXAMPLES]]],
+                layer=self.layer))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"method": self.method.value, "layer": self.layer, "threshold": self.threshold,
+                "suspicious": self.suspicious.tolist(),
+                "scores": [round(float(s), 4) for s in self.scores[self.suspicious]],
+                "classes": [v.to_dict() for v in self.classes]}
+
+
+def _robust_threshold(scores: FloatArray, spread: float) -> float:
+    median = float(np.median(scores))
+    mad = float(np.median(np.abs(scores - median))) * 1.4826
+    return median + spread * max(mad, 1e-12)
+
+
+def detect_poisoning(
+    dataset: Dataset,
+    *,
+    model: Any = None,
+    inputs: npt.NDArray[Any] | None = None,
+    layer: str | None = None,
+    method: Method = Method.AUTO,
+    seed: int = 0,
+) -> PoisoningReport:
+    """Find samples that look poisoned.
+
+    Args:
+        dataset: the (training) data, with labels.
+        model: a trained PyTorch module or scikit-learn MLP (from the Python API).
+        inputs: what the model takes, when not the dataset's matrix (e.g. ``(n, c, h, w)``
+            images for a CNN; image datasets default to their pixels in that layout).
+        layer: the representation to read (see :func:`representations`).
+        method: the detector (``auto``: activation clustering with a model, else outliers).
+    """
+    codes = dataset.label_codes
+    if model is None:
+        if method not in (Method.AUTO, Method.OUTLIERS):
+            raise DataValidationError(f"method {method.value!r} needs a trained model",
+                                      hint="pass model=…, or use method 'outliers'")
+        scores = outlier_scores(dataset.matrix, codes)
+        flagged = np.flatnonzero(scores > 1.0)
+        return PoisoningReport(Method.OUTLIERS, "features", scores, 1.0,
+                               flagged[np.argsort(-scores[flagged])].astype(np.int64))
+    if method is Method.OUTLIERS:
+        raise DataValidationError("method 'outliers' is model-free: do not pass a model")
+    if inputs is None:
+        inputs = (dataset.pixels.transpose(0, 3, 1, 2) if dataset.pixels is not None
+                  else dataset.matrix)
+    if len(inputs) != len(dataset):
+        raise DataValidationError(f"{len(inputs)} model inputs for {len(dataset)} samples")
+    reps = representations(model, inputs, layer=layer)
+    scores = spectral_scores(reps, codes)
+    where = layer or "penultimate"
+    if method is Method.SPECTRAL:
+        threshold = _robust_threshold(scores, 10.0)
+        flagged = np.flatnonzero(scores > threshold)
+        return PoisoningReport(method, where, scores, threshold,
+                               flagged[np.argsort(-scores[flagged])].astype(np.int64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate classes: skipped below
+        flags, verdicts = activation_clustering(reps, codes, dataset.classes, seed=seed)
+    flagged = np.flatnonzero(flags)
+    threshold = float(scores[flagged].min()) if len(flagged) else float(scores.max())
+    return PoisoningReport(Method.CLUSTERING if method is Method.CLUSTERING else Method.AUTO,
+                           where, scores, threshold,
+                           flagged[np.argsort(-scores[flagged])].astype(np.int64), verdicts)
