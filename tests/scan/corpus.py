@@ -317,6 +317,38 @@ def gzip_pickle(path: Path, canary: Path) -> None:
     path.write_bytes(gzip.compress(pickle.dumps(_Reduce(os.system, touch_cmd(canary)))))
 
 
+# -- regression samples from published bypasses of other scanners -----------------------------
+def modelscan_85_build_setattr(path: Path, canary: Path) -> None:
+    # protectai/modelscan#85: BUILD's slot state writes "os"/"system" onto numpy.prod, dotted
+    # GLOBALs read them back, and STACK_GLOBAL takes its operands from the memo
+    setattr_ = (b"N" + MARK + b"Va\nVos\nd" + TUPLE2 + BUILD + b"N" + MARK
+                + b"Vb\nVsystem\nd" + TUPLE2 + BUILD)
+    body = (g("numpy", "prod") + setattr_ + POP + g("numpy", "prod.a") + b"p0\n"
+            + g("numpy", "prod.b") + b"p1\n" + POP + POP + b"g0\ng1\n" + STACK_GLOBAL
+            + u(touch_cmd(canary)) + TUPLE1 + REDUCE)
+    path.write_bytes(b"\x80\x05" + body + STOP)
+
+
+def modelscan_330_numpy_builtins(path: Path, canary: Path) -> None:
+    # protectai/modelscan#330: allowlisted-looking numpy names, BUILD on a function object,
+    # then the builtins' eval reached through numpy.__builtins__
+    body = (u("numpy") + u("size") + STACK_GLOBAL + MEMOIZE + MEMOIZE
+            + u("numpy") + u("__builtins__") + STACK_GLOBAL + MEMOIZE + MEMOIZE
+            + binget(1) + EMPTY_DICT + EMPTY_DICT + u("shape") + binget(3) + b"s" + TUPLE2
+            + BUILD + binget(1) + binget(1) + u("eval") + TUPLE2 + REDUCE
+            + u(touch_py(canary)) + TUPLE1 + REDUCE)
+    path.write_bytes(PROTO4 + body + STOP)
+
+
+def picklescan_14_memo_mix(path: Path, canary: Path) -> None:
+    # mmaitre314/picklescan#14: BINPUT and MEMOIZE mixed so a scanner's memo model drifts
+    body = (b"U\x02os" + binput(0) + b"U\x06system" + binput(1)
+            + b"U\x0ctorch._utils" + MEMOIZE + b"U\x12_rebuild_tensor_v2" + MEMOIZE
+            + POP + POP + POP + POP + binget(0) + binget(1) + STACK_GLOBAL
+            + u(touch_cmd(canary)) + TUPLE1 + REDUCE)
+    path.write_bytes(PROTO4 + body + STOP)
+
+
 # -- benign builders (real libraries) ---------------------------------------------------------
 def _net() -> Any:
     import torch
@@ -497,6 +529,12 @@ MALICIOUS: tuple[Case, ...] = (
          "pickle.global.dangerous", _OS),
     Case("joblib_compressed.joblib", "joblib", joblib_compressed, "pickle.global.dangerous",
          _OS),
+    Case("modelscan_85_build_setattr.pkl", "pickle", modelscan_85_build_setattr,
+         "pickle.build.global", {"target": "numpy.prod"}),
+    Case("modelscan_330_numpy_builtins.pkl", "pickle", modelscan_330_numpy_builtins,
+         "pickle.global.dangerous", {"global": "numpy.__builtins__"}),
+    Case("picklescan_14_memo_mix.pkl", "pickle", picklescan_14_memo_mix,
+         "pickle.global.dangerous", {"global": "os.system"}),
 )
 
 

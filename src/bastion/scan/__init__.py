@@ -15,9 +15,14 @@ pickles are interpreted symbolically (``pickle``) under an allowlist that also d
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bastion.scan.engine import Progress, scan
 from bastion.scan.interface import Format, ScanError, ScanLimits, ScannedFile, ScanReport
-from bastion.scan.pickle import Policy, RestrictedUnpickler
+from bastion.scan.pickle import Policy
+
+if TYPE_CHECKING:
+    from bastion.scan.pickle.unpickler import RestrictedUnpickler
 
 __all__ = [
     "Format",
@@ -30,3 +35,12 @@ __all__ = [
     "ScannedFile",
     "scan",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``RestrictedUnpickler`` is imported on first use (scanning never needs it)."""
+    if name == "RestrictedUnpickler":
+        from bastion.scan.pickle.unpickler import RestrictedUnpickler
+
+        return RestrictedUnpickler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

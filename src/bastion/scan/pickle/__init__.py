@@ -12,10 +12,15 @@
 
 from __future__ import annotations
 
-from bastion.scan.pickle import unpickler as restricted
+import importlib
+from typing import TYPE_CHECKING
+
 from bastion.scan.pickle._stream import scan_pickles
 from bastion.scan.pickle.policy import Policy, Verdict
-from bastion.scan.pickle.unpickler import RestrictedUnpickler, UnsafePickleError
+
+if TYPE_CHECKING:
+    from bastion.scan.pickle import unpickler as restricted
+    from bastion.scan.pickle.unpickler import RestrictedUnpickler, UnsafePickleError
 
 __all__ = [
     "Policy",
@@ -25,3 +30,11 @@ __all__ = [
     "restricted",
     "scan_pickles",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The unpickler is imported on first use (scanning never needs it)."""
+    if name in ("RestrictedUnpickler", "UnsafePickleError", "restricted"):
+        module = importlib.import_module("bastion.scan.pickle.unpickler")
+        return module if name == "restricted" else getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

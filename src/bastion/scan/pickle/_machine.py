@@ -145,6 +145,8 @@ class Global:
     opcode: str
     proto: int
     """The protocol in force (names are remapped below 3, dotted paths walked from 4)."""
+    known: bool = True
+    """False when the operands were not strings (reported once as indeterminate)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -338,8 +340,9 @@ class _Machine:
                 f"{opcode} operands are not plain strings; the imported object cannot be known",
                 {"module": describe(module), "name": describe(name)},
             ))
-            module = module if type(module) is str else "?"
-            name = name if type(name) is str else "?"
+            g = Global(describe(module), describe(name), self.offset, opcode, self.proto, False)
+            self.a.globals.append(g)
+            return g
         g = Global(module, name, self.offset, opcode, self.proto)
         self.a.globals.append(g)
         return g

@@ -115,8 +115,8 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
     called = {id(c.func) for c in a.calls}
     counts: dict[str, int] = {}
     for g in a.globals:
-        if g.opcode.startswith("EXT"):
-            continue
+        if g.opcode.startswith("EXT") or not g.known:
+            continue  # reported as pickle.global.extension / .indeterminate
         v = policy.verdict(g.module, g.name, g.proto)
         if v.allowed:
             continue

@@ -23,10 +23,9 @@ so ``collections`` + ``OrderedDict.__init__.__globals__`` is neither ``OrderedDi
 from __future__ import annotations
 
 import _compat_pickle
-import tomllib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Final, Self
 
@@ -35,6 +34,7 @@ from bastion.scan.interface import ScanError
 
 __all__ = ["Policy", "Verdict", "canonical"]
 
+_ALLOWLIST: Final = Path(__file__).with_name("allowlist.json")
 _CRITICAL_MODULES: Final = frozenset({
     "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "socket", "_socket", "shutil",
     "pty", "importlib", "runpy", "code", "codeop", "ctypes", "_ctypes", "pickle", "_pickle",
@@ -112,10 +112,9 @@ class Policy:
 
     @classmethod
     def default(cls) -> Self:
-        """The curated built-in allowlist (``allowlist.txt`` next to this module)."""
-        text = resources.files(__package__).joinpath("allowlist.txt").read_text("utf-8")
-        entries = [ln.strip() for ln in text.splitlines()]
-        return cls(frozenset(e for e in entries if e and not e.startswith("#")))
+        """The curated built-in allowlist (``allowlist.json`` next to this module)."""
+        data = json.loads(_ALLOWLIST.read_text("utf-8"))
+        return cls(frozenset(data["allow"]))
 
     def allowing(self, names: Iterable[str]) -> Self:
         """A copy that also allows ``names`` (``module.name``, ``module:name`` or ``module.*``)."""
@@ -138,6 +137,8 @@ class Policy:
 
     def with_file(self, path: Path) -> Self:
         """A copy extended by a policy file: TOML with ``allow = ["module.name", ...]``."""
+        import tomllib
+
         try:
             data = tomllib.loads(path.read_text("utf-8"))
         except OSError as exc:
@@ -170,6 +171,9 @@ class Policy:
         if "." in name:
             return Verdict(module, name, False, Severity.CRITICAL,
                            "a dotted name walks attributes to an object nobody vetted")
+        if name.startswith("__") and name.endswith("__"):  # numpy.__builtins__ (modelscan#330)
+            return Verdict(module, name, False, Severity.CRITICAL,
+                           "a dunder attribute reaches interpreter internals")
         return Verdict(module, name, False, Severity.HIGH,
                        "not on the allowlist: importing and calling it runs unvetted code")
 
