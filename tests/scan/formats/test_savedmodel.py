@@ -70,6 +70,14 @@ def test_checkpoint_ops_in_a_tf1_save_scope_are_standard(tmp_path: Path) -> None
     assert rules(_scan(tmp_path, _node("RestoreV2", "save/RestoreV2"))) == set()
 
 
+def test_vocabulary_table_in_tf_initializer_is_standard(tmp_path: Path) -> None:
+    # What tf.saved_model.save writes for a StaticHashTable over an asset vocabulary.
+    assert rules(_scan(tmp_path, _node("InitializeTableFromTextFileV2", "init",
+                                       function="__inference__initializer_133"))) == set()
+    elsewhere = _node("InitializeTableFromTextFileV2", "init", function="__inference_call_2")
+    assert rules(_scan(tmp_path, elsewhere)) == {"tf.op.file"}
+
+
 def test_print_to_a_file_stream(tmp_path: Path) -> None:
     def add(meta: Any) -> None:
         meta.graph_def.node.add(name="p", op="PrintV2").attr["output_stream"].s = \

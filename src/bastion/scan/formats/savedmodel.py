@@ -9,7 +9,10 @@ object graph, where Lambda layers carry bytecode: that JSON is reviewed with the
 
 Every op of the top-level graph and of every library function is listed (in the evidence of the
 ``tf.ops`` finding); checkpoint ops count as standard only inside TensorFlow's own save and restore
-functions (``__inference__traced_save_*``/``_restore_*``) or a TF1 ``save/`` name scope.
+functions (``__inference__traced_save_*``/``_restore_*``) or a TF1 ``save/`` name scope, and
+vocabulary tables read from text files only inside TF's resource initializers
+(``__inference__initializer_*``), which TF points at the model's own ``assets/``. These patterns
+were checked against SavedModels written by TensorFlow 2.21 (see docs/scan-formats.md).
 
     >>> SavedModelScanner().formats == frozenset({Format.SAVEDMODEL})
     True
@@ -52,6 +55,9 @@ CHECKPOINT_OPS: Final = frozenset({
 })
 """File ops that are standard inside TensorFlow's own save and restore functions."""
 _CHECKPOINT_FUNCTION: Final = re.compile(r"^__inference__traced_(save|restore)_\d+$")
+ASSET_TABLE_OPS: Final = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
+"""Vocabulary tables read from the SavedModel's own assets/ by TF's resource initializers."""
+_INITIALIZER_FUNCTION: Final = re.compile(r"^__inference__initializer_\d+$")
 _CHECKPOINT_SCOPE: Final = re.compile(r"^save(_\d+)?/")
 
 # Ops common in SavedModels written by TensorFlow 2 and Keras: anything else is listed as
@@ -230,8 +236,13 @@ def _output_stream(stream: BinaryIO, attrs: list[WireField]) -> str:
     return ""
 
 
-def _standard_checkpoint(op: _Op) -> bool:
-    return bool(_CHECKPOINT_FUNCTION.match(op.function) or _CHECKPOINT_SCOPE.match(op.node))
+def _standard_file_use(op: _Op) -> bool:
+    """Checkpoint ops in TF's save/restore functions or a TF1 ``save/`` scope, and vocabulary
+    tables in TF's resource initializers (TF points them at the model's own assets/ on load)."""
+    if op.op in ASSET_TABLE_OPS:
+        return bool(_INITIALIZER_FUNCTION.match(op.function))
+    return op.op in CHECKPOINT_OPS and bool(
+        _CHECKPOINT_FUNCTION.match(op.function) or _CHECKPOINT_SCOPE.match(op.node))
 
 
 def _op_findings(source: Source, walk: _Walk) -> Iterator[Finding]:
@@ -248,15 +259,15 @@ def _op_findings(source: Source, walk: _Walk) -> Iterator[Finding]:
                 offset=op.offset, evidence={"op": op.op, "node": where, **evidence},
                 techniques=CODE_EXECUTION,
             )
-        elif op.op in FILE_OPS or (op.op in CHECKPOINT_OPS and not _standard_checkpoint(op)) or (
+        elif ((op.op in FILE_OPS or op.op in CHECKPOINT_OPS) and not _standard_file_use(op)) or (
             op.op == "PrintV2" and op.output_stream.startswith("file://")
         ):
             yield finding(
                 source, "tf.op.file", Severity.HIGH, f"SavedModel op touches files ({op.op})",
                 detail=f"Node {where} reads or writes files when the graph runs"
                 + (f" ({op.output_stream})" if op.output_stream else "")
-                + "; outside TensorFlow's own checkpoint functions that is not how models "
-                "load their weights.",
+                + "; outside TensorFlow's own checkpoint and asset functions that is not how "
+                "models load their weights or vocabularies.",
                 remediation="Review what file the op's inputs name before serving this model.",
                 offset=op.offset, evidence={"op": op.op, "node": where, **evidence},
                 techniques=CODE_EXECUTION,
