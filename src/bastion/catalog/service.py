@@ -17,23 +17,42 @@ entry. A crash before the commit leaves an unlocked scope no row names, which ``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from bastion.catalog import _integrity
 from bastion.catalog import schema as t
+from bastion.catalog._register import (
+    card_edges,
+    card_sensitivity,
+    complete_card,
+    edge_pairs,
+    search_text,
+    validated_card,
+    walk_files,
+)
+from bastion.catalog._rows import (
+    VERSION_COLUMNS,
+    VersionRow,
+    as_summary,
+    as_version,
+    blobs_digest,
+    escape_like,
+    findings_digest,
+    sha_text,
+    stored_blob,
+    summary_query,
+    utc_now,
+)
 from bastion.catalog.audit import canonical_json
 from bastion.catalog.blobs import (
     LocalBlobStore,
@@ -43,7 +62,7 @@ from bastion.catalog.blobs import (
     unwrap_key,
     wrap_key,
 )
-from bastion.catalog.cards import AnyCard, CardKind, card_from_dict
+from bastion.catalog.cards import AnyCard
 from bastion.catalog.db import is_postgres
 from bastion.catalog.keys import load_kek
 from bastion.catalog.records import (
@@ -52,7 +71,6 @@ from bastion.catalog.records import (
     Kind,
     LineageNode,
     LineageReport,
-    Problem,
     Ref,
     RegistrationRefusedError,
     Relation,
@@ -74,7 +92,7 @@ __all__ = ["Catalog", "Scanner"]
 Scanner = Callable[[Path], ScanReport]
 _CATALOG_LOCK: Final = 1651078517  # PostgreSQL advisory lock serialising catalog writes
 _GATE: Final = Severity.HIGH
-_NO_CARD: Final = "No card was supplied at registration."
+NO_CARD: Final = "No card was supplied at registration."
 _ALLOWED_STATUS: Final[dict[Status, frozenset[Status]]] = {
     Status.DRAFT: frozenset({Status.ARCHIVED}),
     Status.IN_REVIEW: frozenset({Status.ARCHIVED}),
@@ -83,14 +101,6 @@ _ALLOWED_STATUS: Final[dict[Status, frozenset[Status]]] = {
     Status.ARCHIVED: frozenset(),
     Status.DESTROYED: frozenset(),
 }
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _default_scanner(path: Path) -> ScanReport:
@@ -102,47 +112,6 @@ def _default_scanner(path: Path) -> ScanReport:
             hint="reinstall Bastion; registration always scans first",
         ) from exc
     return scan(path)
-
-
-@dataclass(frozen=True, slots=True)
-class _Version:
-    """A resolved version row with its asset."""
-
-    id: int
-    asset_id: int
-    name: str
-    kind: Kind
-    number: int
-    status: Status
-    digest: str
-    author: str
-    scope: str
-    wrapped_key: str | None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.number}"
-
-
-_VERSION_COLUMNS: Final = (
-    t.versions.c.id,
-    t.versions.c.asset_id,
-    t.assets.c.name,
-    t.assets.c.kind,
-    t.versions.c.number,
-    t.versions.c.status,
-    t.versions.c.digest,
-    t.versions.c.author,
-    t.versions.c.blob_scope,
-    t.versions.c.wrapped_key,
-)
-
-
-def _as_version(row: Any) -> _Version:
-    return _Version(
-        int(row.id), int(row.asset_id), row.name, Kind(row.kind), int(row.number),
-        Status(row.status), row.digest, row.author, row.blob_scope, row.wrapped_key,
-    )
 
 
 class Catalog:
@@ -220,9 +189,9 @@ class Catalog:
             raise UsageError(
                 "--accept-risk needs a reason", hint='e.g. --accept-risk "CVE triaged"'
             )
-        user_card = _user_card(card, kind)
-        edges = _card_edges(kind, user_card, edges)
-        sources = _walk(path)
+        user_card = validated_card(card, kind)
+        edges = card_edges(kind, user_card, edges)
+        sources = walk_files(path)
         with self._ws.engine.connect() as conn:
             parents = self._resolve_edges(conn, kind, edges)
         # 2. Scan first; refuse findings at or above the gate unless a reason is given.
@@ -277,18 +246,18 @@ class Catalog:
         bundle: str,
         scope: str,
         wrapped: str,
-        parents: Mapping[Relation, Sequence[_Version]],
+        parents: Mapping[Relation, Sequence[VersionRow]],
         findings: Sequence[Finding],
         gating: Sequence[Finding],
         accept_risk: str | None,
         sensitivity: str | None,
     ) -> VersionInfo:
-        now, actor = _now(), self.actor
+        now, actor = utc_now(), self.actor
         key_id = self._ws.signer.verifying_key.key_id
         with self._write() as conn:
             asset = conn.execute(select(t.assets).where(t.assets.c.name == name)).first()
             if asset is None:
-                level = sensitivity or _card_sensitivity(user_card) or "internal"
+                level = sensitivity or card_sensitivity(user_card) or "internal"
                 asset_id = conn.execute(
                     insert(t.assets).values(
                         kind=kind.value, name=name, owner=actor, sensitivity=level, created_at=now
@@ -314,7 +283,7 @@ class Catalog:
                     )
                 ).scalar_one()
             ) + 1
-            card = _complete_card(
+            card = complete_card(
                 kind, name, level, user_card, manifest, key_id, now, parents,
                 gating, accept_risk, actor,
             )
@@ -325,7 +294,7 @@ class Catalog:
                     digest=manifest.digest, author=actor, created_at=now, card=card_text,
                     signature=bundle, key_id=key_id, blob_scope=scope, wrapped_key=wrapped,
                     file_count=len(manifest.files), total_size=manifest.total_size,
-                    search_text=_search_text(name, kind, level, card),
+                    search_text=search_text(name, kind, level, card),
                 ).returning(t.versions.c.id)
             ).scalar_one()
             if stored:
@@ -371,10 +340,10 @@ class Catalog:
                     "digest": manifest.digest,
                     "files": len(manifest.files),
                     "size": manifest.total_size,
-                    "card_sha256": _sha(card_text),
-                    "signature_sha256": _sha(bundle),
-                    "blobs_sha256": _blobs_digest(stored),
-                    "findings_sha256": _findings_digest(
+                    "card_sha256": sha_text(card_text),
+                    "signature_sha256": sha_text(bundle),
+                    "blobs_sha256": blobs_digest(stored),
+                    "findings_sha256": findings_digest(
                         [(text, accepted and f.severity >= _GATE)
                          for f, text in zip(findings, texts, strict=True)]
                     ),
@@ -382,7 +351,7 @@ class Catalog:
                     "key_id": key_id,
                     "scope": scope,
                     "lineage": sorted(f"{e['relation']}:{p.ref}"
-                                      for e, p in _edge_pairs(parents, edges)),
+                                      for e, p in edge_pairs(parents, edges)),
                     "accepted_risk": accept_risk,
                 },
                 connection=conn,
@@ -401,7 +370,7 @@ class Catalog:
         limit: int = 100,
     ) -> list[VersionSummary]:
         """Versions matching every filter given, by name then newest first."""
-        query = _summary_query()
+        query = summary_query()
         if kind is not None:
             query = query.where(t.assets.c.kind == kind.value)
         if sensitivity is not None:
@@ -409,18 +378,18 @@ class Catalog:
         if status is not None:
             query = query.where(t.versions.c.status == status.value)
         if text:
-            pattern = "%" + _escape_like(text.strip().lower()) + "%"
+            pattern = "%" + escape_like(text.strip().lower()) + "%"
             query = query.where(t.versions.c.search_text.like(pattern, escape="\\"))
         query = query.order_by(t.assets.c.name, t.versions.c.number.desc()).limit(limit)
         with self._read() as conn:
-            return [_as_summary(row) for row in conn.execute(query)]
+            return [as_summary(row) for row in conn.execute(query)]
 
     def show(self, ref: str) -> VersionInfo:
         """Everything recorded about one version (``NAME``, ``NAME@N`` or ``NAME@ALIAS``)."""
         with self._read() as conn:
             v = self._resolve(conn, ref)
             row = conn.execute(
-                _summary_query().add_columns(
+                summary_query().add_columns(
                     t.assets.c.owner, t.versions.c.card, t.versions.c.key_id
                 ).where(t.versions.c.id == v.id)
             ).one()
@@ -461,7 +430,7 @@ class Catalog:
                 .where(t.collaborators.c.asset_id == v.asset_id)
             ).all()
         return VersionInfo(
-            summary=_as_summary(row),
+            summary=as_summary(row),
             owner=row.owner,
             card=json.loads(row.card),
             manifest=[{"path": f.path, "size": int(f.size), "sha256": f.sha256} for f in files],
@@ -483,7 +452,7 @@ class Catalog:
         return LineageReport(v.ref, up, down)
 
     def _walk_lineage(
-        self, conn: Connection, start: _Version, *, upstream: bool
+        self, conn: Connection, start: VersionRow, *, upstream: bool
     ) -> list[LineageNode]:
         near, far = (
             (t.lineage.c.child_id, t.lineage.c.parent_id) if upstream
@@ -540,7 +509,7 @@ class Catalog:
         )
         return manifest
 
-    def _get(self, v: _Version, dest: Path, signature: Path | None) -> Manifest:
+    def _get(self, v: VersionRow, dest: Path, signature: Path | None) -> Manifest:
         # 1. Who may read, and whether this version may be read at all.
         with self._read() as conn:
             self._require(conn, v.asset_id, Role.VIEWER, f"read {v.ref}")
@@ -561,7 +530,7 @@ class Catalog:
                     f"{v.ref} has {open_findings} unaccepted finding(s) at or above high",
                     (), hint="review them with 'bastion show'; nothing was written",
                 )
-            files = [_stored(r) for r in conn.execute(
+            files = [stored_blob(r) for r in conn.execute(
                 select(t.files).where(t.files.c.version_id == v.id).order_by(t.files.c.path)
             )]
             bundle = conn.execute(
@@ -612,187 +581,13 @@ class Catalog:
     # -- checking --------------------------------------------------------------------------
 
     def verify(self, ref: str, *, deep: bool = False) -> Verification:
-        """Re-hash every blob, check the signature and the version's audit entries.
-
-        Checks: 1. the wrapped key unwraps; 2. every blob's stored bytes hash to the digest
-        recorded when it was written (with ``deep``, also: every chunk decrypts and
-        authenticates, and the plaintext hashes to its files row); 3. the signature verifies with
-        the workspace key and signs exactly the files rows; 4. the files rows hash to the
-        version's digest; 5. the add entry in the audit log records this digest, card,
-        signature, findings and blob digests; 6. the status is the last one the audit log
-        records; 7. the audit entries about this version are intact in the chain.
-        """
-        problems: list[Problem] = []
-        with self._read() as conn:
-            v = self._resolve(conn, ref)
-            row = conn.execute(select(t.versions).where(t.versions.c.id == v.id)).one()
-            files = [_stored(r) for r in conn.execute(
-                select(t.files).where(t.files.c.version_id == v.id).order_by(t.files.c.path)
-            )]
-            finding_rows = conn.execute(
-                select(t.findings.c.data, t.findings.c.accepted)
-                .where(t.findings.c.version_id == v.id).order_by(t.findings.c.id)
-            ).all()
-        total = 0
-        if v.status is not Status.DESTROYED:
-            try:
-                key = unwrap_key(  # 1.
-                    load_kek(self._ws.settings.kek_file), row.wrapped_key or "", v.scope
-                )
-            except IntegrityError as exc:
-                problems.append(Problem("key", v.ref, exc.message))
-                key = None
-            # 2. Files in parallel: hashlib releases the GIL while it hashes.
-            with ThreadPoolExecutor() as pool:
-                for rel, checked, error in pool.map(
-                    lambda f: self._check_blob(v.scope, key if deep else None, *f), files
-                ):
-                    total += checked
-                    if error is not None:
-                        problems.append(Problem("blob", rel, error))
-        manifest = Manifest.of(FileEntry(rel, b.size, b.sha256) for rel, b in files)
-        try:  # 3.
-            signed = verify_bundle(row.signature, self._ws.signer.verifying_key)
-        except IntegrityError as exc:
-            problems.append(Problem("signature", v.ref, exc.message))
-        else:
-            recorded = manifest.digests
-            for path in sorted(set(signed) | set(recorded)):
-                if signed.get(path) != recorded.get(path):
-                    problems.append(Problem(
-                        "files-row", path,
-                        "the files row does not match what was signed "
-                        f"(signed {signed.get(path, 'nothing')}, "
-                        f"recorded {recorded.get(path, 'nothing')})",
-                    ))
-        if manifest.digest != row.digest:  # 4.
-            problems.append(Problem(
-                "version-row", v.ref,
-                f"the files hash to manifest {manifest.digest[:16]}… but the version records "
-                f"{row.digest[:16]}…",
-            ))
-        problems.extend(self._check_audit(v, row, files, finding_rows))  # 5.–7.
-        return Verification(v.ref, row.digest, len(files), total, tuple(problems))
-
-    def _check_blob(
-        self, scope: str, key: bytes | None, rel: str, blob: StoredBlob
-    ) -> tuple[str, int, str | None]:
-        try:
-            if key is not None:  # first, as it names the damaged chunk
-                for _ in self.store.read(scope, blob, key):
-                    pass
-            self.store.check_sealed(scope, blob)
-        except IntegrityError as exc:
-            return rel, 0, exc.message
-        return rel, blob.size, None
-
-    def _check_audit(
-        self, v: _Version, row: Any, files: Sequence[tuple[str, StoredBlob]],
-        finding_rows: Sequence[Any],
-    ) -> list[Problem]:
-        problems: list[Problem] = []
-        entries = self._ws.audit.entries(subject=v.ref)
-        added = [e for e in entries if e.action == f"{v.kind.value}.add"]
-        if not added:
-            return [Problem("audit", v.ref, "the audit log has no entry registering this version")]
-        details = added[0].details
-        expected = {
-            "digest": row.digest,
-            "card_sha256": _sha(row.card),
-            "signature_sha256": _sha(row.signature),
-            "findings_sha256": _findings_digest([(r.data, bool(r.accepted)) for r in finding_rows]),
-            "blobs_sha256": _blobs_digest(files),
-        }
-        names = {"digest": "version-row", "card_sha256": "card", "signature_sha256": "signature",
-                 "findings_sha256": "findings", "blobs_sha256": "files-row"}
-        for field_name, value in expected.items():  # 5.
-            if details.get(field_name) != value:
-                problems.append(Problem(
-                    names[field_name], v.ref,
-                    f"the stored {names[field_name]} differs from the one recorded in audit "
-                    f"entry #{added[0].seq} at registration",
-                ))
-        status = Status.DRAFT.value  # 6.
-        for e in entries:
-            if e.action == "version.status":
-                status = str(e.details.get("to"))
-        if status != row.status:
-            problems.append(Problem(
-                "version-row", v.ref,
-                f"status is {row.status!r} but the audit log last recorded {status!r}",
-            ))
-        seqs = {e.seq for e in entries}  # 7.
-        for p in self._ws.audit.verify().problems:
-            if p.seq in seqs or p.kind.value in ("deleted", "truncated"):
-                problems.append(Problem("audit", f"audit#{p.seq}", p.message))
-        return problems
+        """Re-hash every blob, check the signature and the version's audit entries; see
+        :func:`bastion.catalog._integrity.verify` for the checks."""
+        return _integrity.verify(self, ref, deep=deep)
 
     def fsck(self, *, clean: bool = False) -> FsckReport:
-        """Cross-check database, blob store and audit chain; with ``clean``, remove orphans.
-
-        Damage (a missing blob, a broken chain, a version without its audit entry) is reported
-        and never "repaired"; orphans (scopes of interrupted adds, stray or half-written blobs,
-        leftovers of destroyed versions) are harmless and removed with ``clean``.
-        """
-        problems: list[Problem] = []
-        orphans: list[Problem] = []
-        cleaned = 0
-        with self._read() as conn:
-            rows = [_as_version(r) for r in conn.execute(
-                select(*_VERSION_COLUMNS).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
-            )]
-            referenced: dict[int, set[str]] = {}
-            for f in conn.execute(select(t.files.c.version_id, t.files.c.sha256)):
-                referenced.setdefault(int(f.version_id), set()).add(f.sha256)
-        added = {
-            e.subject for k in Kind for e in self._ws.audit.entries(action=f"{k.value}.add")
-        }
-        present = set(self.store.scopes())
-        by_scope = {v.scope: v for v in rows}
-        for v in rows:
-            if v.ref not in added:
-                problems.append(Problem("audit", v.ref, "no audit entry records its registration"))
-            if v.status is Status.DESTROYED:
-                if v.scope in present:
-                    orphans.append(Problem("orphan", v.scope, f"blobs of destroyed {v.ref}"))
-                    if clean:
-                        self.store.delete_scope(v.scope)
-                        cleaned += 1
-                continue
-            wanted = referenced.get(v.id, set())
-            if v.scope not in present:
-                if wanted:
-                    problems.append(Problem("blob", v.ref, "its blob scope is missing"))
-                continue
-            have = set(self.store.blobs(v.scope))
-            for sha in sorted(wanted - have):
-                problems.append(Problem("blob", v.ref, f"blob {sha[:16]}… is missing"))
-            for sha in sorted(have - wanted):
-                orphans.append(Problem("orphan", f"{v.scope}/{sha[:16]}…",
-                                       f"blob in {v.ref}'s scope that no file names"))
-                if clean:
-                    self.store.delete_blob(v.scope, sha)
-                    cleaned += 1
-            if self.store.temporaries(v.scope) and self.store.is_abandoned(v.scope):
-                orphans.append(Problem("orphan", v.scope, f"half-written blob in {v.ref}'s scope"))
-                if clean:
-                    self.store.delete_temporaries(v.scope)
-                    cleaned += 1
-        for scope in sorted(present - set(by_scope)):
-            if not self.store.is_abandoned(scope):
-                continue  # an add in progress holds it
-            orphans.append(Problem("orphan", scope, "blob scope of an interrupted add"))
-            if clean:
-                self.store.delete_scope(scope)
-                cleaned += 1
-        for p in self._ws.audit.verify().problems:
-            problems.append(Problem("audit", f"audit#{p.seq}", p.message))
-        if clean and cleaned:
-            self._ws.audit.append(
-                actor=self.actor, action="catalog.fsck.clean", subject="catalog",
-                details={"removed": cleaned},
-            )
-        return FsckReport(len(rows), len(present), tuple(problems), tuple(orphans), cleaned)
+        """Cross-check database, blob store and audit chain; with ``clean``, remove orphans."""
+        return _integrity.fsck(self, clean=clean)
 
     # -- access, reviews, status, aliases --------------------------------------------------
 
@@ -980,9 +775,9 @@ class Catalog:
             raise NotFoundError(f"no asset named {name!r}", hint="see 'bastion list'")
         return int(found)
 
-    def _resolve(self, conn: Connection, text: str) -> _Version:
+    def _resolve(self, conn: Connection, text: str) -> VersionRow:
         ref = Ref.parse(text)
-        query = select(*_VERSION_COLUMNS).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
+        query = select(*VERSION_COLUMNS).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
         query = query.where(t.assets.c.name == ref.name)
         if ref.version is not None:
             query = query.where(t.versions.c.number == ref.version)
@@ -994,17 +789,17 @@ class Catalog:
         if row is None:
             what = "asset" if ref.version is None and ref.alias is None else "version"
             raise NotFoundError(f"no {what} {text!r} in the catalog", hint="see 'bastion list'")
-        return _as_version(row)
+        return as_version(row)
 
     def _resolve_edges(
         self, conn: Connection, kind: Kind, edges: Mapping[Relation, Sequence[str]]
-    ) -> dict[Relation, list[_Version]]:
+    ) -> dict[Relation, list[VersionRow]]:
         wanted = {
             Relation.TRAINED_ON: Kind.DATASET,
             Relation.EVALUATED_ON: Kind.DATASET,
             Relation.DERIVED_FROM: kind,
         }
-        parents: dict[Relation, list[_Version]] = {}
+        parents: dict[Relation, list[VersionRow]] = {}
         for relation, refs in edges.items():
             for text in refs:
                 ref = Ref.parse(text)
@@ -1044,7 +839,7 @@ class Catalog:
                 hint=f"an admin of {name} can run 'bastion grant {name} {self.actor} {role.value}'",
             )
 
-    def _check_reviewer(self, conn: Connection, v: _Version, verb: str) -> None:
+    def _check_reviewer(self, conn: Connection, v: VersionRow, verb: str) -> None:
         self._require(conn, v.asset_id, Role.REVIEWER, f"{verb} {v.ref}")  # 1.
         if v.author == self.actor:  # 2.
             raise AccessDeniedError(
@@ -1057,25 +852,25 @@ class Catalog:
                 hint=f"the author runs 'bastion review request {v.ref}' first",
             )
 
-    def _round_start(self, conn: Connection, v: _Version) -> int:
+    def _round_start(self, conn: Connection, v: VersionRow) -> int:
         return int(conn.execute(
             select(func.coalesce(func.max(t.reviews.c.id), 0)).where(and_(
                 t.reviews.c.version_id == v.id, t.reviews.c.decision == "requested",
             ))
         ).scalar_one())
 
-    def _review_row(self, conn: Connection, v: _Version, decision: str, comment: str) -> None:
+    def _review_row(self, conn: Connection, v: VersionRow, decision: str, comment: str) -> None:
         conn.execute(insert(t.reviews).values(
-            version_id=v.id, reviewer=self.actor, decision=decision, comment=comment, at=_now()
+            version_id=v.id, reviewer=self.actor, decision=decision, comment=comment, at=utc_now()
         ))
         self._audit(conn, f"version.review.{decision}", v.ref, comment=comment)
 
-    def _set_status(self, conn: Connection, v: _Version, status: Status, reason: str) -> None:
+    def _set_status(self, conn: Connection, v: VersionRow, status: Status, reason: str) -> None:
         conn.execute(update(t.versions).where(t.versions.c.id == v.id).values(status=status.value))
         self._audit(conn, "version.status", v.ref, to=status.value, reason=reason,
                     **{"from": v.status.value})
 
-    def _point(self, conn: Connection, v: _Version, alias: str, action: str) -> None:
+    def _point(self, conn: Connection, v: VersionRow, alias: str, action: str) -> None:
         if v.status in (Status.DESTROYED, Status.ARCHIVED):
             raise UsageError(f"{v.ref} is {v.status.value}; an alias cannot point at it")
         if alias == "production" and v.status is not Status.APPROVED:
@@ -1083,7 +878,7 @@ class Catalog:
                 f"{v.ref} is {v.status.value}; production may only point at an approved version",
                 hint=f"get it reviewed: bastion review request {v.ref}",
             )
-        now = _now()
+        now = utc_now()
         previous = conn.execute(
             select(t.aliases.c.version_id).where(and_(
                 t.aliases.c.asset_id == v.asset_id, t.aliases.c.alias == alias,
@@ -1104,7 +899,6 @@ class Catalog:
         self._audit(conn, f"alias.{action}", f"{v.name}@{alias}", version=v.number,
                     digest=v.digest)
 
-
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -1117,144 +911,3 @@ def _configured_approvals(workspace: Workspace) -> int:
             hint=f"edit {workspace.settings.config_file}",
         )
     return value
-
-
-def _walk(path: Path) -> list[tuple[str, Path]]:
-    """Files to register: a single file by its name, or every file under a directory.
-
-    Symbolic links and special files are refused (fail closed): what is signed must be what is
-    stored, and a link could point anywhere.
-    """
-    if path.is_symlink():
-        raise UsageError(f"{path} is a symbolic link", hint="register the file it points at")
-    if path.is_file():
-        return [(path.name, path)]
-    if not path.is_dir():
-        raise UsageError(f"{path} does not exist or is not a file or directory")
-    found: list[tuple[str, Path]] = []
-    for root, dirs, names in os.walk(path):
-        dirs.sort()
-        for entry in (*dirs, *names):
-            full = Path(root) / entry
-            if full.is_symlink():
-                raise UsageError(f"{full} is a symbolic link", hint="replace it with the file")
-        for name in sorted(names):
-            full = Path(root) / name
-            if not full.is_file():
-                raise UsageError(f"{full} is not a regular file")
-            found.append((full.relative_to(path).as_posix(), full))
-    if not found:
-        raise UsageError(f"{path} holds no files", hint="register a file or a non-empty directory")
-    return found
-
-
-def _user_card(card: AnyCard | Mapping[str, Any] | None, kind: Kind) -> AnyCard | None:
-    if card is None or not isinstance(card, Mapping):
-        if card is not None and card.kind != kind.value:
-            raise UsageError(f"a {card.kind} card cannot describe a {kind.value}")
-        return card
-    return card_from_dict(card, source="card", kind=CardKind(kind.value))
-
-
-def _card_edges(
-    kind: Kind, card: AnyCard | None, edges: Mapping[Relation, Sequence[str]]
-) -> dict[Relation, list[str]]:
-    """Lineage from flags plus what the card already names: both must resolve."""
-    merged = {rel: list(refs) for rel, refs in edges.items()}
-    if card is not None and kind is Kind.MODEL:
-        data = card.model_dump(mode="json")
-        merged.setdefault(Relation.TRAINED_ON, []).extend(data.get("training_datasets") or [])
-        merged.setdefault(Relation.EVALUATED_ON, []).extend(data.get("evaluation_datasets") or [])
-        if data.get("parent_model"):
-            merged.setdefault(Relation.DERIVED_FROM, []).append(data["parent_model"])
-    return merged
-
-
-def _card_sensitivity(card: AnyCard | None) -> str | None:
-    return card.sensitivity.value if card is not None and card.sensitivity else None
-
-
-def _complete_card(
-    kind: Kind,
-    name: str,
-    sensitivity: str,
-    card: AnyCard | None,
-    manifest: Manifest,
-    key_id: str,
-    now: str,
-    parents: Mapping[Relation, Sequence[_Version]],
-    gating: Sequence[Finding],
-    accept_risk: str | None,
-    actor: str,
-) -> dict[str, Any]:
-    """The stored card: what the author wrote plus what Bastion computed, validated again."""
-    data: dict[str, Any] = card.model_dump(mode="json", exclude_none=True) if card else {
-        "kind": kind.value, "description": _NO_CARD,
-    }
-    data.update(name=name, sensitivity=sensitivity)
-    if kind is Kind.MODEL:
-        refs = {rel: sorted(p.ref for p in ps) for rel, ps in parents.items()}
-        data["training_datasets"] = refs.get(Relation.TRAINED_ON, [])
-        data["evaluation_datasets"] = refs.get(Relation.EVALUATED_ON, [])
-        if refs.get(Relation.DERIVED_FROM):
-            data["parent_model"] = refs[Relation.DERIVED_FROM][0]
-    data["integrity"] = {
-        "manifest_sha256": manifest.digest,
-        "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in manifest.files],
-        "key_id": key_id,
-        "signed_at": now,
-    }
-    if accept_risk is not None:
-        data["accepted_risks"] = [{
-            "reason": accept_risk, "by": actor, "at": now,
-            "findings": sorted({f"{f.rule}: {f.title}"[:500] for f in gating}),
-        }]
-    validated = card_from_dict(data, source=f"card of {name}", trusted=True)
-    return validated.model_dump(mode="json", exclude_none=True)
-
-
-def _search_text(name: str, kind: Kind, sensitivity: str, card: Mapping[str, Any]) -> str:
-    words = [name, kind.value, sensitivity, str(card.get("description", ""))]
-    words.extend(str(tag) for tag in card.get("tags", ()))
-    return " ".join(words).lower()[:4000]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _findings_digest(rows: Sequence[tuple[str, bool]]) -> str:
-    return _sha(canonical_json([[text, accepted] for text, accepted in rows]))
-
-
-def _edge_pairs(
-    parents: Mapping[Relation, Sequence[_Version]], edges: Sequence[Mapping[str, Any]]
-) -> Iterator[tuple[Mapping[str, Any], _Version]]:
-    by_id = {p.id: p for ps in parents.values() for p in ps}
-    for edge in edges:
-        yield edge, by_id[edge["parent_id"]]
-
-
-def _stored(row: Any) -> tuple[str, StoredBlob]:
-    return row.path, StoredBlob(row.sha256, int(row.size), row.blob_id, row.blob_sha256)
-
-
-def _blobs_digest(stored: Sequence[tuple[str, StoredBlob]]) -> str:
-    """One digest over every file's stored-ciphertext digest, recorded in the audit entry."""
-    return _sha(canonical_json(sorted([rel, b.sealed_sha256] for rel, b in stored)))
-
-
-def _summary_query() -> Any:
-    return select(
-        t.assets.c.name, t.assets.c.kind, t.versions.c.number, t.versions.c.status,
-        t.assets.c.sensitivity, t.versions.c.digest, t.versions.c.author,
-        t.versions.c.created_at, t.versions.c.file_count, t.versions.c.total_size,
-    ).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
-
-
-def _as_summary(row: Any) -> VersionSummary:
-    return VersionSummary(
-        name=row.name, kind=Kind(row.kind), version=int(row.number), status=Status(row.status),
-        sensitivity=row.sensitivity, digest=row.digest, author=row.author,
-        created_at=row.created_at, files=int(row.file_count), size=int(row.total_size),
-    )

@@ -1,0 +1,218 @@
+"""Integrity checks: ``verify`` one version, ``fsck`` the whole catalog (NCSC 2.4, 2.5).
+
+Both name every mismatch (:class:`~bastion.catalog.records.Problem`) instead of stopping at the
+first; neither repairs damage. ``fsck --clean`` only removes orphans of interrupted writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bastion.catalog import schema as t
+from bastion.catalog._rows import (
+    VERSION_COLUMNS,
+    VersionRow,
+    as_version,
+    blobs_digest,
+    findings_digest,
+    sha_text,
+    stored_blob,
+)
+from bastion.catalog.blobs import StoredBlob, unwrap_key
+from bastion.catalog.keys import load_kek
+from bastion.catalog.records import FsckReport, Kind, Problem, Status, Verification
+from bastion.catalog.signing import FileEntry, Manifest, verify_bundle
+from bastion.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from bastion.catalog.service import Catalog
+
+__all__ = ["fsck", "verify"]
+
+
+def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
+    """Re-hash every blob, check the signature and the version's audit entries.
+
+    Checks: 1. the wrapped key unwraps; 2. every blob's stored bytes hash to the digest
+    recorded when it was written (with ``deep``, also: every chunk decrypts and
+    authenticates, and the plaintext hashes to its files row); 3. the signature verifies with
+    the workspace key and signs exactly the files rows; 4. the files rows hash to the
+    version's digest; 5. the add entry in the audit log records this digest, card,
+    signature, findings and blob digests; 6. the status is the last one the audit log
+    records; 7. the audit entries about this version are intact in the chain.
+    """
+    problems: list[Problem] = []
+    with cat._read() as conn:
+        v = cat._resolve(conn, ref)
+        row = conn.execute(select(t.versions).where(t.versions.c.id == v.id)).one()
+        files = [stored_blob(r) for r in conn.execute(
+            select(t.files).where(t.files.c.version_id == v.id).order_by(t.files.c.path)
+        )]
+        finding_rows = conn.execute(
+            select(t.findings.c.data, t.findings.c.accepted)
+            .where(t.findings.c.version_id == v.id).order_by(t.findings.c.id)
+        ).all()
+    total = 0
+    if v.status is not Status.DESTROYED:
+        try:
+            key = unwrap_key(  # 1.
+                load_kek(cat._ws.settings.kek_file), row.wrapped_key or "", v.scope
+            )
+        except IntegrityError as exc:
+            problems.append(Problem("key", v.ref, exc.message))
+            key = None
+        # 2. Files in parallel: hashlib releases the GIL while it hashes.
+        with ThreadPoolExecutor() as pool:
+            for rel, checked, error in pool.map(
+                lambda f: _check_blob(cat, v.scope, key if deep else None, *f), files
+            ):
+                total += checked
+                if error is not None:
+                    problems.append(Problem("blob", rel, error))
+    manifest = Manifest.of(FileEntry(rel, b.size, b.sha256) for rel, b in files)
+    try:  # 3.
+        signed = verify_bundle(row.signature, cat._ws.signer.verifying_key)
+    except IntegrityError as exc:
+        problems.append(Problem("signature", v.ref, exc.message))
+    else:
+        recorded = manifest.digests
+        for path in sorted(set(signed) | set(recorded)):
+            if signed.get(path) != recorded.get(path):
+                problems.append(Problem(
+                    "files-row", path,
+                    "the files row does not match what was signed "
+                    f"(signed {signed.get(path, 'nothing')}, "
+                    f"recorded {recorded.get(path, 'nothing')})",
+                ))
+    if manifest.digest != row.digest:  # 4.
+        problems.append(Problem(
+            "version-row", v.ref,
+            f"the files hash to manifest {manifest.digest[:16]}… but the version records "
+            f"{row.digest[:16]}…",
+        ))
+    problems.extend(_check_audit(cat, v, row, files, finding_rows))  # 5.–7.
+    return Verification(v.ref, row.digest, len(files), total, tuple(problems))
+
+def _check_blob(
+    cat: Catalog, scope: str, key: bytes | None, rel: str, blob: StoredBlob
+) -> tuple[str, int, str | None]:
+    try:
+        if key is not None:  # first, as it names the damaged chunk
+            for _ in cat.store.read(scope, blob, key):
+                pass
+        cat.store.check_sealed(scope, blob)
+    except IntegrityError as exc:
+        return rel, 0, exc.message
+    return rel, blob.size, None
+
+def _check_audit(
+    cat: Catalog, v: VersionRow, row: Any, files: Sequence[tuple[str, StoredBlob]],
+    finding_rows: Sequence[Any],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    entries = cat._ws.audit.entries(subject=v.ref)
+    added = [e for e in entries if e.action == f"{v.kind.value}.add"]
+    if not added:
+        return [Problem("audit", v.ref, "the audit log has no entry registering this version")]
+    details = added[0].details
+    expected = {
+        "digest": row.digest,
+        "card_sha256": sha_text(row.card),
+        "signature_sha256": sha_text(row.signature),
+        "findings_sha256": findings_digest([(r.data, bool(r.accepted)) for r in finding_rows]),
+        "blobs_sha256": blobs_digest(files),
+    }
+    names = {"digest": "version-row", "card_sha256": "card", "signature_sha256": "signature",
+             "findings_sha256": "findings", "blobs_sha256": "files-row"}
+    for field_name, value in expected.items():  # 5.
+        if details.get(field_name) != value:
+            problems.append(Problem(
+                names[field_name], v.ref,
+                f"the stored {names[field_name]} differs from the one recorded in audit "
+                f"entry #{added[0].seq} at registration",
+            ))
+    status = Status.DRAFT.value  # 6.
+    for e in entries:
+        if e.action == "version.status":
+            status = str(e.details.get("to"))
+    if status != row.status:
+        problems.append(Problem(
+            "version-row", v.ref,
+            f"status is {row.status!r} but the audit log last recorded {status!r}",
+        ))
+    seqs = {e.seq for e in entries}  # 7.
+    for p in cat._ws.audit.verify().problems:
+        if p.seq in seqs or p.kind.value in ("deleted", "truncated"):
+            problems.append(Problem("audit", f"audit#{p.seq}", p.message))
+    return problems
+
+def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
+    """Cross-check database, blob store and audit chain; with ``clean``, remove orphans.
+
+    Damage (a missing blob, a broken chain, a version without its audit entry) is reported
+    and never "repaired"; orphans (scopes of interrupted adds, stray or half-written blobs,
+    leftovers of destroyed versions) are harmless and removed with ``clean``.
+    """
+    problems: list[Problem] = []
+    orphans: list[Problem] = []
+    cleaned = 0
+    with cat._read() as conn:
+        rows = [as_version(r) for r in conn.execute(
+            select(*VERSION_COLUMNS).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
+        )]
+        referenced: dict[int, set[str]] = {}
+        for f in conn.execute(select(t.files.c.version_id, t.files.c.sha256)):
+            referenced.setdefault(int(f.version_id), set()).add(f.sha256)
+    added = {
+        e.subject for k in Kind for e in cat._ws.audit.entries(action=f"{k.value}.add")
+    }
+    present = set(cat.store.scopes())
+    by_scope = {v.scope: v for v in rows}
+    for v in rows:
+        if v.ref not in added:
+            problems.append(Problem("audit", v.ref, "no audit entry records its registration"))
+        if v.status is Status.DESTROYED:
+            if v.scope in present:
+                orphans.append(Problem("orphan", v.scope, f"blobs of destroyed {v.ref}"))
+                if clean:
+                    cat.store.delete_scope(v.scope)
+                    cleaned += 1
+            continue
+        wanted = referenced.get(v.id, set())
+        if v.scope not in present:
+            if wanted:
+                problems.append(Problem("blob", v.ref, "its blob scope is missing"))
+            continue
+        have = set(cat.store.blobs(v.scope))
+        for sha in sorted(wanted - have):
+            problems.append(Problem("blob", v.ref, f"blob {sha[:16]}… is missing"))
+        for sha in sorted(have - wanted):
+            orphans.append(Problem("orphan", f"{v.scope}/{sha[:16]}…",
+                                   f"blob in {v.ref}'s scope that no file names"))
+            if clean:
+                cat.store.delete_blob(v.scope, sha)
+                cleaned += 1
+        if cat.store.temporaries(v.scope) and cat.store.is_abandoned(v.scope):
+            orphans.append(Problem("orphan", v.scope, f"half-written blob in {v.ref}'s scope"))
+            if clean:
+                cat.store.delete_temporaries(v.scope)
+                cleaned += 1
+    for scope in sorted(present - set(by_scope)):
+        if not cat.store.is_abandoned(scope):
+            continue  # an add in progress holds it
+        orphans.append(Problem("orphan", scope, "blob scope of an interrupted add"))
+        if clean:
+            cat.store.delete_scope(scope)
+            cleaned += 1
+    for p in cat._ws.audit.verify().problems:
+        problems.append(Problem("audit", f"audit#{p.seq}", p.message))
+    if clean and cleaned:
+        cat._ws.audit.append(
+            actor=cat.actor, action="catalog.fsck.clean", subject="catalog",
+            details={"removed": cleaned},
+        )
+    return FsckReport(len(rows), len(present), tuple(problems), tuple(orphans), cleaned)
