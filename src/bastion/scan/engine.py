@@ -63,7 +63,8 @@ def scan(
         limits: size, depth, count and time bounds (default: :class:`ScanLimits`).
         progress: called with (files done, files total).
         digest: compute each top-level file's SHA-256 (reads every byte; on by default).
-        workers: processes to use (default: one per core).
+        workers: processes to use (default: one per core not already busy, as ``make -l``
+            does; a busy machine gains nothing from more processes than free cores).
 
     Raises:
         ScanError: a path does not exist or nothing was given.
@@ -76,7 +77,7 @@ def scan(
     files, findings = _collect([Path(p) for p in paths])
     scanned: list[ScannedFile] = []
     job = _Job(policy, limits, digest)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
+    workers = max(1, min(workers or _free_cores(), len(files)))
     if workers == 1 or len(files) < _POOL_MIN_FILES:
         for i, path in enumerate(files, 1):
             f, s = job(path)
@@ -103,6 +104,11 @@ def scan(
     findings.sort(key=_order)
     scanned.sort(key=lambda s: (s.location.path, s.location.member or ""))
     return ScanReport(tuple(findings), tuple(scanned), time.monotonic() - started)
+
+
+def _free_cores() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - int(os.getloadavg()[0]))
 
 
 def _order(f: Finding) -> tuple[int, str, str, int, str]:

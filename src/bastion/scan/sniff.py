@@ -32,6 +32,8 @@ HEAD: Final = 1 << 16
 """Bytes read from the start of a file to decide its format."""
 TORCH_LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 """The integer PyTorch's legacy format pickles first (``torch.serialization.MAGIC_NUMBER``)."""
+_MAGIC_LONG1: Final = b"\x8a\x0a" + TORCH_LEGACY_MAGIC.to_bytes(10, "little")
+"""LONG1 of the magic number, as every protocol writes it."""
 _TRIAL: Final = 4096
 """Bytes of a header-less (protocol 0/1) pickle interpreted to tell it from text."""
 _TORCH_DATA_PKL: Final = re.compile(r"^[^/]+/data\.pkl$")
@@ -129,9 +131,10 @@ def _pickle(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     if head[0] == 0x80:  # PROTO: a pickle; only PyTorch's magic-number pickle needs a look
         if len(head) < 2 or head[1] > 5:
             return None
-        first = analyse(io.BytesIO(head[:64]), 0, min(len(head), 64), max_ops=8)
-        if first.complete and first.result == TORCH_LEGACY_MAGIC:
-            return Format.TORCH_LEGACY
+        if _MAGIC_LONG1 in head[:32]:
+            first = analyse(io.BytesIO(head[:64]), 0, min(len(head), 64), max_ops=8)
+            if first.complete and first.result == TORCH_LEGACY_MAGIC:
+                return Format.TORCH_LEGACY
     else:  # protocol 0/1 has no header: the opening opcodes must make sense
         window = head[:_TRIAL]
         trial = analyse(io.BytesIO(window), 0, len(window), max_ops=2_000)

@@ -164,3 +164,38 @@ def test_fuzz_mutated_zips_never_crash_the_engine(tmp_path_factory, mutations) -
     report = scan(root, workers=1)  # every failure must come back as a finding
     assert all(f.rule != "scan.error" for f in report.findings), [
         f.title for f in report.findings if f.rule == "scan.error"]
+
+
+def _tar_bytes() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name in ("a/model.pkl", "a/b.txt"):
+            data = pickle.dumps({"name": name})
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+_BASE_TAR = _tar_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 1535), st.integers(0, 255)), max_size=8))
+def test_fuzz_mutated_tars_yield_findings_or_members(mutations) -> None:
+    data = bytearray(_BASE_TAR)
+    for pos, value in mutations:
+        data[pos] = value
+    findings, members = run(TarScanner(), bytes(data))
+    assert all(isinstance(f, Finding) for f in findings)
+    for m in members:  # every member yielded is readable within the archive
+        with m.source.open() as stream:
+            assert len(stream.read()) == m.source.size
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200), st.sampled_from([b"\x1f\x8b", b"BZh9", b"\xfd7zXZ\x00", b"x\x9c"]))
+def test_fuzz_compressed_streams_never_raise(tail: bytes, magic: bytes) -> None:
+    findings, members = run(CompressedScanner(), magic + tail)
+    assert all(isinstance(f, Finding) for f in findings)
+    assert len(members) <= 1

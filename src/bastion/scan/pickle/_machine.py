@@ -365,7 +365,7 @@ class _Machine:
                     raise BrokenStreamError("pickle.limit.ops", f"more than {self.max_ops} opcodes")
                 if time.monotonic() > self.deadline:
                     raise BrokenStreamError("pickle.limit.time", "the time limit was reached")
-            handler = dispatch.get(code)
+            handler = dispatch[code]
             if handler is None:
                 raise BrokenStreamError(
                     "pickle.stream.invalid-opcode", f"invalid opcode {code:#04x}"
@@ -640,7 +640,12 @@ class _Machine:
         self.memo_put(struct.unpack("<I", self.r.read(4))[0])
 
     def op_memoize(self) -> None:
-        self.memo_put(len(self.memo))
+        memo, n = self.memo, len(self.memo)
+        if n >= self.max_memo:
+            raise BrokenStreamError("pickle.limit.memo", f"more than {self.max_memo} memo entries")
+        if not self.stack:
+            raise _malformed("stack underflow")
+        memo[n] = self.stack[-1]
 
     def op_get(self) -> None:
         line = _decode_line(self.r.readline(), "GET")
@@ -763,10 +768,12 @@ _OPS: dict[bytes, str] = {
     b"\x93": "stack_global", b"\x94": "memoize", b"\x95": "frame", b"\x96": "bytearray8",
     b"\x97": "next_buffer", b"\x98": "readonly_buffer",
 }
-_DISPATCH: Final[dict[int, Callable[[_Machine], bool | None]]] = {
-    k[0]: getattr(_Machine, f"op_{v}") for k, v in _OPS.items()
-}
-OPCODES: Final = frozenset(_DISPATCH)
+_HANDLERS: Final = {k[0]: getattr(_Machine, f"op_{v}") for k, v in _OPS.items()}
+_DISPATCH: Final[list[Callable[[_Machine], bool | None] | None]] = [
+    _HANDLERS.get(code) for code in range(256)
+]
+"""Indexed by opcode byte; ``None`` for bytes that are not opcodes."""
+OPCODES: Final = frozenset(_HANDLERS)
 """Every byte that starts a valid opcode."""
 
 
