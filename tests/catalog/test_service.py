@@ -356,6 +356,32 @@ def test_fsck_finds_and_cleans_orphans(registered: Catalog, workspace: Workspace
     assert [e.details["removed"] for e in cleanups] == [2]
 
 
+def test_fsck_never_removes_a_version_committed_while_it_runs(
+    workspace: Workspace, scanner: StubScanner, make_model: MakeModel
+) -> None:
+    from bastion.catalog.blobs import LocalBlobStore
+
+    writer = Catalog(workspace, scanner=scanner)
+    writer.add_model("m", make_model(seed=1))
+
+    class RacingStore(LocalBlobStore):
+        """An add commits between fsck reading the rows and listing the scopes."""
+
+        raced = False
+
+        def scopes(self) -> list[str]:
+            if not self.raced:
+                self.raced = True
+                writer.add_model("m", make_model(seed=2))
+            return super().scopes()
+
+    checker = Catalog(workspace, scanner=scanner, store=RacingStore(writer.store.root))
+    report = checker.fsck(clean=True)
+    assert checker.store.raced  # type: ignore[attr-defined]
+    assert report.cleaned == 0 and report.orphans == ()
+    assert writer.verify("m@2", deep=True).ok
+
+
 def test_fsck_reports_missing_blob(registered: Catalog) -> None:
     blob = next(registered.store.root.glob("*/??/*"))
     blob.unlink()

@@ -204,6 +204,13 @@ def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
     for scope in sorted(present - set(by_scope)):
         if not cat.store.is_abandoned(scope):
             continue  # an add in progress holds it
+        # An add commits before it releases the lock: a scope whose lock is free is either a
+        # crashed add's or one committed since the rows above were read. Ask again.
+        with cat._read() as conn:
+            if conn.execute(
+                select(t.versions.c.id).where(t.versions.c.blob_scope == scope)
+            ).first():
+                continue
         orphans.append(Problem("orphan", scope, "blob scope of an interrupted add"))
         if clean:
             cat.store.delete_scope(scope)
