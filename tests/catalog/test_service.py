@@ -524,3 +524,16 @@ def test_destroy_shreds_one_version_only(
     assert catalog.verify("m@2", deep=True).ok
     assert catalog.verify("m@1").ok  # records intact; the content is gone by design
     assert catalog.fsck().ok
+
+
+def test_required_approvals_come_from_config(workspace: Workspace) -> None:
+    import yaml
+
+    config = workspace.settings.config_file
+    data = yaml.safe_load(config.read_text())
+    assert Catalog(workspace).required_approvals == 1
+    config.write_text(yaml.safe_dump({**data, "catalog": {"required_approvals": 3}}))
+    assert Catalog(workspace).required_approvals == 3
+    config.write_text(yaml.safe_dump({**data, "catalog": {"required_approvals": 0}}))
+    with pytest.raises(UsageError, match="required_approvals must be a positive integer"):
+        Catalog(workspace)
