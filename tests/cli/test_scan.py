@@ -54,6 +54,11 @@ def test_json_report_and_exit_1(models: Path, canary: Path,
     assert not canary.exists()
 
 
+def test_no_digest(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(models / "ok.pkl"), "--format", "json", "--no-digest"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["files"][0]["sha256"] is None
+
+
 def test_allow_and_fail_on(models: Path) -> None:
     custom = str(models / "custom.pkl")
     assert main(["scan", custom]) == 1

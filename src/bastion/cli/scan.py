@@ -45,6 +45,11 @@ def scan_command(
         typer.Option("--policy", help='TOML policy file:  allow = ["mypkg.MyModel", ...]'),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
+    digest: Annotated[
+        bool,
+        typer.Option(help="SHA-256 every file (reads every byte; --no-digest reads only "
+                     "what the formats need)."),
+    ] = True,
 ) -> None:
     """Scan model files without loading or executing them.
 
@@ -62,7 +67,7 @@ def scan_command(
     if policy_file is not None:
         policy = policy.with_file(policy_file)
     with _progress(st) as progress:
-        report = scan(*paths, policy=policy, progress=progress)
+        report = scan(*paths, policy=policy, progress=progress, digest=digest)
     summary = {
         "elapsed_s": round(report.elapsed_s, 3),
         "files": [
