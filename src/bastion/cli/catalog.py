@@ -7,6 +7,7 @@ error.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 from collections.abc import Sequence
@@ -88,6 +89,11 @@ def catalog(ctx: typer.Context) -> Catalog:
     return Catalog(workspace(ctx))
 
 
+def busy(st: State, what: str) -> contextlib.AbstractContextManager[object]:
+    """A spinner on a terminal; nothing in pipes and logs."""
+    return st.err.status(what) if st.err.is_terminal else contextlib.nullcontext()
+
+
 @model_app.command("add")
 def add_model(
     ctx: typer.Context,
@@ -117,10 +123,11 @@ def add_model(
     st = state(ctx)
     loaded = load_card(card, kind=CardKind.MODEL) if card else None
     try:
-        info = catalog(ctx).add_model(
-            name, path, card=loaded, trained_on=trained_on or (), derived_from=derived_from,
-            evaluated_on=evaluated_on or (), accept_risk=accept_risk, sensitivity=sensitivity,
-        )
+        with busy(st, f"registering {name}: scan, hash, encrypt, sign…"):
+            info = catalog(ctx).add_model(
+                name, path, card=loaded, trained_on=trained_on or (), derived_from=derived_from,
+                evaluated_on=evaluated_on or (), accept_risk=accept_risk, sensitivity=sensitivity,
+            )
     except RegistrationRefusedError as exc:
         raise typer.Exit(_refused(st, exc)) from None
     _emit_added(st, info, fmt)
@@ -143,10 +150,11 @@ def add_dataset(
     st = state(ctx)
     loaded = load_card(card, kind=CardKind.DATASET) if card else None
     try:
-        info = catalog(ctx).add_dataset(
-            name, path, card=loaded, derived_from=derived_from, accept_risk=accept_risk,
-            sensitivity=sensitivity,
-        )
+        with busy(st, f"registering {name}: scan, hash, encrypt, sign…"):
+            info = catalog(ctx).add_dataset(
+                name, path, card=loaded, derived_from=derived_from, accept_risk=accept_risk,
+                sensitivity=sensitivity,
+            )
     except RegistrationRefusedError as exc:
         raise typer.Exit(_refused(st, exc)) from None
     _emit_added(st, info, fmt)
@@ -279,7 +287,8 @@ def get(
     Refuses destroyed versions and versions with unaccepted findings at or above high.
     """
     st = state(ctx)
-    manifest = catalog(ctx).get(ref, dest, signature=signature)
+    with busy(st, f"decrypting and verifying {ref}…"):
+        manifest = catalog(ctx).get(ref, dest, signature=signature)
     st.err.print(f"wrote {len(manifest.files)} file(s), {_size(manifest.total_size)} to {dest} "
                  f"(manifest sha256 {manifest.digest[:16]}…)")
 
@@ -302,7 +311,8 @@ def verify(
     that does not.
     """
     st = state(ctx)
-    result = catalog(ctx).verify(ref, deep=deep)
+    with busy(st, f"verifying {ref}…"):
+        result = catalog(ctx).verify(ref, deep=deep)
     if fmt is OutputFormat.TABLE and result.ok:
         st.out.print(f"[green]{result.ref} verified[/green]: {result.files} file(s), "
                      f"{_size(result.bytes)} re-hashed{' and decrypted' if deep else ''}, "
@@ -327,7 +337,8 @@ def fsck(
     damage.
     """
     st = state(ctx)
-    report = catalog(ctx).fsck(clean=clean)
+    with busy(st, "checking database, blob store and audit chain…"):
+        report = catalog(ctx).fsck(clean=clean)
     if fmt is Format.JSON:
         write_text(st, json.dumps(report.to_dict(), indent=2), None)
     else:
