@@ -201,3 +201,29 @@ def test_fuzz_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
         path = tmp_path / "fuzz.bin"
         path.write_bytes(prefix + data)
         scan_file(SCANNER, path)
+
+
+def test_compressed_archive_through_the_engine(models: dict[str, Path], tmp_path: Path) -> None:
+    from bastion.scan import scan
+
+    path = tmp_path / "deflated.keras"
+    with zipfile.ZipFile(models["lambda.keras"]) as src, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    report = scan(path)
+    assert [(f.rule, f.location.member) for f in report.findings
+            if f.location is not None] == [("keras.lambda.bytecode", "config.json")]
+    assert {f.format.value for f in report.files} == {"keras", "hdf5"}
+
+
+def test_second_config_entry_is_reviewed_too(models: dict[str, Path], tmp_path: Path) -> None:
+    """zipfile (and so Keras) reads the last of two same-named entries: both are reviewed."""
+    path = tmp_path / "two_configs.keras"
+    with zipfile.ZipFile(models["benign.keras"]) as clean, \
+            zipfile.ZipFile(models["lambda.keras"]) as evil, zipfile.ZipFile(path, "w") as dst:
+        for info in clean.infolist():
+            dst.writestr(info.filename, clean.read(info))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            dst.writestr("config.json", evil.read("config.json"))
+    assert "keras.lambda.bytecode" in rules(scan_file(SCANNER, path)[0])
