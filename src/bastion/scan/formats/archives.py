@@ -18,14 +18,16 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
 from bastion.scan.formats._io import member_source, read_chunks, spill, window
+from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.interface import Format, Member, ScanLimits, Source
+from bastion.scan.pickle import Policy
 
 if TYPE_CHECKING:
     from py7zr.io import WriterFactory
@@ -272,13 +274,24 @@ def _limit(location: Location, message: str, *, rule: str = "archive.limit.membe
 
 @dataclass(frozen=True, slots=True)
 class TarScanner:
-    """Tar archives (compressed ones arrive decompressed from :class:`CompressedScanner`)."""
+    """Tar archives (compressed ones arrive decompressed from :class:`CompressedScanner`).
 
+    PyTorch's pre-1.0 tar checkpoints (members ``pickle``, ``storages``, ``tensors``) are read
+    the way ``torch.load`` reads them: ``storages`` and ``tensors`` interleave pickles with raw
+    records, parsed by :func:`~bastion.scan.formats.torch.scan_tar_records`.
+    """
+
+    policy: Policy = field(default_factory=Policy.default)
     formats: frozenset[Format] = frozenset({Format.TAR, Format.TORCH_TAR})
+
+    def with_policy(self, policy: Policy) -> TarScanner:
+        """This scanner under ``policy``."""
+        return replace(self, policy=policy)
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Yield regular members; report links that leave the archive and traversal names."""
         loc = source.location
+        files: list[tarfile.TarInfo] = []
         with source.open() as stream:
             try:
                 archive = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115
@@ -286,36 +299,45 @@ class TarScanner:
                 yield finding("archive.tar.unreadable", Severity.HIGH,
                               f"the tar archive cannot be read: {exc}", _at(loc))
                 return
-            count, total = 0, 0
+            total = 0
             try:
                 for m in archive:
-                    count += 1
-                    if count > limits.max_members:
+                    if len(files) >= limits.max_members:
                         yield _limit(loc, f"more than {limits.max_members} members")
-                        return
+                        break
                     if _unsafe_name(m.name):
                         yield _traversal(loc, m.name)
                     if m.issym() or m.islnk():
-                        target = m.linkname if m.islnk() else posixpath.join(
-                            posixpath.dirname(m.name), m.linkname)
-                        if m.linkname.startswith("/") or _unsafe_name(target):
-                            yield finding(
-                                "archive.link-outside", Severity.MEDIUM,
-                                f"link {m.name!r} points outside the archive: {m.linkname!r}",
-                                _at(loc), evidence={"member": m.name, "target": m.linkname},
-                            )
-                        continue
-                    if not m.isfile():
-                        continue
-                    total += m.size
-                    if m.size > limits.max_member_bytes or total > limits.max_total_bytes:
-                        yield _bomb(loc, m.name, "size", m.size)
-                        continue
-                    yield Member(m.name, member_source(
-                        source, m.name, m.size, window(source.open, m.offset_data, m.size)))
+                        yield from _link(loc, m)
+                    elif m.isfile():
+                        total += m.size
+                        if m.size > limits.max_member_bytes or total > limits.max_total_bytes:
+                            yield _bomb(loc, m.name, "size", m.size)
+                        else:
+                            files.append(m)
             except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
                 yield finding("archive.tar.corrupt", Severity.HIGH,
-                              f"the tar archive breaks after {count} members: {exc}", _at(loc))
+                              f"the tar archive breaks after {len(files)} members: {exc}",
+                              _at(loc))
+        torch_layout = {"pickle", "storages", "tensors"} <= {m.name for m in files}
+        for m in files:
+            opener = window(source.open, m.offset_data, m.size)
+            member = member_source(source, m.name, m.size, opener)
+            if torch_layout and m.name in ("storages", "tensors"):
+                with opener() as records:
+                    yield from scan_tar_records(m.name, records, member, limits, self.policy)
+            else:
+                yield Member(m.name, member)
+
+
+def _link(location: Location, m: tarfile.TarInfo) -> Iterator[Finding]:
+    target = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name), m.linkname)
+    if m.linkname.startswith("/") or _unsafe_name(target):
+        yield finding(
+            "archive.link-outside", Severity.MEDIUM,
+            f"link {m.name!r} points outside the archive: {m.linkname!r}",
+            _at(location), evidence={"member": m.name, "target": m.linkname},
+        )
 
 
 @dataclass(frozen=True, slots=True)
