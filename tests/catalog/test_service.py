@@ -325,6 +325,17 @@ def test_tampered_wrapped_key_is_named(registered: Catalog, workspace: Workspace
     assert kinds(registered) == {("key", "m@1")}
 
 
+def test_verify_without_the_kek_still_checks_blobs(
+    registered: Catalog, workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.settings.kek_file.rename(tmp_path / "kek-elsewhere")
+    [problem] = registered.verify("m@1").problems
+    assert problem.kind == "key" and "missing" in problem.message
+    blob = max(registered.store.root.glob("*/??/*"), key=lambda p: p.stat().st_size)
+    blob.write_bytes(blob.read_bytes()[:-1])
+    assert kinds(registered) == {("key", "m@1"), ("blob", "weights/layer0.npy")}
+
+
 def test_get_refuses_rows_that_differ_from_the_signature(
     registered: Catalog, workspace: Workspace, tmp_path: Path
 ) -> None:

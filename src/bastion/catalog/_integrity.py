@@ -26,7 +26,7 @@ from bastion.catalog.blobs import StoredBlob, unwrap_key
 from bastion.catalog.keys import load_kek
 from bastion.catalog.records import FsckReport, Kind, Problem, Status, Verification
 from bastion.catalog.signing import FileEntry, Manifest, verify_bundle
-from bastion.errors import IntegrityError
+from bastion.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
     from bastion.catalog.service import Catalog
@@ -62,7 +62,7 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
             key = unwrap_key(  # 1.
                 load_kek(cat._ws.settings.kek_file), row.wrapped_key or "", v.scope
             )
-        except IntegrityError as exc:
+        except (IntegrityError, ConfigError) as exc:  # damaged row, or no KEK here
             problems.append(Problem("key", v.ref, exc.message))
             key = None
         # 2. Files in parallel: hashlib releases the GIL while it hashes.
