@@ -227,3 +227,32 @@ def test_second_config_entry_is_reviewed_too(models: dict[str, Path], tmp_path: 
         with pytest.warns(UserWarning, match="Duplicate name"):
             dst.writestr("config.json", evil.read("config.json"))
     assert "keras.lambda.bytecode" in rules(scan_file(SCANNER, path)[0])
+
+
+def test_outside_code_is_judged_by_the_pickle_policy() -> None:
+    from bastion.scan.pickle.policy import Policy
+
+    system = {"module": "os", "class_name": "function", "config": "system"}
+    (issue,) = review_config({"class_name": "Dense", "config": {"activation": system}})
+    assert (issue.rule, issue.severity, issue.evidence["global"]) == (
+        "keras.module.external", Severity.CRITICAL, "os.system")
+    custom = {"module": "mypkg.layers", "class_name": "MyLayer", "registered_name": "mypkg>MyLayer",
+              "config": {}}
+    (issue,) = review_config(custom)
+    assert issue.severity is Severity.HIGH
+    # The user vouches for their own layer with --allow, as for pickles.
+    assert review_config(custom, Policy.default().allowing(["mypkg.layers.MyLayer"])) == []
+
+
+def test_allow_reaches_the_scanner_through_the_engine(models: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    from bastion.scan import scan
+    from bastion.scan.pickle.policy import Policy
+
+    def edit(config: dict[str, Any]) -> None:
+        first_object(config, "LSTM").update(module="mypkg.layers", registered_name="mypkg>LSTM")
+
+    path = _edited(tmp_path, models["benign.keras"], edit)
+    assert "keras.module.external" in {f.rule for f in scan(path).findings}
+    allowed = scan(path, policy=Policy.default().allowing(["mypkg.layers.LSTM"]))
+    assert allowed.clean

@@ -22,13 +22,14 @@ import binascii
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bastion.findings import Finding, Severity
 from bastion.scan.formats._finding import CODE_EXECUTION, SUPPLY_CHAIN, finding
 from bastion.scan.formats.archives import ZipScanner
 from bastion.scan.interface import Format, Member, ScanLimits, Source
+from bastion.scan.pickle.policy import Policy
 
 __all__ = ["KerasScanner", "review_config"]
 
@@ -92,7 +93,7 @@ def _marshalled_code(text: str) -> bool:
     return len(raw) >= 16 and raw[0] in (0x63, 0xE3)
 
 
-def _object_issues(node: dict[str, Any], where: str) -> Iterator[ConfigIssue]:
+def _object_issues(node: dict[str, Any], where: str, policy: Policy) -> Iterator[ConfigIssue]:
     """The rules for one JSON object of the config (called on every object of the tree).
 
     Steps: 1. serialized lambdas (Keras 3 ``__lambda__``, legacy ``function_type``); 2. the
@@ -111,22 +112,33 @@ def _object_issues(node: dict[str, Any], where: str) -> Iterator[ConfigIssue]:
             "legacy .h5 loading in Keras before 3.11.3 even with it).", where,
             {"class_name": class_name},
         )
-    # 2. Legacy Lambda layers name their function's module in sibling keys.
-    modules = [node.get(k) for k in ("module", "function_module", "output_shape_module")]
-    for mod in modules:
-        if isinstance(mod, str) and mod and mod != "builtins" and not _is_keras_module(mod):
-            yield ConfigIssue(
-                "keras.module.external", Severity.HIGH,
-                "Keras config refers to code outside Keras",
-                f"{class_name!r} comes from module {mod!r}: loading imports and runs code "
-                "that is not part of Keras.", where,
-                {"module": mod, "class_name": class_name},
-            )
+    # 2. Legacy Lambda layers name their function's module in sibling keys. The pickle policy
+    # judges the import: os.system is critical, an allowlisted (--allow) class is fine.
+    for key, name_key in (("module", None), ("function_module", "function"),
+                          ("output_shape_module", "output_shape")):
+        mod = node.get(key)
+        if not isinstance(mod, str) or not mod or mod == "builtins" or _is_keras_module(mod):
+            continue
+        name = node.get(name_key) if name_key else (
+            node.get("config") if class_name == "function" else class_name)
+        verdict = policy.verdict(mod, name) if isinstance(name, str) and name else None
+        if verdict is not None and verdict.allowed:
+            continue
+        yield ConfigIssue(
+            "keras.module.external", verdict.severity if verdict else Severity.HIGH,
+            "Keras config refers to code outside Keras",
+            f"{class_name!r} comes from module {mod!r}: loading imports and runs code "
+            f"that is not part of Keras ({verdict.reason if verdict else 'unnamed'}).", where,
+            {"module": mod, "class_name": class_name,
+             "global": verdict.qualified if verdict else mod},
+        )
     # 3. Keras' own objects have no registered name or their class name; "package>Name" is custom.
+    # An outside module was judged in step 2 (where --allow applies); this catches the rest.
     registered = node.get("registered_name")
+    judged = isinstance(module, str) and module and not _is_keras_module(module)
     if isinstance(registered, str) and registered not in ("", class_name) and isinstance(
         class_name, str
-    ) and class_name != "function":
+    ) and class_name != "function" and not judged:
         yield ConfigIssue(
             "keras.module.external", Severity.HIGH, "Keras config refers to a custom object",
             f"{class_name!r} is registered as {registered!r}: a custom class whose code is not "
@@ -168,11 +180,13 @@ def _object_issues(node: dict[str, Any], where: str) -> Iterator[ConfigIssue]:
             )
 
 
-def review_config(config: object) -> list[ConfigIssue]:
+def review_config(config: object, policy: Policy | None = None) -> list[ConfigIssue]:
     """Every issue in a parsed Keras config, walking the whole tree without recursion.
 
-    Also used for Keras metadata embedded in TensorFlow SavedModels.
+    ``policy`` (default: the built-in allowlist) judges classes and functions from outside
+    Keras, as it judges pickle imports. Also used for Keras metadata in TensorFlow SavedModels.
     """
+    policy = policy or Policy.default()
     issues: list[ConfigIssue] = []
     stack: list[tuple[object, str]] = [(config, "$")]
     seen = 0
@@ -185,7 +199,7 @@ def review_config(config: object) -> list[ConfigIssue]:
                 f"More than {_MAX_NODES} values; the rest was not checked.", where, {}))
             break
         if isinstance(node, dict):
-            issues.extend(_object_issues(node, where))
+            issues.extend(_object_issues(node, where, policy))
             stack.extend((v, f"{where}.{k}") for k, v in node.items())
         elif isinstance(node, list):
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
@@ -209,22 +223,30 @@ def _parse_json(raw: bytes | str) -> object:
     return json.loads(text)
 
 
+@dataclass(frozen=True, slots=True)
 class KerasScanner:
     """Reviews the model config of ``.keras`` zips and ``.h5`` files; hands weights back."""
 
+    policy: Policy = field(default_factory=Policy.default)
+    """Judges classes and functions from outside Keras (``--allow``, ``--policy``)."""
     formats: frozenset[Format] = frozenset({Format.KERAS, Format.HDF5})
+
+    def with_policy(self, policy: Policy) -> KerasScanner:
+        """The same scanner judging outside code by ``policy``."""
+        return KerasScanner(policy)
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Dispatch on the content: HDF5 magic or a zip."""
         with source.open() as stream:
             is_hdf5 = stream.read(8) == _HDF5_MAGIC
         if is_hdf5:
-            yield from _scan_hdf5(source)
+            yield from _scan_hdf5(source, self.policy)
         else:
-            yield from _scan_zip(source, limits)
+            yield from _scan_zip(source, limits, self.policy)
 
 
-def _config_findings(source: Source, what: str, raw: bytes | str) -> Iterator[Finding]:
+def _config_findings(source: Source, what: str, raw: bytes | str,
+                     policy: Policy) -> Iterator[Finding]:
     try:
         config = _parse_json(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -235,7 +257,7 @@ def _config_findings(source: Source, what: str, raw: bytes | str) -> Iterator[Fi
             remediation="Obtain the model again from its publisher.",
         )
         return
-    for issue in review_config(config):
+    for issue in review_config(config, policy):
         yield finding(
             source, issue.rule, issue.severity, issue.title,
             detail=f"{what} at {issue.where}: {issue.detail}",
@@ -246,7 +268,7 @@ def _config_findings(source: Source, what: str, raw: bytes | str) -> Iterator[Fi
         )
 
 
-def _scan_zip(source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+def _scan_zip(source: Source, limits: ScanLimits, policy: Policy) -> Iterator[Finding | Member]:
     """Steps: 1. the zip itself is checked and unpacked by the zip scanner (names, CRCs, bombs);
     2. ``config.json`` is read within a bound and reviewed; 3. every other member (the weights
     file is HDF5) goes back to the engine."""
@@ -264,7 +286,7 @@ def _scan_zip(source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
                 continue
             with item.source.open() as stream:
                 raw = stream.read(_MAX_CONFIG)
-            yield from _config_findings(item.source, "config.json", raw)
+            yield from _config_findings(item.source, "config.json", raw, policy)
     if not reviewed:
         yield _no_config(source, "the archive has no config.json")
 
@@ -277,7 +299,7 @@ def _no_config(source: Source, why: str) -> Finding:
     )
 
 
-def _scan_hdf5(source: Source) -> Iterator[Finding]:
+def _scan_hdf5(source: Source, policy: Policy) -> Iterator[Finding]:
     """Steps: 1. open read-only without loading anything; 2. review ``model_config`` and
     ``training_config``; 3. walk every link: external links, external storage and virtual
     datasets make a reader open other files."""
@@ -299,7 +321,7 @@ def _scan_hdf5(source: Source) -> Iterator[Finding]:
                 raw = handle.attrs.get(attr)
                 if raw is not None:
                     value = raw if isinstance(raw, bytes | str) else bytes(raw)
-                    yield from _config_findings(source, f"HDF5 attribute {attr}", value)
+                    yield from _config_findings(source, f"HDF5 attribute {attr}", value, policy)
             # 3.
             yield from _links(source, handle, h5py)
 
