@@ -325,6 +325,20 @@ def test_tampered_wrapped_key_is_named(registered: Catalog, workspace: Workspace
     assert kinds(registered) == {("key", "m@1")}
 
 
+def test_get_of_a_damaged_blob_writes_nothing(
+    registered: Catalog, workspace: Workspace, tmp_path: Path
+) -> None:
+    blob = max(registered.store.root.glob("*/??/*"), key=lambda p: p.stat().st_size)
+    raw = bytearray(blob.read_bytes())
+    raw[-5] ^= 1
+    blob.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match="fails authentication"):
+        registered.get("m@1", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))) == []
+    [refused] = workspace.audit.entries(action="model.read.refused")
+    assert "fails authentication" in refused.details["reason"]
+
+
 def test_verify_without_the_kek_still_checks_blobs(
     registered: Catalog, workspace: Workspace, tmp_path: Path
 ) -> None:

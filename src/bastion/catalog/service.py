@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -557,14 +558,19 @@ class Catalog:
         temp = dest.parent / f".{dest.name}.bastion-{secrets.token_hex(4)}"
         try:
             temp.mkdir(parents=True, mode=0o700)
-            for rel, blob in files:
-                target = temp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("xb") as out:
+            for rel, _ in files:
+                (temp / rel).parent.mkdir(parents=True, exist_ok=True)
+
+            def write(rel: str, blob: StoredBlob) -> None:
+                with (temp / rel).open("xb") as out:
                     for chunk in self.store.read(v.scope, blob, key):
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
+
+            with ThreadPoolExecutor(max(1, min(len(files), os.cpu_count() or 1))) as pool:
+                for _ in pool.map(lambda f: write(*f), files):  # re-raises the first failure
+                    pass
             if dest.exists():
                 dest.rmdir()
             os.replace(temp, dest)
