@@ -65,3 +65,35 @@ def test_fuzz_mutated_joblib_never_raises(mutations) -> None:
         data[pos] = value
     for f in run(bytes(data)):
         assert isinstance(f, Finding)
+
+
+def test_pickle_hidden_in_joblib_array_bytes(tmp_path, canary, monkeypatch) -> None:
+    """joblib skips array bytes; pickle.load would run them. Both readings are scanned."""
+    import pytest
+    from joblib import numpy_pickle
+
+    from bastion.scan.pickle import UnsafePickleError, restricted
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {canary}",)
+
+    init = numpy_pickle.NumpyArrayWrapper.__init__
+
+    def unaligned(self, *args, **kwargs) -> None:  # as joblib < 1.2 wrote arrays
+        init(self, *args, **kwargs)
+        del self.numpy_array_alignment_bytes
+
+    monkeypatch.setattr(numpy_pickle.NumpyArrayWrapper, "__init__", unaligned)
+    payload = np.frombuffer(pickle.dumps(Evil(), protocol=2), dtype=np.uint8)
+    path = tmp_path / "model.joblib"
+    joblib.dump({"coef": payload}, path)
+    monkeypatch.undo()
+    assert (joblib.load(path)["coef"] == payload).all()  # joblib sees an array
+    with pytest.raises(UnsafePickleError, match=r"posix\.system"):  # pickle.load sees a call
+        restricted.loads(path.read_bytes())
+    found = run(path.read_bytes())
+    assert [(f.rule, f.evidence["global"]) for f in found] == [
+        ("joblib.array.hidden-pickle", "posix.system")
+    ]
+    assert not canary.exists()

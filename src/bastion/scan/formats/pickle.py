@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from bastion.findings import Finding, Location
+from bastion.findings import Finding, Location, Severity
+from bastion.scan._rules import CODE_EXECUTION, finding
 from bastion.scan.interface import Format, FormatScanner, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy, scan_pickles
 from bastion.scan.pickle._machine import BrokenStreamError, Call, DictValue, Global, Reader, analyse
@@ -74,10 +75,33 @@ class _JoblibArrays:
                 raise BrokenStreamError("joblib.array.nested", "a joblib object array is broken")
             reader.skip(a.end - reader.pos)
             return
+        self._second_reading(reader)
         if aligned:
             padding = reader.read(1)[0]
             reader.skip(padding)
         reader.skip(nbytes)
+
+    def _second_reading(self, reader: Reader) -> None:
+        """Read the array bytes as opcodes too: plain ``pickle.load`` would run them.
+
+        joblib skips an array's bytes; ``pickle.load`` on the same file carries on
+        interpreting them. Random array data breaks within a few opcodes; a pickle hidden
+        there does not, and its imports are reported.
+        """
+        start = reader.pos
+        hidden = analyse(reader.stream, start, reader.end, max_ops=10_000, timeout_s=5.0)
+        for g in hidden.globals:
+            verdict = self.policy.verdict(g.module, g.name, g.proto)
+            if g.known and not verdict.allowed:
+                self.findings.append(finding(
+                    "joblib.array.hidden-pickle", max(verdict.severity, Severity.HIGH),
+                    f"a joblib array's bytes also read as a pickle importing {verdict.qualified}",
+                    replace(self.location, offset=g.offset),
+                    detail="joblib.load skips these bytes, but pickle.load on the same file "
+                    "interprets them as opcodes and would run this import.",
+                    techniques=CODE_EXECUTION,
+                    evidence={"global": verdict.qualified, "array_offset": start},
+                ))
 
 
 def _array_layout(state: object) -> tuple[int, bool, bool] | None:
