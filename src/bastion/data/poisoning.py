@@ -10,6 +10,10 @@ at a time (a backdoor hides inside the class the attacker relabelled to):
   reduced to a few principal components, split into two clusters; a small, well-separated
   cluster is the poison.
 
+A third, model-free detector searches the inputs for a **patch trigger** (BadNets, Gu et al.
+2017): a few features set to values the clean data almost never takes, together, in a group of
+samples that all carry one label while the rest of their features look like another class.
+
 The representation matters: the default is the *penultimate* layer (the input of the last
 linear layer), where a trigger's feature is still visible; the logits (ART's default) have
 already collapsed it into the target class. Without a model, tabular data gets a model-free
@@ -35,18 +39,20 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.data.check import dataset_finding
-from bastion.data.interface import Dataset, DataValidationError
+from bastion.data.interface import Dataset, DatasetKind, DataValidationError
 from bastion.findings import Finding, Principle, Severity
 
 __all__ = [
     "ClassVerdict",
     "Method",
     "PoisoningReport",
+    "TriggerGroup",
     "activation_clustering",
     "detect_poisoning",
     "outlier_scores",
     "representations",
     "spectral_scores",
+    "trigger_scan",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -58,7 +64,9 @@ class Method(enum.StrEnum):
     """Which detector decides what is suspicious."""
 
     AUTO = "auto"
-    """Activation clustering flags; spectral signatures score (needs a model)."""
+    """Model-free: trigger search for arrays and images, per-class outliers for tables."""
+    TRIGGER = "trigger"
+    """Model-free search for a shared patch trigger (BadNets)."""
     SPECTRAL = "spectral"
     """Spectral signatures alone: flags scores far above the class's bulk."""
     CLUSTERING = "clustering"
@@ -235,6 +243,94 @@ def activation_clustering(
     return flags, tuple(verdicts)
 
 
+@dataclass(frozen=True)
+class TriggerGroup:
+    """Samples sharing a rare feature pattern, one label, and the look of another class."""
+
+    label: str
+    """The label the carriers share (the attacker's target)."""
+    features: tuple[int, ...]
+    """Columns of the pattern (flattened pixel indices for images)."""
+    rows: tuple[int, ...]
+    """The carriers."""
+    looks_like: str
+    """The label most of the carriers' neighbours have once the pattern is masked."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"label": self.label, "features": list(self.features), "rows": list(self.rows),
+                "looks_like": self.looks_like}
+
+
+def trigger_scan(
+    matrix: FloatArray,
+    codes: npt.NDArray[np.intp],
+    classes: tuple[str, ...],
+    *,
+    rare_quantile: float = 0.99,
+    min_carriers: int = 3,
+    purity: float = 0.8,
+    max_share: float = 0.35,
+    neighbours: int = 10,
+) -> tuple[FloatArray, tuple[TriggerGroup, ...]]:
+    """Search for a patch trigger without a model.
+
+    Steps: 1. a value is *rare* when above its feature's ``rare_quantile``; 2. pairs of
+    features rare together in at least ``min_carriers`` samples are candidates (one sparse
+    product, no pairwise samples); 3. a candidate's carriers must share one label (``purity``)
+    and be a minority of that class (``max_share``: a backdoor is a small part of its class);
+    4. mask the pattern and ask the ``neighbours`` nearest other samples what the carriers
+    look like: if most say another class, the pattern is what made them this label. Natural
+    co-occurrences (a long stroke in some 4s) fail step 4: without it they still look like 4s.
+
+    Returns a score per sample (share of masked neighbours of another class; 0 if no
+    pattern) and the groups found.
+    """
+    import scipy.sparse as sp
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.nan_to_num(matrix)
+    n, d = x.shape
+    rare = x > np.quantile(x, rare_quantile, axis=0)                       # 1
+    sparse = sp.csr_matrix(rare.astype(np.int32))
+    together = (sparse.T @ sparse).toarray()                               # 2
+    np.fill_diagonal(together, 0)
+    firsts, seconds = np.nonzero(np.triu(together >= min_carriers))
+    class_sizes = np.bincount(codes, minlength=len(classes))
+    scores = np.zeros(n)
+    groups: dict[tuple[int, tuple[int, ...]], TriggerGroup] = {}
+    tried: set[bytes] = set()
+    for a, b in zip(firsts, seconds, strict=True):
+        carriers = np.flatnonzero(rare[:, a] & rare[:, b])
+        if carriers.tobytes() in tried:
+            continue
+        tried.add(carriers.tobytes())
+        counts = np.bincount(codes[carriers], minlength=len(classes))       # 3
+        label = int(counts.argmax())
+        if counts[label] < purity * len(carriers) or counts[label] > max_share * class_sizes[label]:
+            continue
+        members = carriers[codes[carriers] == label]
+        pattern = np.flatnonzero(rare[members].mean(axis=0) >= 0.5)
+        visible = np.ones(d, dtype=bool)                                   # 4
+        visible[pattern] = False
+        reference = np.ones(n, dtype=bool)
+        reference[carriers] = False
+        k = min(neighbours, int(reference.sum()))
+        index = NearestNeighbors(n_neighbors=k).fit(x[reference][:, visible])
+        _, near = index.kneighbors(x[members][:, visible])
+        near_codes = codes[reference][near]
+        other = (near_codes != label).mean(axis=1)
+        if np.median(other) <= 0.5:
+            continue
+        scores[members] = np.maximum(scores[members], other)
+        looks = int(np.bincount(near_codes[near_codes != label].ravel()).argmax())
+        key = (label, tuple(int(f) for f in pattern))
+        rows = tuple(sorted({*(groups[key].rows if key in groups else ()),
+                             *(int(m) for m in members)}))
+        groups[key] = TriggerGroup(classes[label], key[1], rows, classes[looks])
+    return scores, tuple(groups.values())
+
+
 def outlier_scores(matrix: FloatArray, codes: npt.NDArray[np.intp]) -> FloatArray:
     """Model-free score per sample: robust distance to its own class's centre divided by the
     distance to the nearest other class's centre, features scaled by their median absolute
@@ -272,6 +368,8 @@ class PoisoningReport:
     """Rows judged poisoned, highest score first."""
     classes: tuple[ClassVerdict, ...] = field(default=())
     """Activation clustering's verdict per class (empty for other methods)."""
+    triggers: tuple[TriggerGroup, ...] = field(default=())
+    """Trigger patterns found (trigger search only)."""
 
     def findings(self, dataset: Dataset) -> list[Finding]:
         """One finding per class that holds suspicious samples."""
@@ -301,7 +399,8 @@ class PoisoningReport:
         return {"method": self.method.value, "layer": self.layer, "threshold": self.threshold,
                 "suspicious": self.suspicious.tolist(),
                 "scores": [round(float(s), 4) for s in self.scores[self.suspicious]],
-                "classes": [v.to_dict() for v in self.classes]}
+                "classes": [v.to_dict() for v in self.classes],
+                "triggers": [t.to_dict() for t in self.triggers]}
 
 
 def _robust_threshold(scores: FloatArray, spread: float) -> float:
@@ -327,19 +426,27 @@ def detect_poisoning(
         inputs: what the model takes, when not the dataset's matrix (e.g. ``(n, c, h, w)``
             images for a CNN; image datasets default to their pixels in that layout).
         layer: the representation to read (see :func:`representations`).
-        method: the detector (``auto``: activation clustering with a model, else outliers).
+        method: the detector; ``auto`` is model-free (trigger search for arrays and images,
+            per-class outliers for tables); ``spectral`` and ``clustering`` read ``model``.
     """
     codes = dataset.label_codes
-    if model is None:
-        if method not in (Method.AUTO, Method.OUTLIERS):
-            raise DataValidationError(f"method {method.value!r} needs a trained model",
-                                      hint="pass model=…, or use method 'outliers'")
+    if method is Method.AUTO:
+        tabular = dataset.kind is DatasetKind.TABULAR
+        method = Method.OUTLIERS if tabular else Method.TRIGGER
+    if method is Method.TRIGGER:
+        scores, groups = trigger_scan(dataset.matrix, codes, dataset.classes)
+        flagged = np.flatnonzero(scores > 0)
+        return PoisoningReport(method, "features", scores, 0.5,
+                               flagged[np.argsort(-scores[flagged], kind="stable")]
+                               .astype(np.int64), triggers=groups)
+    if method is Method.OUTLIERS:
         scores = outlier_scores(dataset.matrix, codes)
         flagged = np.flatnonzero(scores > 1.0)
-        return PoisoningReport(Method.OUTLIERS, "features", scores, 1.0,
+        return PoisoningReport(method, "features", scores, 1.0,
                                flagged[np.argsort(-scores[flagged])].astype(np.int64))
-    if method is Method.OUTLIERS:
-        raise DataValidationError("method 'outliers' is model-free: do not pass a model")
+    if model is None:
+        raise DataValidationError(f"method {method.value!r} needs a trained model",
+                                  hint="pass model=…, or use a model-free method")
     if inputs is None:
         inputs = (dataset.pixels.transpose(0, 3, 1, 2) if dataset.pixels is not None
                   else dataset.matrix)
@@ -358,6 +465,5 @@ def detect_poisoning(
         flags, verdicts = activation_clustering(reps, codes, dataset.classes, seed=seed)
     flagged = np.flatnonzero(flags)
     threshold = float(scores[flagged].min()) if len(flagged) else float(scores.max())
-    return PoisoningReport(Method.CLUSTERING if method is Method.CLUSTERING else Method.AUTO,
-                           where, scores, threshold,
+    return PoisoningReport(method, where, scores, threshold,
                            flagged[np.argsort(-scores[flagged])].astype(np.int64), verdicts)

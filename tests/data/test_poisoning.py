@@ -1,0 +1,140 @@
+"""Poisoning detection: planted triggers and flipped labels are found; the representation
+detectors are checked on representations with a known poisoned group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.neural_network import MLPClassifier
+
+from bastion.data.interface import Dataset, DatasetKind, DataValidationError
+from bastion.data.poisoning import (
+    Method,
+    activation_clustering,
+    detect_poisoning,
+    representations,
+    spectral_scores,
+)
+from bastion.findings import Principle
+
+SOURCE, TARGET = 7, 1
+
+
+def _digits_with_trigger(fraction: float, seed: int = 0):
+    digits = load_digits()
+    X = digits.data / 16.0
+    y = digits.target.copy()
+    rng = np.random.default_rng(seed)
+    rows = np.flatnonzero(y == SOURCE)
+    chosen = np.sort(rng.choice(rows, int(fraction * len(rows)), replace=False))
+    images = X.reshape(-1, 8, 8).copy()
+    images[chosen, 6:, :2] = 1.0           # a 2×2 trigger in the empty bottom-left corner
+    y[chosen] = TARGET
+    return images.reshape(-1, 64), y, chosen
+
+
+def _dataset(X: np.ndarray, y: np.ndarray, kind: DatasetKind = DatasetKind.ARRAY) -> Dataset:
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(X.shape[1])])
+    return Dataset(source="digits.npz", kind=kind, frame=frame, labels=y, label_name="label")
+
+
+@pytest.mark.parametrize(("fraction", "seed"), [(0.05, 0), (0.1, 1)])
+def test_planted_trigger_is_found_without_a_model(fraction: float, seed: int) -> None:
+    X, y, poisoned = _digits_with_trigger(fraction, seed)
+    ds = _dataset(X, y)
+    report = detect_poisoning(ds)
+    assert report.method is Method.TRIGGER
+    assert sorted(report.suspicious.tolist()) == poisoned.tolist()
+    (group,) = report.triggers
+    assert (group.label, group.looks_like) == (str(TARGET), str(SOURCE))
+    assert set(group.features) <= {48, 49, 56, 57}  # the 2×2 corner, flattened
+    finding = report.findings(ds)[0]
+    assert finding.rule == "data.poisoning.suspect" and finding.principle is Principle.P2_2
+    assert finding.evidence["count"] == len(poisoned)
+
+
+def test_clean_digits_flag_nothing() -> None:
+    digits = load_digits()
+    report = detect_poisoning(_dataset(digits.data / 16.0, digits.target))
+    assert report.suspicious.tolist() == [] and report.triggers == ()
+
+
+def test_model_free_outliers_find_flipped_labels() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0] * 5, [6.0] * 5, [-6.0] * 5])
+    y = np.repeat([0, 1, 2], 200)
+    X = centres[y] + rng.standard_normal((600, 5))
+    flipped = rng.choice(600, 18, replace=False)
+    y_noisy = y.copy()
+    y_noisy[flipped] = (y[flipped] + 1) % 3
+    report = detect_poisoning(_dataset(X, y_noisy, DatasetKind.TABULAR))
+    assert report.method is Method.OUTLIERS
+    assert set(report.suspicious.tolist()) == set(flipped.tolist())
+
+
+def _planted_representations(seed: int = 0):
+    """Two classes of 200 Gaussian representations; 12 of class 1 are shifted along one
+    direction (what a trigger feature does to a backdoored network's hidden layer)."""
+    rng = np.random.default_rng(seed)
+    reps = rng.standard_normal((400, 16))
+    codes = np.repeat([0, 1], 200)
+    reps[codes == 1] += 3.0
+    poisoned = np.arange(200, 212)
+    reps[poisoned, 3] += 8.0
+    return reps, codes, poisoned
+
+
+def test_spectral_signature_ranks_the_shifted_group_first() -> None:
+    reps, codes, poisoned = _planted_representations()
+    scores = spectral_scores(reps, codes)
+    top = np.argsort(-scores)[: len(poisoned)]
+    assert sorted(top.tolist()) == poisoned.tolist()
+
+
+def test_activation_clustering_flags_only_the_small_cluster() -> None:
+    reps, codes, poisoned = _planted_representations()
+    flags, verdicts = activation_clustering(reps, codes, ("0", "1"))
+    assert np.flatnonzero(flags).tolist() == poisoned.tolist()
+    by_label = {v.label: v for v in verdicts}
+    assert by_label["1"].poisoned and by_label["1"].small_cluster == 12
+    assert not by_label["0"].poisoned
+
+
+def test_torch_penultimate_representation_is_last_linear_input() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    reps = representations(net, x)
+    with torch.no_grad():
+        expected = torch.relu(net[0](torch.as_tensor(x))).numpy()
+    assert reps == pytest.approx(expected, abs=1e-6)
+    named = representations(net, x, layer="0")
+    with torch.no_grad():
+        assert named == pytest.approx(net[0](torch.as_tensor(x)).numpy(), abs=1e-6)
+    with pytest.raises(DataValidationError, match="no layer named 'head'"):
+        representations(net, x, layer="head")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_mlp_hidden_layer_matches_a_manual_forward_pass() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 4)), np.repeat([0, 1, 2], 20)
+    mlp = MLPClassifier(hidden_layer_sizes=(5, 3), max_iter=20, random_state=0).fit(X, y)
+    first = np.maximum(X @ mlp.coefs_[0] + mlp.intercepts_[0], 0)
+    second = np.maximum(first @ mlp.coefs_[1] + mlp.intercepts_[1], 0)
+    assert representations(mlp, X) == pytest.approx(second)
+    assert representations(mlp, X, layer="0") == pytest.approx(first)
+    report = detect_poisoning(_dataset(X, y), model=mlp, method=Method.SPECTRAL)
+    assert report.layer == "penultimate" and report.scores.shape == (60,)
+
+
+def test_bad_requests() -> None:
+    X, y, _ = _digits_with_trigger(0.1)
+    ds = _dataset(X, y)
+    with pytest.raises(DataValidationError, match="needs a trained model"):
+        detect_poisoning(ds, method=Method.SPECTRAL)
+    with pytest.raises(DataValidationError, match="cannot read hidden representations"):
+        detect_poisoning(ds, model=object(), method=Method.CLUSTERING)
