@@ -91,3 +91,21 @@ def test_renamed_files_are_scanned_as_what_they_are(scanned: Scanned, tmp_path: 
 def test_canary_never_created(scanned: Scanned) -> None:
     assert scanned.report.findings  # the scan ran over the malicious files
     assert not scanned.canary.exists()
+
+
+def test_cli_exit_codes_and_sarif(scanned: Scanned, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bastion.cli.app import main
+
+    gguf = str(scanned.written["gguf_template_globals.gguf"].path)
+    assert main(["scan", gguf, "--format", "sarif"]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    rule_ids = {r["ruleId"] for run in sarif["runs"] for r in run["results"]}
+    assert "gguf.template.internals" in rule_ids
+    # A custom ONNX domain is medium: it fails a medium gate, not the default (high) one.
+    custom = str(scanned.written["onnx_custom_domain_in_subgraph.onnx"].path)
+    assert main(["scan", custom]) == 0
+    assert main(["scan", custom, "--fail-on", "medium"]) == 1
+    assert main(["scan", str(scanned.written["onnx_benign.onnx"].path), "--fail-on", "low"]) == 0
+    assert not scanned.canary.exists()

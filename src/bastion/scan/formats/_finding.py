@@ -1,24 +1,20 @@
-"""Building findings for the non-pickle format scanners: one place for location, principle, ATLAS.
+"""Findings located in a :class:`Source`, for the non-pickle format scanners.
 
-Every format finding is evidence for NCSC principle 2.2 (supply chain) and names the ATLAS
-techniques it bears on: a poisoned model in the supply chain (AML.T0010.003) and, where loading it
-would run code, unsafe AI artifacts executed by the user (AML.T0011.000).
+A thin layer over ``scan/_rules.py`` (principle 2.2, ATLAS techniques): these scanners know a
+source and an offset, not a ready-made :class:`Location`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
-from bastion.findings import Finding, Location, Principle, Severity
+from bastion.findings import Finding, Location, Severity
+from bastion.scan import _rules
+from bastion.scan._rules import CODE_EXECUTION, SUPPLY_CHAIN
 from bastion.scan.interface import Source
 
 __all__ = ["CODE_EXECUTION", "SUPPLY_CHAIN", "finding"]
-
-SUPPLY_CHAIN: Final = ("AML.T0010.003",)
-"""A tampered or malformed model artifact."""
-CODE_EXECUTION: Final = ("AML.T0010.003", "AML.T0011.000")
-"""An artifact that runs code, reads or writes files when it is loaded."""
 
 
 def finding(
@@ -33,17 +29,7 @@ def finding(
     evidence: Mapping[str, Any] | None = None,
     techniques: tuple[str, ...] = SUPPLY_CHAIN,
 ) -> Finding:
-    """A finding located in ``source`` (at ``offset`` when known), for principle 2.2."""
-    return Finding(
-        rule=rule,
-        severity=severity,
-        title=title,
-        principle=Principle.P2_2,
-        detail=detail,
-        location=Location(
-            path=source.location.path, member=source.location.member, offset=offset
-        ),
-        techniques=techniques,
-        remediation=remediation,
-        evidence=evidence or {},
-    )
+    """A finding located in ``source`` (at ``offset`` when known)."""
+    location = Location(path=source.location.path, member=source.location.member, offset=offset)
+    return _rules.finding(rule, severity, title, location, detail=detail,
+                          remediation=remediation, evidence=evidence, techniques=techniques)
