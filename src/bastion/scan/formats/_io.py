@@ -18,7 +18,7 @@ from typing import BinaryIO, Final
 from bastion.findings import Location
 from bastion.scan.interface import ScanLimits, Source
 
-__all__ = ["Spilled", "member_source", "spill", "window"]
+__all__ = ["Spilled", "member_source", "read_chunks", "spill", "window"]
 
 _BUFFER: Final = 1 << 16
 _CHUNK: Final = 1 << 20
