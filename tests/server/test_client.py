@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from bastion.catalog.bundle import BundleError
@@ -16,6 +19,7 @@ from bastion.catalog.service import Catalog
 from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
 from bastion.errors import ConfigError, NotFoundError
+from bastion.server.app import create_app
 from bastion.server.client import RemoteCatalog
 
 
@@ -88,13 +92,14 @@ def test_get_verifies_against_the_pinned_key(
     assert json.loads((tmp_path / "sig.json").read_text())["dsseEnvelope"]
 
 
-def test_the_cli_prints_the_same_through_the_server(
+def test_the_cli_prints_the_same_through_a_real_server(
     served: tuple[TestClient, dict[str, str]],
     workspace: Workspace,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    client, tokens = served
+    _, tokens = served
     home = str(workspace.settings.home)
     commands = [
         ["list", "--format", "json"],
@@ -105,12 +110,31 @@ def test_the_cli_prints_the_same_through_the_server(
     for argv in commands:
         assert main(["--home", home, *argv]) == 0
         local.append(capsys.readouterr().out)
-    # The one-line hook the CLI needs: its catalog factory returns RemoteCatalog.from_env().
-    far = remote(client, tokens["carol"])
-    monkeypatch.setattr("bastion.cli.catalog.catalog", lambda ctx: far)
-    for argv, expected in zip(commands, local, strict=True):
-        assert main(["--home", home, *argv]) == 0
-        assert capsys.readouterr().out == expected
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(workspace), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        # No workspace here: BASTION_URL alone sends every command to the server.
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("BASTION_HOME", raising=False)
+        monkeypatch.setenv("BASTION_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("BASTION_TOKEN", tokens["carol"])
+        for argv, expected in zip(commands, local, strict=True):
+            assert main(argv) == 0
+            assert capsys.readouterr().out == expected
+        monkeypatch.setenv("BASTION_TOKEN", "bst_not-a-token")
+        assert main(["list"]) == 2
+        assert "the API token is not known" in capsys.readouterr().err
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_configuration_comes_from_the_environment() -> None:

@@ -32,6 +32,7 @@ from bastion.cli._context import State, state, workspace
 from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
 from bastion.findings import Finding, Location, Principle, Severity
 from bastion.report import OutputFormat
+from bastion.server.client import RemoteCatalog
 
 __all__ = ["register"]
 
@@ -61,8 +62,10 @@ RiskOption = Annotated[
 ]
 SensitivityOption = Annotated[
     str | None,
-    typer.Option(help="public, internal, confidential or restricted (new assets; default "
-                 "internal or the card's)."),
+    typer.Option(
+        help="public, internal, confidential or restricted (new assets; default "
+        "internal or the card's)."
+    ),
 ]
 
 model_app = typer.Typer(help="Register models in the catalog.", no_args_is_help=True)
@@ -84,9 +87,13 @@ def register(app: typer.Typer) -> None:
         app.command(name)(command)
 
 
-def catalog(ctx: typer.Context) -> Catalog:
-    """The catalog of this invocation's workspace."""
-    return Catalog(workspace(ctx))
+def catalog(ctx: typer.Context) -> Catalog | RemoteCatalog:
+    """The catalog server ``BASTION_URL`` names, else this invocation's workspace."""
+    remote = RemoteCatalog.from_env()
+    if remote is None:
+        return Catalog(workspace(ctx))
+    ctx.call_on_close(remote.close)
+    return remote
 
 
 def busy(st: State, what: str) -> contextlib.AbstractContextManager[object]:
@@ -125,8 +132,14 @@ def add_model(
     try:
         with busy(st, f"registering {name}: scan, hash, encrypt, sign…"):
             info = catalog(ctx).add_model(
-                name, path, card=loaded, trained_on=trained_on or (), derived_from=derived_from,
-                evaluated_on=evaluated_on or (), accept_risk=accept_risk, sensitivity=sensitivity,
+                name,
+                path,
+                card=loaded,
+                trained_on=trained_on or (),
+                derived_from=derived_from,
+                evaluated_on=evaluated_on or (),
+                accept_risk=accept_risk,
+                sensitivity=sensitivity,
             )
     except RegistrationRefusedError as exc:
         raise typer.Exit(_refused(st, exc)) from None
@@ -152,7 +165,11 @@ def add_dataset(
     try:
         with busy(st, f"registering {name}: scan, hash, encrypt, sign…"):
             info = catalog(ctx).add_dataset(
-                name, path, card=loaded, derived_from=derived_from, accept_risk=accept_risk,
+                name,
+                path,
+                card=loaded,
+                derived_from=derived_from,
+                accept_risk=accept_risk,
                 sensitivity=sensitivity,
             )
     except RegistrationRefusedError as exc:
@@ -162,8 +179,9 @@ def add_dataset(
 
 def _refused(st: State, exc: RegistrationRefusedError) -> int:
     if exc.findings:
-        emit_findings(st, exc.findings, tool="catalog add", fmt=OutputFormat.TABLE,
-                      fail_on=Severity.HIGH)
+        emit_findings(
+            st, exc.findings, tool="catalog add", fmt=OutputFormat.TABLE, fail_on=Severity.HIGH
+        )
     st.err.print(f"bastion: refused: {exc.message}")
     if exc.hint:
         st.err.print(f"  hint: {exc.hint}")
@@ -180,8 +198,10 @@ def _emit_added(st: State, info: VersionInfo, fmt: Format) -> None:
         f"status {s.status.value}"
     )
     st.out.print(f"  manifest sha256 {s.digest}")
-    st.out.print(f"  signed with key {info.key_id[:16]}…, {len(info.findings)} finding(s)"
-                 + (f", risk accepted: {info.accepted_risk}" if info.accepted_risk else ""))
+    st.out.print(
+        f"  signed with key {info.key_id[:16]}…, {len(info.findings)} finding(s)"
+        + (f", risk accepted: {info.accepted_risk}" if info.accepted_risk else "")
+    )
 
 
 def list_versions(
@@ -195,8 +215,9 @@ def list_versions(
 ) -> None:
     """List versions in the catalog, by name then newest first."""
     st = state(ctx)
-    rows = catalog(ctx).search(kind=kind, text=q, sensitivity=sensitivity, status=status,
-                               limit=limit)
+    rows = catalog(ctx).search(
+        kind=kind, text=q, sensitivity=sensitivity, status=status, limit=limit
+    )
     if fmt is Format.JSON:
         write_text(st, json.dumps([r.to_dict() for r in rows], indent=2), None)
         return
@@ -208,8 +229,16 @@ def _summary_table(rows: Sequence[VersionSummary]) -> Table:
     for column in ("ref", "kind", "status", "sensitivity", "files", "size", "digest", "author"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r.ref, r.kind.value, r.status.value, r.sensitivity, str(r.files),
-                      _size(r.size), r.digest[:16] + "…", r.author)
+        table.add_row(
+            r.ref,
+            r.kind.value,
+            r.status.value,
+            r.sensitivity,
+            str(r.files),
+            _size(r.size),
+            r.digest[:16] + "…",
+            r.author,
+        )
     return table
 
 
@@ -238,8 +267,7 @@ def show(ctx: typer.Context, ref: RefArgument, fmt: FormatOption = Format.TABLE)
         ("lineage", ", ".join(f"{rel} {ref}" for rel, ref in info.lineage) or "-"),
         ("findings", ", ".join(f"{f.severity.value} {f.rule}" for f in info.findings) or "-"),
         ("accepted risk", info.accepted_risk or "-"),
-        ("reviews", "; ".join(f"{r['decision']} by {r['reviewer']}" for r in info.reviews)
-         or "-"),
+        ("reviews", "; ".join(f"{r['decision']} by {r['reviewer']}" for r in info.reviews) or "-"),
         ("collaborators", ", ".join(f"{p} ({r})" for p, r in info.collaborators.items())),
         ("description", str(info.card.get("description", ""))),
     ):
@@ -258,8 +286,10 @@ def lineage(ctx: typer.Context, ref: RefArgument, fmt: FormatOption = Format.TAB
     if fmt is Format.JSON:
         write_text(st, json.dumps(report.to_dict(), indent=2), None)
         return
-    for title, nodes in (("upstream (came from)", report.upstream),
-                         ("downstream (built on it)", report.downstream)):
+    for title, nodes in (
+        ("upstream (came from)", report.upstream),
+        ("downstream (built on it)", report.downstream),
+    ):
         st.out.print(_lineage_table(f"{report.ref} {title}", nodes))
 
 
@@ -278,8 +308,10 @@ def get(
     dest: Annotated[Path, typer.Argument(help="A new (or empty) directory to write into.")],
     signature: Annotated[
         Path | None,
-        typer.Option(help="Also write the OpenSSF model-signing bundle here, for "
-                     "'model_signing verify key DEST --signature FILE'."),
+        typer.Option(
+            help="Also write the OpenSSF model-signing bundle here, for "
+            "'model_signing verify key DEST --signature FILE'."
+        ),
     ] = None,
 ) -> None:
     """Decrypt a version into DEST, verifying every chunk and digest; the read is audited.
@@ -289,8 +321,10 @@ def get(
     st = state(ctx)
     with busy(st, f"decrypting and verifying {ref}…"):
         manifest = catalog(ctx).get(ref, dest, signature=signature)
-    st.err.print(f"wrote {len(manifest.files)} file(s), {_size(manifest.total_size)} to {dest} "
-                 f"(manifest sha256 {manifest.digest[:16]}…)")
+    st.err.print(
+        f"wrote {len(manifest.files)} file(s), {_size(manifest.total_size)} to {dest} "
+        f"(manifest sha256 {manifest.digest[:16]}…)"
+    )
 
 
 def verify(
@@ -298,8 +332,10 @@ def verify(
     ref: RefArgument,
     deep: Annotated[
         bool,
-        typer.Option("--deep", help="Also decrypt every chunk and re-hash the plaintext "
-                     "(needs the KEK; slower)."),
+        typer.Option(
+            "--deep",
+            help="Also decrypt every chunk and re-hash the plaintext (needs the KEK; slower).",
+        ),
     ] = False,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="table, json or sarif.")
@@ -314,14 +350,22 @@ def verify(
     with busy(st, f"verifying {ref}…"):
         result = catalog(ctx).verify(ref, deep=deep)
     if fmt is OutputFormat.TABLE and result.ok:
-        st.out.print(f"[green]{result.ref} verified[/green]: {result.files} file(s), "
-                     f"{_size(result.bytes)} re-hashed{' and decrypted' if deep else ''}, "
-                     "signature and audit entries match")
+        st.out.print(
+            f"[green]{result.ref} verified[/green]: {result.files} file(s), "
+            f"{_size(result.bytes)} re-hashed{' and decrypted' if deep else ''}, "
+            "signature and audit entries match"
+        )
         raise typer.Exit(EXIT_CLEAN)
-    raise typer.Exit(emit_findings(
-        st, _as_findings(result.problems, result.ref), tool="verify", fmt=fmt,
-        fail_on=Severity.HIGH, summary=result.to_dict(),
-    ))
+    raise typer.Exit(
+        emit_findings(
+            st,
+            _as_findings(result.problems, result.ref),
+            tool="verify",
+            fmt=fmt,
+            fail_on=Severity.HIGH,
+            summary=result.to_dict(),
+        )
+    )
 
 
 def fsck(
@@ -376,4 +420,3 @@ def _size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
-

@@ -16,10 +16,10 @@ from bastion.cli.catalog import RefArgument, catalog
 
 __all__ = ["register"]
 
-review_app = typer.Typer(help="Review versions before they reach production.",
-                         no_args_is_help=True)
-alias_app = typer.Typer(help="Point aliases (production, staging, …) at versions.",
-                        no_args_is_help=True)
+review_app = typer.Typer(help="Review versions before they reach production.", no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Point aliases (production, staging, …) at versions.", no_args_is_help=True
+)
 CommentOption = Annotated[str, typer.Option("--comment", "-m", help="What the reviewer says.")]
 
 
@@ -41,9 +41,11 @@ def request(ctx: typer.Context, ref: RefArgument, comment: CommentOption = "") -
 @review_app.command("approve")
 def approve(ctx: typer.Context, ref: RefArgument, comment: CommentOption = "") -> None:
     """Approve a version in review (reviewer role; never the author's own version)."""
-    cat = catalog(ctx)
-    status = cat.approve(ref, comment)
-    state(ctx).err.print(f"{ref}: {status.value} (needs {cat.required_approvals} approval(s))")
+    status = catalog(ctx).approve(ref, comment)
+    waiting = (
+        " (approval recorded; more approvals are required)" if status.value == "in_review" else ""
+    )
+    state(ctx).err.print(f"{ref}: {status.value}{waiting}")
 
 
 @review_app.command("reject")

@@ -99,6 +99,10 @@ class RemoteCatalog:
         )
         return cls(client, key_ids=env.get("BASTION_KEY_ID", "").split(","))
 
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
     # -- reading ----------------------------------------------------------------------------
 
     def search(
