@@ -86,3 +86,10 @@ def test_truncated_proto_pickle_is_still_a_pickle() -> None:
 @given(st.binary(max_size=600))
 def test_fuzz_sniff_never_raises(data: bytes) -> None:
     assert isinstance(sniff_bytes(data), Format)
+
+
+def test_safetensors_with_an_absurd_header_length_still_reaches_its_scanner() -> None:
+    import struct
+
+    assert sniff_bytes(struct.pack("<Q", 2**63) + b'{"w": {}}') is Format.SAFETENSORS
+    assert sniff_bytes(b'        {"indented": "json"}\n') is Format.UNKNOWN

@@ -119,7 +119,11 @@ def _safetensors(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     if len(head) < 10:
         return None
     (n,) = struct.unpack("<Q", head[:8])
-    if 2 <= n <= size - 8 and head[8:9] == b"{":
+    if head[8:9] != b"{" or n < 2:
+        return None
+    # A length that does not fit is still safetensors (its scanner reports the length), unless
+    # the eight bytes are plain text: indented JSON must not be mistaken for a bad header.
+    if n <= size - 8 or not all(0x20 <= b < 0x7F for b in head[:8]):
         return Format.SAFETENSORS
     return None
 
