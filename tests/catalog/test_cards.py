@@ -68,6 +68,7 @@ MODEL: dict[str, Any] = {
         "key_id": "c" * 64,
     },
     "accepted_risks": [{"reason": "RISK-MARK", "by": "alice", "at": "2026-11-28T10:00:00Z"}],
+    "environment": [{"name": "envlib-mark", "version": "6.6.6"}],
 }
 DATASET: dict[str, Any] = {
     "kind": "dataset",
@@ -84,6 +85,7 @@ DATASET: dict[str, Any] = {
     "integrity": {"manifest_sha256": "a" * 64},
     "accepted_risks": [{"reason": "DSRISK-MARK", "by": "bob", "at": "2026-11-28T11:00:00Z"}],
 }
+COMPUTED = ("integrity", "accepted_risks", "environment")
 # The text each internal field leaves in an export when it leaks.
 MARKERS: dict[str, list[str]] = {
     "framework": ["FRAMEWORK-MARK"],
@@ -105,6 +107,7 @@ MARKERS: dict[str, list[str]] = {
     "maintainer": ["MAINTAINER-MARK"],
     "destruction_method": ["DESTROY-MARK"],
     "metrics": ["4242424", "LABEL-MARK"],
+    "environment": ["envlib-mark", "6.6.6"],
 }
 
 
@@ -120,7 +123,7 @@ def error_lines(exc: pytest.ExceptionInfo[CardError]) -> list[str]:
 
 
 def test_yaml_json_and_hf_front_matter_read_the_same_card(tmp_path: Path) -> None:
-    data = {k: v for k, v in MODEL.items() if k not in ("integrity", "accepted_risks")}
+    data = {k: v for k, v in MODEL.items() if k not in COMPUTED}
     (tmp_path / "card.yaml").write_text(yaml.safe_dump(data))
     (tmp_path / "card.json").write_text(json.dumps(data))
     (tmp_path / "README.md").write_text(
@@ -176,6 +179,7 @@ def test_missing_description_and_missing_kind_are_named() -> None:
     [
         ("model", "integrity", {"manifest_sha256": "a" * 64}),
         ("model", "accepted_risks", [{"reason": "r", "by": "b", "at": "t"}]),
+        ("model", "environment", [{"name": "numpy", "version": "2.0"}]),
         ("dataset", "metrics", {"rows": 1, "features": 1}),
     ],
 )
@@ -228,7 +232,7 @@ def test_json_schema_accepts_a_full_card_and_rejects_a_typo(kind: CardKind) -> N
     errors = list(validator.iter_errors({**document, "retension": "P1Y"}))
     assert [e.validator for e in errors] == ["additionalProperties"]
     computed = {
-        "model": ["accepted_risks", "integrity"],
+        "model": ["accepted_risks", "environment", "integrity"],
         "dataset": ["accepted_risks", "integrity", "metrics"],
     }
     read_only = sorted(k for k, v in schema["properties"].items() if v.get("readOnly"))
@@ -332,7 +336,11 @@ def test_cyclonedx_export_validates_against_the_official_schema(
     if kind is CardKind.MODEL and level is DisclosureLevel.INTERNAL:
         refs = [d["ref"] for d in component["modelCard"]["modelParameters"]["datasets"]]
         assert refs == ["dataset:trainmark@3", "dataset:evalmark@1"]
-        assert {c["bom-ref"] for c in bom["components"]} == set(refs)
+        assert {c["bom-ref"] for c in bom["components"]} == {*refs, "pkg:pypi/envlib-mark@6.6.6"}
+        (library,) = [c for c in bom["components"] if c["type"] == "library"]
+        assert (library["name"], library["version"]) == ("envlib-mark", "6.6.6")
+        assert bom["dependencies"][0] == {"ref": component["bom-ref"],
+                                          "dependsOn": ["pkg:pypi/envlib-mark@6.6.6"]}
         assert component["pedigree"]["ancestors"][0]["name"] == "parentmark"
     if kind is CardKind.MODEL:
         assert component["components"][0]["hashes"] == [{"alg": "SHA-256", "content": "b" * 64}]
@@ -367,7 +375,7 @@ def test_cli_exports_a_registered_card_and_audits_the_disclosure(
 ) -> None:
     weights = tmp_path / "weights.npy"
     np.save(weights, np.arange(12, dtype=np.float32))
-    card = {k: v for k, v in MODEL.items() if k not in ("integrity", "accepted_risks")}
+    card = {k: v for k, v in MODEL.items() if k not in COMPUTED}
     card = {**card, "training_datasets": [], "evaluation_datasets": [], "parent_model": None}
     Catalog(workspace).add_model("digits", weights, card={k: v for k, v in card.items() if v})
     home = str(workspace.settings.home)

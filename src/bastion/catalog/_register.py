@@ -95,6 +95,7 @@ def complete_card(
     gating: Sequence[Finding],
     accept_risk: str | None,
     actor: str,
+    environment: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The stored card: what the author wrote plus what Bastion computed, validated again."""
     data: dict[str, Any] = card.model_dump(mode="json", exclude_none=True) if card else {
@@ -107,6 +108,7 @@ def complete_card(
         data["evaluation_datasets"] = refs.get(Relation.EVALUATED_ON, [])
         if refs.get(Relation.DERIVED_FROM):
             data["parent_model"] = refs[Relation.DERIVED_FROM][0]
+        data["environment"] = [{"name": n, "version": v} for n, v in environment]
     data["integrity"] = {
         "manifest_sha256": manifest.digest,
         "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in manifest.files],

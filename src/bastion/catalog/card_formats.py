@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -282,8 +283,16 @@ def to_cyclonedx(
             "properties": [{"name": "bastion:disclosure", "value": level.value}],
         },
     }
-    if datasets:
-        bom["components"] = datasets
+    libraries = [
+        library_component(lib["name"], lib["version"]) for lib in data.get("environment", ())
+    ]
+    if datasets or libraries:
+        bom["components"] = datasets + libraries
+    if libraries:
+        bom["dependencies"] = [
+            {"ref": main_ref, "dependsOn": [lib["bom-ref"] for lib in libraries]},
+            *({"ref": lib["bom-ref"]} for lib in libraries),
+        ]
     _validate_bom(bom)
     return bom
 
@@ -385,6 +394,18 @@ def _properties(data: Mapping[str, Any]) -> list[dict[str, str]]:
         if data["kind"] == "dataset"
     ]
     return props
+
+
+def library_component(name: str, version: str | None) -> dict[str, Any]:
+    """A CycloneDX ``library`` component for a PyPI distribution, keyed by its package URL
+    (purl-spec: the PEP 503 name, lower case, ``-`` for runs of ``-_.``)."""
+    ref = "pkg:pypi/" + re.sub(r"[-_.]+", "-", name).lower()
+    if version:
+        ref += "@" + urllib.parse.quote(version, safe="._-~!")
+    component: dict[str, Any] = {"type": "library", "bom-ref": ref, "name": name, "purl": ref}
+    if version:
+        component["version"] = version
+    return component
 
 
 def _unique(items: Iterable[str]) -> list[str]:

@@ -180,6 +180,13 @@ class DatasetMetrics(_Strict):
     label_counts: dict[str, int] = Field(default_factory=dict)
 
 
+class Library(_Strict):
+    """One installed distribution of the software environment a model was registered from."""
+
+    name: Line
+    version: Line
+
+
 class AcceptedRisk(_Strict):
     """Findings at or above the gate that someone accepted with ``--accept-risk``."""
 
@@ -240,6 +247,16 @@ class ModelCard(_Card):
     performance: tuple[Metric, ...] = ()
     expected_lifespan: IsoDuration | None = None
     retirement_method: Text | None = None
+    environment: tuple[Library, ...] = Field(
+        (),
+        json_schema_extra=_READ_ONLY,
+        description="Python distributions installed where the model was registered (NCSC 2.3).",
+    )
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_computed(cls, value: Any, info: ValidationInfo) -> Any:
+        return _reject_claimed(value, info)
 
 
 class DataCard(_Card):
@@ -309,6 +326,7 @@ DISCLOSURE_RULES: Final[tuple[DisclosureRule, ...]] = (
     DisclosureRule("authorised_users", _I, "names who holds access worth stealing"),
     DisclosureRule("sensitivity", _I, "marks which assets are worth targeting"),
     DisclosureRule("accepted_risks", _I, "lists known, unfixed weaknesses"),
+    DisclosureRule("environment", _I, "library versions point attackers at known CVEs"),
     DisclosureRule("retention", _I, "internal records management"),
     DisclosureRule("expected_lifespan", _I, "internal records management"),
     DisclosureRule("retirement_method", _I, "internal records management"),

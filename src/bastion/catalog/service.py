@@ -115,6 +115,13 @@ def _default_scanner(path: Path) -> ScanReport:
     return scan(path)
 
 
+def registered_environment() -> list[tuple[str, str]]:
+    """The pinned distributions installed here, recorded in a model's card for its BOM."""
+    from bastion.scan.deps import current_environment
+
+    return sorted({(p.name, p.version) for p in current_environment() if p.version})
+
+
 class Catalog:
     """The catalog of one workspace. Every method is one transaction and one audit entry."""
 
@@ -232,6 +239,7 @@ class Catalog:
                     kind, name, user_card, manifest, stored, bundle, scope,
                     wrap_key(kek, data_key, scope), parents, report.findings, gating,
                     accept_risk, sensitivity,
+                    registered_environment() if kind is Kind.MODEL else (),
                 )
             except BaseException:
                 self.store.delete_scope(scope)
@@ -252,6 +260,7 @@ class Catalog:
         gating: Sequence[Finding],
         accept_risk: str | None,
         sensitivity: str | None,
+        environment: Sequence[tuple[str, str]],
     ) -> VersionInfo:
         now, actor = utc_now(), self.actor
         key_id = self._ws.signer.verifying_key.key_id
@@ -286,7 +295,7 @@ class Catalog:
             ) + 1
             card = complete_card(
                 kind, name, level, user_card, manifest, key_id, now, parents,
-                gating, accept_risk, actor,
+                gating, accept_risk, actor, environment,
             )
             card_text = canonical_json(card)
             version_id = conn.execute(

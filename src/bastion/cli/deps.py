@@ -220,7 +220,10 @@ def bom(
     ] = DisclosureLevel.INTERNAL,
     python: Annotated[
         Path | None,
-        typer.Option(help="Record this interpreter's environment instead of Bastion's own."),
+        typer.Option(
+            help="Describe this interpreter's environment now, instead of the one recorded "
+            "when the model was registered."
+        ),
     ] = None,
     no_environment: Annotated[
         bool, typer.Option("--no-environment", help="Leave the software environment out.")
@@ -229,7 +232,8 @@ def bom(
 ) -> None:
     """A CycloneDX 1.6 bill of materials (ML-BOM) for a registered model version.
 
-    Holds the model (card, file hashes), its datasets, and the environment as captured now.
+    Holds the model (card, file hashes), its datasets, and the software environment recorded
+    when the model was registered (or, with --python, another interpreter's as it is now).
 
     Validated against CycloneDX's JSON schema before it is written.
 
@@ -238,18 +242,21 @@ def bom(
     from bastion.catalog.service import Catalog  # heavy; only this command needs it
 
     st = state(ctx)
-    environment = None
-    if not no_environment:
-        environment = deps.from_environment(python) if python else deps.current_environment()
     ws = workspace(ctx)
+    environment = deps.from_environment(python) if python and not no_environment else None
     document = deps.bom_for(
-        Catalog(ws), ref, environment=environment, captured="export", level=level
+        Catalog(ws),
+        ref,
+        environment=environment,
+        captured="export" if environment is not None else "registration",
+        level=level,
+        include_environment=not no_environment,
     )
     ws.record(
         "model.bom",
         ref,
         level=level.value,
         serial=document["serialNumber"],
-        environment=len(environment) if environment is not None else None,
+        environment="none" if no_environment else ("export" if python else "registration"),
     )
     write_text(st, json.dumps(document, indent=2), output)

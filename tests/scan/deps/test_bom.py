@@ -71,7 +71,8 @@ def test_bom_of_a_registered_model(
     assert len(libraries) == len({(d.metadata["Name"]) for d in importlib.metadata.distributions()})
     (model_deps,) = [d for d in bom["dependencies"] if d["ref"] == model["bom-ref"]]
     assert set(model_deps["dependsOn"]) == {c["bom-ref"] for c in libraries.values()}
-    assert {"name": "bastion:environment:captured", "value": "export"} in bom["metadata"][
+    # the environment recorded when the model was registered, not the one of this export
+    assert {"name": "bastion:environment:captured", "value": "registration"} in bom["metadata"][
         "properties"
     ]
     (entry,) = workspace.audit.entries(action="model.bom")
@@ -118,3 +119,15 @@ def test_invalid_bom_is_an_integrity_error() -> None:
     }
     with pytest.raises(IntegrityError, match=r"does not validate against CycloneDX 1\.6"):
         deps.validate_bom(bom)
+
+
+def test_public_bom_leaves_out_the_recorded_environment(
+    workspace: Workspace, registered: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(workspace.settings.home)
+    assert main(["--home", home, "bom", "clf@1"]) == 0
+    internal = json.loads(capsys.readouterr().out)
+    assert [c for c in internal["components"] if c["type"] == "library"]
+    assert main(["--home", home, "bom", "clf@1", "--level", "public"]) == 0
+    public = json.loads(capsys.readouterr().out)
+    assert not [c for c in public.get("components", []) if c["type"] == "library"]

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from bastion.catalog.card_formats import to_cyclonedx
+from bastion.catalog.card_formats import library_component, to_cyclonedx
 from bastion.catalog.cards import DisclosureLevel, card_from_dict, disclose
 from bastion.errors import IntegrityError, UsageError
 from bastion.scan.deps.interface import Package
@@ -34,38 +33,27 @@ if TYPE_CHECKING:
 __all__ = ["bom_for", "build_bom", "environment_components", "purl", "validate_bom"]
 
 _VALIDATORS: dict[SchemaVersion, JsonStrictValidator] = {}
-_PURL_SAFE: Final = "._-~!"
 
 Captured = Literal["registration", "export"]
 
 
 def purl(package: Package) -> str:
     """The package URL of a PyPI distribution (purl-spec: lower case, ``_`` as ``-``)."""
-    base = f"pkg:pypi/{package.key}"
-    if package.version:
-        return f"{base}@{urllib.parse.quote(package.version, safe=_PURL_SAFE)}"
-    return base
+    return str(library_component(package.name, package.version)["purl"])
 
 
 def environment_components(packages: Sequence[Package]) -> list[dict[str, Any]]:
     """One ``library`` component per distribution, deduplicated, in name order."""
     components: dict[str, dict[str, Any]] = {}
     for package in sorted(packages, key=lambda p: (p.key, p.version or "")):
-        ref = purl(package)
-        component: dict[str, Any] = {
-            "type": "library",
-            "bom-ref": ref,
-            "name": package.name,
-            "purl": ref,
-        }
-        if package.version:
-            component["version"] = package.version
-        components.setdefault(ref, component)
+        component = library_component(package.name, package.version)
+        components.setdefault(component["bom-ref"], component)
     return list(components.values())
 
 
 def _card_bom(card: Mapping[str, Any], ref: str, level: DisclosureLevel) -> dict[str, Any]:
     data = disclose(card_from_dict(dict(card), source=f"card of {ref}", trusted=True), level)
+    data.pop("environment", None)  # build_bom adds the environment it was given, with its source
     return to_cyclonedx(data, ref=ref, level=level)
 
 
@@ -147,8 +135,12 @@ def bom_for(
     environment: Sequence[Package] | None,
     captured: Captured,
     level: DisclosureLevel = DisclosureLevel.INTERNAL,
+    include_environment: bool = True,
 ) -> dict[str, Any]:
-    """The BOM of a registered model version, with the stored cards of its datasets."""
+    """The BOM of a registered model version, with the stored cards of its datasets.
+
+    Without ``environment``, the one recorded in the model's card at registration is used.
+    """
     info = catalog.show(ref)
     if info.summary.kind.value != "model":
         raise UsageError(
@@ -157,6 +149,13 @@ def bom_for(
         )
     names = [*info.card.get("training_datasets", ()), *info.card.get("evaluation_datasets", ())]
     datasets = {name: catalog.show(name).card for name in dict.fromkeys(names)}
+    if environment is None and "environment" in info.card:
+        environment = [
+            Package(lib["name"], lib["version"], f"registration:{info.summary.ref}")
+            for lib in info.card["environment"]
+        ]
+    if not include_environment or level is DisclosureLevel.PUBLIC:
+        environment = None  # library versions are internal (cards.DISCLOSURE_RULES)
     return build_bom(
         info.card,
         ref=info.summary.ref,
