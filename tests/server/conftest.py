@@ -14,7 +14,7 @@ from bastion.catalog.records import Role
 from bastion.catalog.service import Catalog
 from bastion.catalog.tokens import TokenStore
 from bastion.catalog.workspace import Workspace
-from bastion.server import create_app
+from bastion.server.app import create_app
 
 
 def acting(ws: Workspace, actor: str) -> Workspace:

@@ -30,7 +30,7 @@ def server(
     """
     import uvicorn
 
-    from bastion.server import create_app
+    from bastion.server.app import create_app
 
     st = state(ctx)
     ws = workspace(ctx)

@@ -1,7 +1,5 @@
-"""The catalog REST API (``bastion server``): FastAPI, bearer tokens, RFC 9457 problems."""
+"""The catalog REST API (``bastion server``): FastAPI, bearer tokens, RFC 9457 problems.
 
-from __future__ import annotations
-
-from bastion.server.app import create_app
-
-__all__ = ["create_app"]
+``bastion.server.app.create_app(workspace)`` builds the ASGI app; ``bastion.server.client``
+talks to it. Nothing is imported here, so the CLI's client does not pay for FastAPI.
+"""
