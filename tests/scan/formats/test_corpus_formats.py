@@ -42,18 +42,7 @@ def test_benign_has_no_finding_at_medium_or_above(scanned: Scanned, case: object
     assert [f for f in _findings_for(scanned, name) if f.severity >= Severity.MEDIUM] == []
 
 
-# sniff.py (scan-core's) calls a file safetensors only when its header length fits the file, so
-# an out-of-bounds length is reported as an unknown format (info) by the engine; the scanner's own
-# test covers the rule. Strict: this fails once the sniffer hands such files to the scanner.
-_SNIFF_GAP = {"safetensors_huge_header_length.safetensors"}
-
-
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="sniffer gap, see comment"))
-     if c.name in _SNIFF_GAP else c for c in FORMAT_MALICIOUS],
-    ids=lambda c: c.name,
-)
+@pytest.mark.parametrize("case", FORMAT_MALICIOUS, ids=lambda c: c.name)
 def test_malicious_reports_the_exact_rule(scanned: Scanned, case: object) -> None:
     name, rule = case.name, case.rule  # type: ignore[attr-defined]
     evidence = case.evidence  # type: ignore[attr-defined]
