@@ -40,7 +40,7 @@ from typing import IO, Any, Final, cast
 
 from bastion._fs import fsync_dir
 from bastion.catalog.audit import canonical_json
-from bastion.catalog.cards import CardKind, load_card_text
+from bastion.catalog.cards import COMPUTED_FIELDS, CardKind, load_card_text
 from bastion.catalog.keys import VerifyingKey
 from bastion.catalog.records import Kind, VersionInfo
 from bastion.catalog.service import Catalog
@@ -71,7 +71,6 @@ FILES: Final = "files/"
 _META_ORDER: Final = (INDEX, INDEX_SIG, PUBLIC_KEY, SIGSTORE)
 _DOMAIN: Final = b"bastion-bundle/v1\n"
 # Computed by Bastion; the importing catalog computes its own (cards refuse them from users).
-_COMPUTED: Final = ("integrity", "metrics", "accepted_risks")
 _LINEAGE_FIELDS: Final = ("training_datasets", "evaluation_datasets", "parent_model")
 _CHUNK: Final = 1 << 20
 
@@ -647,7 +646,7 @@ def _register(
     card = {
         k: v
         for k, v in dict(index["card"]).items()
-        if k not in _COMPUTED and k not in _LINEAGE_FIELDS and k != "name"
+        if k not in COMPUTED_FIELDS and k not in _LINEAGE_FIELDS and k != "name"
     }
     relations: dict[str, list[str]] = {}
     for relation, ref in kept:

@@ -197,6 +197,8 @@ class AcceptedRisk(_Strict):
 
 
 _READ_ONLY: Final[JsonDict] = {"readOnly": True}
+COMPUTED_FIELDS: Final = ("integrity", "metrics", "accepted_risks", "environment")
+"""Fields only Bastion fills in; a card file that claims one is refused."""
 
 
 class _Card(_Strict):
