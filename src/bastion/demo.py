@@ -1,14 +1,16 @@
 """The end-to-end demo on the embedded example (scikit-learn's digits: nothing is downloaded).
 
-It grows with each capability. Today it makes a throw-away workspace, records the life of a
-small model in the audit log, seals and verifies the chain, then shows that tampering with a copy
-of the log is caught and named.
+It grows with each capability. It makes a throw-away workspace, then follows two versions of a
+small model through their life: the dataset is registered, each model is scanned, registered
+with its lineage, signed, reviewed by someone other than its author and promoted; production is
+rolled back; a booby-trapped model is refused by the scanner without ever being executed; and
+the audit log proves itself intact, then catches an edit to a copy of it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import dataclasses
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,11 +24,16 @@ from sqlalchemy import func, update
 from bastion import __version__
 from bastion.catalog.audit import AuditLog
 from bastion.catalog.db import make_engine
+from bastion.catalog.records import RegistrationRefusedError, Role
 from bastion.catalog.schema import audit_entries
+from bastion.catalog.service import Catalog
 from bastion.catalog.workspace import Workspace, init_workspace
 from bastion.report.html import render_report
+from bastion.scan import scan
 
 __all__ = ["DemoResult", "DemoStep", "run_demo"]
+
+AUTHOR, REVIEWER = "ada (ML engineer)", "grace (security reviewer)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +59,20 @@ class DemoResult:
         return all(step.ok for step in self.steps)
 
 
+class _Booby:
+    """Pickles to a call of ``os.system`` that would create a file (never run by the demo)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
 def run_demo(directory: Path | None = None, progress: Callable[[str], None] = print) -> DemoResult:
     """Run the demo in ``directory`` (a new temporary one by default) and write its report."""
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-
     root = Path(tempfile.mkdtemp(prefix="bastion-demo-")) if directory is None else directory
     root.mkdir(parents=True, exist_ok=True)
     result = DemoResult(directory=root, report=root / "report.html")
@@ -66,59 +81,22 @@ def run_demo(directory: Path | None = None, progress: Callable[[str], None] = pr
         result.steps.append(DemoStep(title, detail, ok))
         progress(f"{'ok' if ok else 'FAILED':>6}  {title}: {detail}")
 
-    ws = init_workspace(root)
+    ws = init_workspace(root, env={"BASTION_ACTOR": AUTHOR})
     with ws:
         step(
             "workspace",
-            f"created {ws.settings.home} with a P-256 signing key "
-            f"{ws.signer.verifying_key.key_id[:12]}… and a key-encryption key (0600)",
+            f"created {ws.settings.home}: SQLite (WAL), encrypted blob store, "
+            f"P-256 signing key {ws.signer.verifying_key.key_id[:12]}…, key-encryption key (0600)",
         )
-
-        digits = load_digits()
-        data_digest = hashlib.sha256(digits.data.tobytes() + digits.target.tobytes()).hexdigest()
-        ws.record(
-            "dataset.load",
-            "digits",
-            rows=len(digits.target),
-            features=int(digits.data.shape[1]),
-            sha256=data_digest,
-        )
-        step(
-            "dataset",
-            f"digits: {len(digits.target)} images, {digits.data.shape[1]} features, "
-            f"sha256 {data_digest[:12]}…",
-        )
-
-        x_train, x_test, y_train, y_test = train_test_split(
-            digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target
-        )
-        model = LogisticRegression(max_iter=2000).fit(x_train / 16.0, y_train)
-        accuracy = float(np.mean(model.predict(x_test / 16.0) == y_test))
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        model_path = root / "digits-logreg.joblib"
-        model_path.write_bytes(buffer.getvalue())
-        model_digest = hashlib.sha256(buffer.getvalue()).hexdigest()
-        ws.record(
-            "model.train",
-            "digits-logreg",
-            trained_on="digits",
-            accuracy=accuracy,
-            sha256=model_digest,
-        )
-        step(
-            "model",
-            f"logistic regression, test accuracy {accuracy:.3f}, sha256 {model_digest[:12]}…",
-        )
-
+        _lifecycle(ws, root, step)
         sealed = ws.audit.checkpoint()
         verdict = ws.audit.verify()
         step(
             "audit",
-            f"{verdict.entries} entries, sealed through #{sealed}, chain intact",
+            f"{verdict.entries} entries, sealed through #{sealed} by a signed "
+            "checkpoint, chain intact",
             ok=verdict.ok,
         )
-
     step(*_tamper_demo(ws, root))
     render_report(
         result.report,
@@ -129,8 +107,115 @@ def run_demo(directory: Path | None = None, progress: Callable[[str], None] = pr
     return result
 
 
+def _lifecycle(ws: Workspace, root: Path, step: Callable[..., None]) -> None:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    author = Catalog(ws)
+    reviewer = Catalog(
+        dataclasses.replace(ws, settings=dataclasses.replace(ws.settings, actor=REVIEWER))
+    )
+
+    # 1. The dataset: registered with a card, hashed, encrypted, signed.
+    digits = load_digits()
+    data_dir = root / "digits-data"
+    data_dir.mkdir(exist_ok=True)
+    np.save(data_dir / "X.npy", digits.data)
+    np.save(data_dir / "y.npy", digits.target)
+    dataset = author.add_dataset(
+        "digits",
+        data_dir,
+        card={
+            "kind": "dataset",
+            "description": "8x8 handwritten digits shipped with scikit-learn",
+            "collection": "UCI ML hand-written digits; 43 writers",
+            "sensitivity": "internal",
+        },
+    )
+    step(
+        "dataset",
+        f"registered {dataset.summary.ref}: {len(digits.target)} images, "
+        f"manifest sha256 {dataset.summary.digest[:12]}…, signed, encrypted at rest",
+    )
+
+    # 2. Two model versions: scanned, registered with lineage, reviewed, promoted.
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data / 16.0, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    )
+    for number, c in ((1, 1.0), (2, 0.05)):
+        model = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
+        accuracy = float(np.mean(model.predict(x_test) == y_test))
+        model_dir = root / f"model-v{number}"
+        model_dir.mkdir(exist_ok=True)
+        joblib.dump(model, model_dir / "model.joblib")
+        report = scan(model_dir)
+        step(
+            f"scan v{number}",
+            f"{len(report.files)} file(s), no finding at medium or above "
+            f"(joblib pickle checked against the allowlist)",
+            ok=report.clean,
+        )
+        info = author.add_model(
+            "digits-clf",
+            model_dir,
+            trained_on=[dataset.summary.ref],
+            card={
+                "kind": "model",
+                "description": "digit classifier (logistic regression)",
+                "task": "classification",
+                "framework": "scikit-learn",
+                "performance": [{"name": "accuracy", "value": round(accuracy, 4)}],
+            },
+        )
+        if number == 1:
+            author.grant("digits-clf", REVIEWER, Role.REVIEWER)
+        author.request_review(info.summary.ref)
+        reviewer.approve(info.summary.ref, "scan clean, accuracy acceptable")
+        author.set_alias("digits-clf", "production", number)
+        check = author.verify(info.summary.ref)
+        step(
+            f"model v{number}",
+            f"{info.summary.ref}: accuracy {accuracy:.3f}, trained on "
+            f"{dataset.summary.ref}, approved by {REVIEWER.partition(' ')[0]}, now production; "
+            f"verify: {check.files} file(s), signature and digests "
+            f"{'match' if check.ok else 'DO NOT match'}",
+            ok=check.ok,
+        )
+
+    # 3. Lineage, then a rollback.
+    lineage = author.lineage(dataset.summary.ref)
+    models = sorted({n.ref for n in lineage.downstream})
+    step(
+        "lineage",
+        f"{dataset.summary.ref} → {', '.join(models)} "
+        "(if the dataset turns out poisoned, these are the models to retrain)",
+        ok=models == ["digits-clf@1", "digits-clf@2"],
+    )
+    now = author.rollback("digits-clf")
+    step("rollback", f"production moved back from digits-clf@2 to {now}", ok=now == "digits-clf@1")
+
+    # 4. A booby-trapped model: found by reading bytes, refused, never executed.
+    canary = root / "CANARY-this-file-means-the-payload-ran"
+    evil_dir = root / "downloaded-model"
+    evil_dir.mkdir(exist_ok=True)
+    (evil_dir / "model.pkl").write_bytes(pickle.dumps(_Booby(canary)))
+    try:
+        author.add_model("downloaded", evil_dir)
+        refused, rules = False, "none"
+    except RegistrationRefusedError as exc:
+        refused = True
+        rules = ", ".join(sorted({f"{f.rule} ({f.severity.value})" for f in exc.findings}))
+    step(
+        "malicious model",
+        f"a pickle calling os.system was refused at registration: {rules}; "
+        f"payload executed: {'YES' if canary.exists() else 'no'}",
+        ok=refused and not canary.exists(),
+    )
+
+
 def _tamper_demo(ws: Workspace, root: Path) -> tuple[str, str, bool]:
-    """Change one recorded accuracy in a copy of the database; verification must name it."""
+    """Change one recorded digest in a copy of the database; verification must name it."""
     database = ws.settings.home / "bastion.db"
     if not database.exists():  # PostgreSQL workspace: do not touch shared data
         return ("tamper check", "skipped: the workspace database is not a local SQLite file", True)
@@ -141,10 +226,8 @@ def _tamper_demo(ws: Workspace, root: Path) -> tuple[str, str, bool]:
         with engine.begin() as conn:
             conn.execute(
                 update(audit_entries)
-                .where(audit_entries.c.action == "model.train")
-                .values(
-                    details=func.replace(audit_entries.c.details, '"accuracy":', '"accuracy":9')
-                )
+                .where(audit_entries.c.action == "model.add")
+                .values(details=func.replace(audit_entries.c.details, '"digest":"', '"digest":"f'))
             )
         verdict = AuditLog(engine, ws.signer).verify()
     finally:
@@ -154,7 +237,8 @@ def _tamper_demo(ws: Workspace, root: Path) -> tuple[str, str, bool]:
     if named:
         return (
             "tamper check",
-            f"edited the recorded accuracy in a copy: detected — {named[0].message}",
+            "edited a recorded model digest in a copy of the database: "
+            f"detected — {named[0].message}",
             True,
         )
     return ("tamper check", "an edited copy was NOT detected", False)
