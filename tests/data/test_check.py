@@ -152,6 +152,14 @@ def test_profile_counts_and_ranges() -> None:
     assert b["distinct"] == 2
 
 
+def test_profile_fills_a_data_card() -> None:
+    from bastion.catalog.cards import DatasetMetrics
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    metrics = profile_dataset(_tabular(frame, ["p", "q", "p"])).card_metrics()
+    assert DatasetMetrics.model_validate(metrics).label_counts == {"p": 2, "q": 1}
+
+
 def test_image_profile_channel_means() -> None:
     pixels = np.zeros((2, 2, 2, 3), dtype=np.float32)
     pixels[..., 0] = 1.0

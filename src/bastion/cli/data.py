@@ -40,7 +40,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Source = Annotated[Path, typer.Argument(help="CSV, Parquet, .npy/.npz or image folder.")]
+Source = Annotated[Path, typer.Argument(
+    help="CSV, Parquet, .npy/.npz, an image folder, or a registered dataset NAME@VER.")]
 Label = Annotated[
     str | None, typer.Option(help="Label column (default: label, target, class or y).")
 ]
@@ -53,9 +54,14 @@ FailOn = Annotated[
 ]
 
 
-def _load(source: Path, label: str | None, classes: str | None = None) -> Dataset:
-    allowed = [c.strip() for c in classes.split(",")] if classes else None
-    return load_dataset(source, label=label, classes=allowed)
+def _load(ctx: typer.Context, source: Path, label: str | None) -> Dataset:
+    """A file or folder, or a registered ``NAME@VER`` fetched through the catalog."""
+    text = str(source)
+    if not source.exists() and "@" in text:
+        from bastion.cli.catalog import catalog
+
+        return load_dataset(text, label=label, fetch=catalog(ctx).get)
+    return load_dataset(source, label=label)
 
 
 def _finish(
@@ -87,7 +93,7 @@ def profile(ctx: typer.Context, source: Source, label: Label = None, fmt: Format
             OutputFormat.TABLE, output: Output = None) -> None:
     """Rows, features, types, missing values, ranges, labels and image statistics."""
     st = state(ctx)
-    dataset = _load(source, label)
+    dataset = _load(ctx, source, label)
     prof = profile_dataset(dataset)
     if fmt is OutputFormat.JSON:
         write_text(st, json.dumps(prof.to_dict(), indent=2), output)
@@ -141,7 +147,7 @@ def check(
     """Completeness, validity (--schema), consistency, duplicates, balance, timeliness."""
     st = state(ctx)
     declared = DataSchema.from_file(schema) if schema else None
-    dataset = _load(source, label or (declared.label if declared else None))
+    dataset = _load(ctx, source, label or (declared.label if declared else None))
     findings = check_dataset(dataset, schema=declared, timestamp=timestamp,
                              max_age_days=max_age_days, near_tolerance=near_tolerance)
     prof = profile_dataset(dataset)
@@ -170,7 +176,7 @@ def leakage(
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise UsageError(f"--split {item!r} is not NAME=PATH", hint="e.g. --split test=t.csv")
-        splits[name] = _load(Path(path), label)
+        splits[name] = _load(ctx, Path(path), label)
     findings = find_leakage(splits, near_tolerance=near_tolerance)
     raise typer.Exit(_finish(st, findings, tool="data leakage", fmt=fmt, fail_on=fail_on,
                              output=output, sections=[],
@@ -225,7 +231,7 @@ def audit_sample_cmd(
 ) -> None:
     """Draw a stratified random sample of rows for people to check against their labels."""
     st = state(ctx)
-    dataset = _load(source, label)
+    dataset = _load(ctx, source, label)
     if dataset.labels is None:
         raise UsageError("audit-sample needs labelled data", hint="name the label with --label")
     sample = audit_sample(dataset.labels, size, seed=seed)
@@ -273,7 +279,7 @@ def label_issues(
 ) -> None:
     """Likely label errors by confident learning (cleanlab)."""
     st = state(ctx)
-    dataset = _load(source, label)
+    dataset = _load(ctx, source, label)
     probs = None
     if probabilities is not None:
         try:
@@ -306,7 +312,7 @@ def split_work_cmd(
     st = state(ctx)
     if (items is None) == (dataset is None):
         raise UsageError("give exactly one of --items N or --dataset PATH")
-    count = items if items is not None else len(_load(dataset, None))  # type: ignore[arg-type]
+    count = items if items is not None else len(_load(ctx, dataset, None))  # type: ignore[arg-type]
     plan = split_work(count, labeller, max_fraction=max_fraction, overlap=overlap,
                       per_overlap_item=per_item, seed=seed)
     write_text(st, plan.to_csv(index=False), output)
@@ -336,7 +342,7 @@ def poisoning(
     code, and this command loads none until the scanner's restricted loader exists.
     """
     st = state(ctx)
-    dataset = _load(source, label)
+    dataset = _load(ctx, source, label)
     report = detect_poisoning(dataset)
     png = poisoning_plot(report, dataset.label_codes, dataset.classes)
     if plot is not None:
@@ -373,7 +379,7 @@ def capacity(
     """Data size against the task and the model (NCSC 2.6): rules of thumb, learning curve,
     baselines (logistic regression, decision tree, gradient boosting)."""
     st = state(ctx)
-    dataset = _load(source, label)
+    dataset = _load(ctx, source, label)
     report = assess_capacity(dataset, task=task, parameters=parameters,
                              model_score=model_score, target=target)
     if fmt is OutputFormat.TABLE:

@@ -12,9 +12,11 @@ what was wrong and what to do::
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,12 @@ from bastion.data.interface import (
     Loader,
 )
 
-__all__ = ["ImageFolderLoader", "NumpyLoader", "TableLoader", "load_dataset"]
+__all__ = ["Fetch", "ImageFolderLoader", "NumpyLoader", "RegisteredLoader", "TableLoader",
+           "load_dataset"]
+
+Fetch = Callable[[str, Path], object]
+"""Writes a registered version's files into a new directory: ``Catalog.get`` (which verifies
+every digest and audits the read)."""
 
 _PARQUET_MAGIC = b"PAR1"
 _NPY_MAGIC = b"\x93NUMPY"
@@ -243,6 +250,27 @@ class ImageFolderLoader:
                        pixels=_stack(images))
 
 
+class RegisteredLoader:
+    """A registered dataset version ``NAME@VER``, fetched by the catalog, then read by the
+    loader its files call for (one file, an ``X.npy`` beside ``y.npy``, or an image folder)."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self.fetch = fetch
+
+    def accepts(self, source: str) -> bool:
+        return bool(_CATALOG_REF.match(source)) and not Path(source).exists()
+
+    def load(self, source: str, *, label: str | None) -> Dataset:
+        with tempfile.TemporaryDirectory(prefix="bastion-data-") as tmp:
+            root = Path(tmp) / "version"
+            self.fetch(source, root)
+            files = [p for p in root.rglob("*") if p.is_file()]
+            inner = (files[0] if len(files) == 1
+                     else root / "X.npy" if (root / "X.npy").exists() else root)
+            dataset = load_dataset(inner, label=label)  # read fully into memory here
+        return dataclasses.replace(dataset, source=source)
+
+
 def _stack(images: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
     """Stack images, resizing to the most common (height, width) and channel count."""
     from PIL import Image
@@ -267,6 +295,7 @@ def load_dataset(
     label: str | None = None,
     labels_file: str | Path | None = None,
     classes: Sequence[str] | None = None,
+    fetch: Fetch | None = None,
 ) -> Dataset:
     """Load ``source`` with the loader its content calls for.
 
@@ -277,18 +306,20 @@ def load_dataset(
         labels_file: a ``.npy`` of labels for an ``X.npy`` not named ``X.npy``.
         classes: the allowed label values; any other value, or a class without samples, is an
             error.
+        fetch: how to fetch a registered ``NAME@VER`` (``Catalog(workspace).get``).
     """
     text = str(source)
     path = Path(text)
     if not path.exists():
-        if _CATALOG_REF.match(text):
+        if _CATALOG_REF.match(text) and fetch is None:
             raise DataError(
-                f"{text} looks like a registered dataset (NAME@VER), which this version cannot "
-                "load yet",
-                hint="pass the dataset's files (CSV, Parquet, .npy/.npz or an image folder)",
+                f"{text} looks like a registered dataset (NAME@VER), but no catalog was given",
+                hint="run inside a workspace (bastion init), or pass the dataset's files",
             )
-        raise DataError(f"{text}: no such file or folder", hint="check the path")
+        if not _CATALOG_REF.match(text):
+            raise DataError(f"{text}: no such file or folder", hint="check the path")
     loaders: tuple[Loader, ...] = (
+        *((RegisteredLoader(fetch),) if fetch is not None else ()),
         ImageFolderLoader(),
         NumpyLoader(str(labels_file) if labels_file else None),
         TableLoader(),

@@ -84,6 +84,12 @@ class DatasetProfile:
     image: ImageProfile | None
     """Image statistics, for image data."""
 
+    def card_metrics(self) -> dict[str, Any]:
+        """The figures a data card's computed ``metrics`` hold (``catalog.cards.DatasetMetrics``):
+        what registering a dataset version should fill in from the data itself."""
+        return {"rows": self.rows, "features": self.features,
+                "label_counts": dict(self.label_counts)}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (schema in ``docs/data.md``)."""
         return {"source": self.source, "kind": self.kind, "rows": self.rows,
