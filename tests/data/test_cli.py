@@ -153,3 +153,23 @@ def test_capacity_html(tmp_path: Path) -> None:
     assert code == 0  # medium findings only
     html = report.read_text()
     assert "learning curve" in html.lower() and "logistic regression" in html
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_poisoning_with_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pickle
+
+    from sklearn.neural_network import MLPClassifier
+
+    digits = load_digits()
+    np.savez(tmp_path / "d.npz", X=digits.data / 16.0, y=digits.target)
+    mlp = MLPClassifier(hidden_layer_sizes=(16,), max_iter=30, random_state=0)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(mlp.fit(digits.data / 16.0, digits.target)))
+    code = main(["data", "poisoning", str(tmp_path / "d.npz"), "--model", str(tmp_path / "m.pkl"),
+                 "--method", "spectral", "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and doc["summary"]["method"] == "spectral"
+    assert doc["summary"]["layer"] == "penultimate"
+    (tmp_path / "bad.pkl").write_bytes(b"\x80\x04\x95garbage")
+    assert main(["data", "poisoning", str(tmp_path / "d.npz"), "--model",
+                 str(tmp_path / "bad.pkl")]) == 2

@@ -14,6 +14,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from bastion._fs import atomic_write
 from bastion.cli._context import State, state
 from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
 from bastion.data import DataSchema, check_dataset, find_leakage, load_dataset, profile_dataset
@@ -22,8 +23,9 @@ from bastion.data.clean import write_cleaned
 from bastion.data.interface import DataError, Dataset
 from bastion.data.label_issues import find_label_issues
 from bastion.data.labellers import audit_labellers, read_annotations
+from bastion.data.models import load_model
 from bastion.data.plots import class_balance_plot, learning_curve_plot, poisoning_plot
-from bastion.data.poisoning import detect_poisoning
+from bastion.data.poisoning import Method, detect_poisoning
 from bastion.data.sampling import audit_sample, estimate_error_rate, split_work
 from bastion.errors import UsageError
 from bastion.findings import Finding, Severity, at_or_above
@@ -326,6 +328,14 @@ def poisoning(
     ctx: typer.Context,
     source: Source,
     label: Label = None,
+    model: Annotated[Path | None, typer.Option(
+        help="A trained model to read (torch.save of a whole module, or a pickled "
+             "scikit-learn MLP); loaded only through the scanner's allowlist.")] = None,
+    method: Annotated[Method, typer.Option(
+        help="auto (model-free: trigger search for arrays/images, outliers for tables), "
+             "trigger, outliers, or with --model: spectral, clustering.")] = Method.AUTO,
+    layer: Annotated[str | None, typer.Option(
+        help="With --model: the layer to read (default: the penultimate).")] = None,
     remove: Annotated[Path | None, typer.Option(
         help="Write a cleaned copy without the suspicious rows (+ a .lineage.json record).")
     ] = None,
@@ -335,19 +345,15 @@ def poisoning(
     output: Output = None,
     fail_on: FailOn = "high",
 ) -> None:
-    """Model-free per-class outliers: samples that sit inside another class.
-
-    Backdoor detection on a trained model's hidden layer (spectral signatures, activation
-    clustering) is in the Python API (bastion.data.poisoning.detect_poisoning): a model file is
-    code, and this command loads none until the scanner's restricted loader exists.
-    """
+    """Poisoned samples and backdoors (NCSC 2.2): a shared patch trigger, samples sitting
+    inside another class, or (with --model) spectral signatures / activation clustering on a
+    hidden layer."""
     st = state(ctx)
     dataset = _load(ctx, source, label)
-    report = detect_poisoning(dataset)
+    net = load_model(model) if model is not None else None
+    report = detect_poisoning(dataset, model=net, layer=layer, method=method)
     png = poisoning_plot(report, dataset.label_codes, dataset.classes)
     if plot is not None:
-        from bastion._fs import atomic_write
-
         atomic_write(plot, png)
     if remove is not None:
         cleaned = write_cleaned(dataset, report.suspicious, remove, detector="data poisoning "
