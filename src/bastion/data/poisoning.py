@@ -20,8 +20,8 @@ already collapsed it into the target class. Without a model, tabular data gets a
 per-class outlier score (robust distance to the class's own centre, relative to the nearest
 other class): label-flipped samples sit inside another class.
 
-Models come from the Python API only: a model file is code (pickle) and this package never
-loads one.
+Models come from the Python API, or from a file through ``bastion.data.models.load_model``,
+which loads only what the scanner's allowlist permits (a model file is code).
 
     >>> from bastion.data.poisoning import detect_poisoning
     >>> report = detect_poisoning(dataset, model=net)          # doctest: +SKIP
