@@ -110,16 +110,18 @@ def test_the_cli_prints_the_same_through_a_real_server(
     for argv in commands:
         assert main(["--home", home, *argv]) == 0
         local.append(capsys.readouterr().out)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(workspace), host="127.0.0.1", port=0, log_level="warning")
+    # log_config=None: uvicorn must not bind its log handlers to pytest's captured stderr
+    config = uvicorn.Config(
+        create_app(workspace), host="127.0.0.1", port=0, log_config=None, access_log=False
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        for _ in range(200):
-            if server.started:
-                break
+        deadline = time.monotonic() + 60
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert server.started, "uvicorn did not start within 60 s"
         port = server.servers[0].sockets[0].getsockname()[1]
         # No workspace here: BASTION_URL alone sends every command to the server.
         monkeypatch.chdir(tmp_path)
