@@ -11,7 +11,7 @@ from bastion.catalog._rows import VersionRow
 from bastion.catalog.cards import AnyCard, CardKind, card_from_dict
 from bastion.catalog.records import Kind, Relation
 from bastion.catalog.signing import Manifest
-from bastion.errors import UsageError
+from bastion.errors import BastionError, UsageError
 from bastion.findings import Finding
 
 __all__ = [
@@ -83,6 +83,38 @@ def card_sensitivity(card: AnyCard | None) -> str | None:
     return card.sensitivity.value if card is not None and card.sensitivity else None
 
 
+METRICS_MAX_BYTES: Final = 512 * 1024**2
+"""Datasets larger than this are registered without computed metrics (memory stays bounded);
+``bastion data profile`` computes them on demand."""
+
+
+def dataset_metrics(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """Rows, features and label counts computed from the data itself, for the data card, and a
+    note saying where they came from or why there are none.
+
+    A directory holding ``X.npy`` and ``y.npy`` is read as that pair; anything else goes to
+    ``bastion.data.load_dataset``. Data Bastion cannot read as a table, arrays or an image
+    folder (a text corpus, say) is registered without metrics: they describe, they do not gate.
+    """
+    from bastion.data import load_dataset, profile_dataset
+
+    size = (
+        sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        if path.is_dir()
+        else (path.stat().st_size)
+    )
+    if size > METRICS_MAX_BYTES:
+        return None, f"not computed: {size} bytes is over {METRICS_MAX_BYTES}"
+    try:
+        if path.is_dir() and {p.name for p in path.iterdir()} == {"X.npy", "y.npy"}:
+            dataset = load_dataset(path / "X.npy", labels_file=path / "y.npy")
+        else:
+            dataset = load_dataset(path)
+        return profile_dataset(dataset).card_metrics(), "computed"
+    except BastionError as exc:
+        return None, f"not computed: {exc.message}"
+
+
 def complete_card(
     kind: Kind,
     name: str,
@@ -95,12 +127,21 @@ def complete_card(
     gating: Sequence[Finding],
     accept_risk: str | None,
     actor: str,
-    environment: Sequence[tuple[str, str]] = (),
+    computed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The stored card: what the author wrote plus what Bastion computed, validated again."""
-    data: dict[str, Any] = card.model_dump(mode="json", exclude_none=True) if card else {
-        "kind": kind.value, "description": NO_CARD,
-    }
+    """The stored card: what the author wrote plus what Bastion computed, validated again.
+
+    ``computed`` holds the fields Bastion derived from the content itself (a model's
+    ``environment``, a dataset's ``metrics``).
+    """
+    data: dict[str, Any] = (
+        card.model_dump(mode="json", exclude_none=True)
+        if card
+        else {
+            "kind": kind.value,
+            "description": NO_CARD,
+        }
+    )
     data.update(name=name, sensitivity=sensitivity)
     if kind is Kind.MODEL:
         refs = {rel: sorted(p.ref for p in ps) for rel, ps in parents.items()}
@@ -108,7 +149,7 @@ def complete_card(
         data["evaluation_datasets"] = refs.get(Relation.EVALUATED_ON, [])
         if refs.get(Relation.DERIVED_FROM):
             data["parent_model"] = refs[Relation.DERIVED_FROM][0]
-        data["environment"] = [{"name": n, "version": v} for n, v in environment]
+    data.update(computed or {})
     data["integrity"] = {
         "manifest_sha256": manifest.digest,
         "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in manifest.files],
@@ -116,10 +157,14 @@ def complete_card(
         "signed_at": now,
     }
     if accept_risk is not None:
-        data["accepted_risks"] = [{
-            "reason": accept_risk, "by": actor, "at": now,
-            "findings": sorted({f"{f.rule}: {f.title}"[:500] for f in gating}),
-        }]
+        data["accepted_risks"] = [
+            {
+                "reason": accept_risk,
+                "by": actor,
+                "at": now,
+                "findings": sorted({f"{f.rule}: {f.title}"[:500] for f in gating}),
+            }
+        ]
     validated = card_from_dict(data, source=f"card of {name}", trusted=True)
     return validated.model_dump(mode="json", exclude_none=True)
 

@@ -36,6 +36,7 @@ from bastion.catalog._register import (
     card_edges,
     card_sensitivity,
     complete_card,
+    dataset_metrics,
     edge_pairs,
     search_text,
     validated_card,
@@ -115,11 +116,17 @@ def _default_scanner(path: Path) -> ScanReport:
     return scan(path)
 
 
-def registered_environment() -> list[tuple[str, str]]:
-    """The pinned distributions installed here, recorded in a model's card for its BOM."""
-    from bastion.scan.deps import current_environment
+def computed_card_fields(kind: Kind, path: Path) -> tuple[dict[str, Any], str]:
+    """What Bastion records in a card from the content itself, and a note for the audit log:
+    a model's software environment (for its BOM), a dataset's key metrics (NCSC 2.5)."""
+    if kind is Kind.MODEL:
+        from bastion.scan.deps import current_environment
 
-    return sorted({(p.name, p.version) for p in current_environment() if p.version})
+        pinned = sorted({(p.name, p.version) for p in current_environment() if p.version})
+        environment = [{"name": n, "version": v} for n, v in pinned]
+        return {"environment": environment}, f"environment: {len(environment)} distributions"
+    metrics, note = dataset_metrics(path)
+    return ({"metrics": metrics} if metrics is not None else {}), f"metrics {note}"
 
 
 class Catalog:
@@ -211,6 +218,7 @@ class Catalog:
                 report.findings,
                 hint='fix the artifact, or record why the risk is acceptable: --accept-risk "…"',
             )
+        computed = computed_card_fields(kind, path)
         scanned = {
             Path(f.location.path).resolve(): f.sha256
             for f in report.files
@@ -238,8 +246,7 @@ class Catalog:
                 return self._commit(
                     kind, name, user_card, manifest, stored, bundle, scope,
                     wrap_key(kek, data_key, scope), parents, report.findings, gating,
-                    accept_risk, sensitivity,
-                    registered_environment() if kind is Kind.MODEL else (),
+                    accept_risk, sensitivity, computed,
                 )
             except BaseException:
                 self.store.delete_scope(scope)
@@ -260,7 +267,7 @@ class Catalog:
         gating: Sequence[Finding],
         accept_risk: str | None,
         sensitivity: str | None,
-        environment: Sequence[tuple[str, str]],
+        computed: tuple[Mapping[str, Any], str],
     ) -> VersionInfo:
         now, actor = utc_now(), self.actor
         key_id = self._ws.signer.verifying_key.key_id
@@ -295,7 +302,7 @@ class Catalog:
             ) + 1
             card = complete_card(
                 kind, name, level, user_card, manifest, key_id, now, parents,
-                gating, accept_risk, actor, environment,
+                gating, accept_risk, actor, computed[0],
             )
             card_text = canonical_json(card)
             version_id = conn.execute(
@@ -363,6 +370,7 @@ class Catalog:
                     "lineage": sorted(f"{e['relation']}:{p.ref}"
                                       for e, p in edge_pairs(parents, edges)),
                     "accepted_risk": accept_risk,
+                    "computed": computed[1],
                 },
                 connection=conn,
             )

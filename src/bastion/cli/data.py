@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from bastion._fs import atomic_write
 from bastion.cli._context import State, state
 from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
-from bastion.data import DataSchema, check_dataset, find_leakage, load_dataset, profile_dataset
-from bastion.data.capacity import Task, assess_capacity
-from bastion.data.clean import write_cleaned
-from bastion.data.interface import DataError, Dataset
-from bastion.data.label_issues import find_label_issues
-from bastion.data.labellers import audit_labellers, read_annotations
-from bastion.data.models import load_model
-from bastion.data.plots import class_balance_plot, learning_curve_plot, poisoning_plot
-from bastion.data.poisoning import Method, detect_poisoning
-from bastion.data.sampling import audit_sample, estimate_error_rate, split_work
+from bastion.data.choices import Method, Task
 from bastion.errors import UsageError
 from bastion.findings import Finding, Severity, at_or_above
 from bastion.report import OutputFormat
-from bastion.report.html import Section, render_sections
+
+if TYPE_CHECKING:
+    from bastion.data.interface import Dataset
+    from bastion.report.html import Section
+
+# The data libraries (pandas, scipy, scikit-learn, torch) load inside each command, so that
+# `bastion --help` and every other command start without them.
 
 app = typer.Typer(
     help=(
@@ -58,6 +54,8 @@ FailOn = Annotated[
 
 def _load(ctx: typer.Context, source: Path, label: str | None) -> Dataset:
     """A file or folder, or a registered ``NAME@VER`` fetched through the catalog."""
+    from bastion.data.loaders import load_dataset
+
     text = str(source)
     if not source.exists() and "@" in text:
         from bastion.cli.catalog import catalog
@@ -78,6 +76,8 @@ def _finish(
     sections: list[Section],
 ) -> int:
     """Findings as table / JSON / SARIF, or an HTML report with the sections and plots."""
+    from bastion.report.html import render_sections
+
     threshold = Severity.parse(fail_on)
     if fmt is not OutputFormat.HTML:
         return emit_findings(st, findings, tool=tool, fmt=fmt, fail_on=threshold,
@@ -94,6 +94,10 @@ def _finish(
 def profile(ctx: typer.Context, source: Source, label: Label = None, fmt: Format =
             OutputFormat.TABLE, output: Output = None) -> None:
     """Rows, features, types, missing values, ranges, labels and image statistics."""
+    from bastion.data.plots import class_balance_plot
+    from bastion.data.profile import profile_dataset
+    from bastion.report.html import Section, render_sections
+
     st = state(ctx)
     dataset = _load(ctx, source, label)
     prof = profile_dataset(dataset)
@@ -147,6 +151,12 @@ def check(
     fail_on: FailOn = "high",
 ) -> None:
     """Completeness, validity (--schema), consistency, duplicates, balance, timeliness."""
+    from bastion.data.check import check_dataset
+    from bastion.data.plots import class_balance_plot
+    from bastion.data.profile import profile_dataset
+    from bastion.data.schema import DataSchema
+    from bastion.report.html import Section
+
     st = state(ctx)
     declared = DataSchema.from_file(schema) if schema else None
     dataset = _load(ctx, source, label or (declared.label if declared else None))
@@ -172,6 +182,8 @@ def leakage(
     fail_on: FailOn = "high",
 ) -> None:
     """Exact and near-duplicate samples shared between splits (NCSC 2.5)."""
+    from bastion.data.leakage import find_leakage
+
     st = state(ctx)
     splits: dict[str, Dataset] = {}
     for item in split:
@@ -200,6 +212,9 @@ def agreement(
     fail_on: FailOn = "high",
 ) -> None:
     """Several labellers: agreement (Cohen, Fleiss, Krippendorff), outliers, disputed items."""
+    from bastion.data.labellers import audit_labellers, read_annotations
+    from bastion.report.html import Section
+
     st = state(ctx)
     audit = audit_labellers(read_annotations(annotations, item=item, labeller=labeller,
                                              label=label),
@@ -232,6 +247,8 @@ def audit_sample_cmd(
     seed: Annotated[int, typer.Option(help="Random seed (record it for reproducibility).")] = 0,
 ) -> None:
     """Draw a stratified random sample of rows for people to check against their labels."""
+    from bastion.data.sampling import audit_sample
+
     st = state(ctx)
     dataset = _load(ctx, source, label)
     if dataset.labels is None:
@@ -252,6 +269,9 @@ def audit_result(
 ) -> None:
     """Estimated label error rate with a Wilson confidence interval."""
     import pandas as pd
+
+    from bastion.data.interface import DataError
+    from bastion.data.sampling import estimate_error_rate
 
     st = state(ctx)
     try:
@@ -280,6 +300,11 @@ def label_issues(
     fail_on: FailOn = "high",
 ) -> None:
     """Likely label errors by confident learning (cleanlab)."""
+    import numpy as np
+
+    from bastion.data.interface import DataError
+    from bastion.data.label_issues import find_label_issues
+
     st = state(ctx)
     dataset = _load(ctx, source, label)
     probs = None
@@ -311,6 +336,8 @@ def split_work_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Assign items so no labeller sees more than a set fraction, with overlap for agreement."""
+    from bastion.data.sampling import split_work
+
     st = state(ctx)
     if (items is None) == (dataset is None):
         raise UsageError("give exactly one of --items N or --dataset PATH")
@@ -348,6 +375,12 @@ def poisoning(
     """Poisoned samples and backdoors (NCSC 2.2): a shared patch trigger, samples sitting
     inside another class, or (with --model) spectral signatures / activation clustering on a
     hidden layer."""
+    from bastion.data.clean import write_cleaned
+    from bastion.data.models import load_model
+    from bastion.data.plots import poisoning_plot
+    from bastion.data.poisoning import detect_poisoning
+    from bastion.report.html import Section
+
     st = state(ctx)
     dataset = _load(ctx, source, label)
     net = load_model(model) if model is not None else None
@@ -384,6 +417,10 @@ def capacity(
 ) -> None:
     """Data size against the task and the model (NCSC 2.6): rules of thumb, learning curve,
     baselines (logistic regression, decision tree, gradient boosting)."""
+    from bastion.data.capacity import assess_capacity
+    from bastion.data.plots import learning_curve_plot
+    from bastion.report.html import Section
+
     st = state(ctx)
     dataset = _load(ctx, source, label)
     report = assess_capacity(dataset, task=task, parameters=parameters,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from bastion.cli._context import state
-from bastion.demo import run_demo
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +23,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run the end-to-end demo on scikit-learn's digits and print where its report is."""
+    from bastion.demo import run_demo  # scikit-learn and the catalog: only this command needs them
+
     st = state(ctx)
     result = run_demo(directory, progress=lambda line: st.err.print(line, highlight=False))
     st.out.print(f"report: {result.report}")

@@ -12,7 +12,6 @@ simple baselines that say whether a complex model's gain justifies its capacity.
 
 from __future__ import annotations
 
-import enum
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from bastion.data.check import dataset_finding
+from bastion.data.choices import Task
 from bastion.data.interface import Dataset, DatasetKind, DataValidationError
 from bastion.findings import Finding, Severity
 
@@ -32,14 +32,6 @@ CASES_PER_PREDICTOR = 10
 IMAGES_PER_CLASS = 1000
 _MAX_ROWS = 20_000
 """Learning curves and baselines use at most this many rows (a stratified subsample)."""
-
-
-class Task(enum.StrEnum):
-    """What the model is for; decides which rule of thumb applies."""
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-    VISION = "vision"
 
 
 def count_parameters(model: Any) -> int:

@@ -30,7 +30,6 @@ which loads only what the scanner's allowlist permits (a model file is code).
 
 from __future__ import annotations
 
-import enum
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.data.check import dataset_finding
+from bastion.data.choices import Method
 from bastion.data.interface import Dataset, DatasetKind, DataValidationError
 from bastion.findings import Finding, Principle, Severity
 
@@ -58,21 +58,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 _TECHNIQUES = ("AML.T0020", "AML.T0018")
 _EXAMPLES = 20
-
-
-class Method(enum.StrEnum):
-    """Which detector decides what is suspicious."""
-
-    AUTO = "auto"
-    """Model-free: trigger search for arrays and images, per-class outliers for tables."""
-    TRIGGER = "trigger"
-    """Model-free search for a shared patch trigger (BadNets)."""
-    SPECTRAL = "spectral"
-    """Spectral signatures alone: flags scores far above the class's bulk."""
-    CLUSTERING = "clustering"
-    """Activation clustering alone."""
-    OUTLIERS = "outliers"
-    """Model-free per-class outliers on the raw features."""
 
 
 # --------------------------------------------------------------------------- representations
