@@ -22,8 +22,8 @@ from bastion.cli import data as data_cli
 from bastion.cli import demo as demo_cli
 from bastion.cli import deps as deps_cli
 from bastion.cli import init as init_cli
-from bastion.cli import scan as scan_cli
 from bastion.cli import review as review_cli
+from bastion.cli import scan as scan_cli
 from bastion.cli import server as server_cli
 from bastion.cli import token as token_cli
 from bastion.cli._context import state
