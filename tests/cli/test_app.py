@@ -13,9 +13,22 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"bastion {__version__}"
 
 
-def test_usage_errors_exit_2_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["no-such-command"]) == 2
-    assert "Traceback" not in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["init", "-q"], "No such option: -q"),
+        (["audit", "log", "--limit", "zero"], "Invalid value for '--limit'"),
+    ],
+)
+def test_usage_errors_say_what_is_wrong_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Try 'bastion" in err
+    assert "Traceback" not in err and "internal error" not in err
 
 
 def test_bastion_errors_are_one_line_with_a_hint(

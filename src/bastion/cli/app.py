@@ -10,7 +10,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from bastion import __version__
@@ -94,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="bastion", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # Typer's (vendored) click usage errors
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"bastion: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("bastion: aborted", file=sys.stderr)
         return EXIT_ERROR
     except BastionError as exc:
