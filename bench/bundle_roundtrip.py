@@ -17,24 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from bastion.catalog.bundle import export_bundle, import_bundle
 from bastion.catalog.service import Catalog
 from bastion.catalog.workspace import init_workspace
-
-
-def make_model(path: Path, size_mb: int) -> None:
-    """A float32 weights file of ``size_mb`` MiB, written in slices to bound memory."""
-    count = size_mb * 1024 * 1024 // 4
-    weights = np.lib.format.open_memmap(path, mode="w+", dtype="float32", shape=(count,))
-    rng = np.random.default_rng(0)
-    step = 16 * 1024 * 1024
-    for start in range(0, count, step):
-        stop = min(count, start + step)
-        weights[start:stop] = rng.standard_normal(stop - start, dtype="float32")
-    weights.flush()
-    del weights
+from catalog_add import make_model  # bench/ is on sys.path when a script runs
 
 
 def baseline(model: Path, work: Path) -> float:
