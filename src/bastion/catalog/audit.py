@@ -197,13 +197,8 @@ class AuditLog:
     def _append(
         self, conn: Connection, actor: str, action: str, subject: str, details: Mapping[str, Any]
     ) -> AuditEntry:
-        self._lock_chain(conn)
-        head = conn.execute(
-            select(audit_entries.c.seq, audit_entries.c.hash)
-            .order_by(audit_entries.c.seq.desc())
-            .limit(1)
-        ).first()
-        seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+        head = self._locked_head(conn)
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
         at = _now()
         details_text = canonical_json(dict(details))
         digest = entry_hash(seq, at, actor, action, subject, details_text, prev)
@@ -224,26 +219,29 @@ class AuditLog:
         return AuditEntry(seq, at, actor, action, subject, dict(details), prev, digest)
 
     @staticmethod
-    def _lock_chain(conn: Connection) -> None:
+    def _locked_head(conn: Connection) -> tuple[int, str] | None:
+        """Take the chain's writer lock, then read its head (seq, hash); ``None`` if empty."""
         # SQLite already holds the database write lock (BEGIN IMMEDIATE, see db.py).
         if is_postgres(conn):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})")
+        head = conn.execute(
+            select(audit_entries.c.seq, audit_entries.c.hash)
+            .order_by(audit_entries.c.seq.desc())
+            .limit(1)
+        ).first()
+        return (int(head.seq), str(head.hash)) if head else None
 
     def checkpoint(self) -> int:
         """Sign the current head unless it is already signed; return the sealed sequence."""
         with self._engine.begin() as conn:
-            self._lock_chain(conn)
-            head = conn.execute(
-                select(audit_entries.c.seq, audit_entries.c.hash)
-                .order_by(audit_entries.c.seq.desc())
-                .limit(1)
-            ).first()
+            head = self._locked_head(conn)
             if head is None:
                 return 0
+            seq, head_hash = head
             sealed = conn.execute(select(func.max(audit_checkpoints.c.seq))).scalar()
-            if sealed != head.seq:
-                self._write_checkpoint(conn, head.seq, head.hash)
-            return int(head.seq)
+            if sealed != seq:
+                self._write_checkpoint(conn, seq, head_hash)
+            return seq
 
     def _write_checkpoint(self, conn: Connection, seq: int, head_hash: str) -> None:
         at = _now()
