@@ -20,6 +20,7 @@ from bastion.catalog._rows import (
     blobs_digest,
     findings_digest,
     sha_text,
+    signer_key,
     stored_blob,
 )
 from bastion.catalog.blobs import StoredBlob, unwrap_key
@@ -40,10 +41,11 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
     Checks: 1. the wrapped key unwraps; 2. every blob's stored bytes hash to the digest
     recorded when it was written (with ``deep``, also: every chunk decrypts and
     authenticates, and the plaintext hashes to its files row); 3. the signature verifies with
-    the workspace key and signs exactly the files rows; 4. the files rows hash to the
-    version's digest; 5. the add entry in the audit log records this digest, card,
-    signature, findings and blob digests; 6. the status is the last one the audit log
-    records; 7. the audit entries about this version are intact in the chain.
+    the recorded signer's key (the workspace key or a user's) and signs exactly the files
+    rows; 4. the files rows hash to the version's digest; 5. the add entry in the audit log
+    records this digest, card, signature, signing key id, findings and blob digests; 6. the
+    status is the last one the audit log records; 7. the audit entries about this version
+    are intact in the chain.
     """
     problems: list[Problem] = []
     with cat._read() as conn:
@@ -75,7 +77,8 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
                     problems.append(Problem("blob", rel, error))
     manifest = Manifest.of(FileEntry(rel, b.size, b.sha256) for rel, b in files)
     try:  # 3.
-        signed = verify_bundle(row.signature, cat._ws.signer.verifying_key)
+        signer = signer_key(row.public_key, row.key_id, cat._ws.signer.verifying_key)
+        signed = verify_bundle(row.signature, signer)
     except IntegrityError as exc:
         problems.append(Problem("signature", v.ref, exc.message))
     else:
@@ -123,11 +126,12 @@ def _check_audit(
         "digest": row.digest,
         "card_sha256": sha_text(row.card),
         "signature_sha256": sha_text(row.signature),
+        "key_id": row.key_id,
         "findings_sha256": findings_digest([(r.data, bool(r.accepted)) for r in finding_rows]),
         "blobs_sha256": blobs_digest(files),
     }
     names = {"digest": "version-row", "card_sha256": "card", "signature_sha256": "signature",
-             "findings_sha256": "findings", "blobs_sha256": "files-row"}
+             "key_id": "signing-key", "findings_sha256": "findings", "blobs_sha256": "files-row"}
     for field_name, value in expected.items():  # 5.
         if details.get(field_name) != value:
             problems.append(Problem(
@@ -150,6 +154,23 @@ def _check_audit(
             problems.append(Problem("audit", f"audit#{p.seq}", p.message))
     return problems
 
+def _check_signer(
+    cat: Catalog, v: VersionRow, public_key: str | None, key_id: str, audited: Any
+) -> list[Problem]:
+    """The recorded signing key must be the one the registration audit entry names (a key
+    swapped in the database is caught without re-checking every signature)."""
+    try:
+        signer_key(public_key, key_id, cat._ws.signer.verifying_key)
+    except IntegrityError as exc:
+        return [Problem("signing-key", v.ref, exc.message)]
+    if audited is not None and audited != key_id:
+        return [Problem(
+            "signing-key", v.ref,
+            f"signed with key {key_id[:16]}… but the audit log recorded {str(audited)[:16]}…",
+        )]
+    return []
+
+
 def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
     """Cross-check database, blob store and audit chain; with ``clean``, remove orphans.
 
@@ -164,17 +185,25 @@ def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
         rows = [as_version(r) for r in conn.execute(
             select(*VERSION_COLUMNS).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
         )]
+        signers = {
+            int(r.id): (r.public_key, r.key_id)
+            for r in conn.execute(
+                select(t.versions.c.id, t.versions.c.public_key, t.versions.c.key_id)
+            )
+        }
         referenced: dict[int, set[str]] = {}
         for f in conn.execute(select(t.files.c.version_id, t.files.c.sha256)):
             referenced.setdefault(int(f.version_id), set()).add(f.sha256)
     added = {
-        e.subject for k in Kind for e in cat._ws.audit.entries(action=f"{k.value}.add")
+        e.subject: e.details.get("key_id")
+        for k in Kind for e in cat._ws.audit.entries(action=f"{k.value}.add")
     }
     present = set(cat.store.scopes())
     by_scope = {v.scope: v for v in rows}
     for v in rows:
         if v.ref not in added:
             problems.append(Problem("audit", v.ref, "no audit entry records its registration"))
+        problems.extend(_check_signer(cat, v, *signers[v.id], added.get(v.ref)))
         if v.status is Status.DESTROYED:
             if v.scope in present:
                 orphans.append(Problem("orphan", v.scope, f"blobs of destroyed {v.ref}"))

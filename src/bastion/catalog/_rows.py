@@ -13,7 +13,9 @@ from sqlalchemy import select
 from bastion.catalog import schema as t
 from bastion.catalog.audit import canonical_json
 from bastion.catalog.blobs import StoredBlob
+from bastion.catalog.keys import VerifyingKey
 from bastion.catalog.records import Kind, Status, VersionSummary
+from bastion.errors import ConfigError, IntegrityError
 
 __all__ = [
     "VERSION_COLUMNS",
@@ -24,6 +26,7 @@ __all__ = [
     "escape_like",
     "findings_digest",
     "sha_text",
+    "signer_key",
     "stored_blob",
     "summary_query",
     "utc_now",
@@ -108,5 +111,22 @@ def as_summary(row: Any) -> VersionSummary:
         sensitivity=row.sensitivity, digest=row.digest, author=row.author,
         created_at=row.created_at, files=int(row.file_count), size=int(row.total_size),
     )
+
+
+def signer_key(public_key: str | None, key_id: str, workspace_key: VerifyingKey) -> VerifyingKey:
+    """The key that signed a version: its recorded public key (NULL in rows older than
+    migration 0004: the workspace key), which must hash to the recorded key id."""
+    try:
+        key = workspace_key if public_key is None else VerifyingKey.from_pem(public_key.encode())
+    except (ValueError, ConfigError):
+        raise IntegrityError("the recorded signing public key is not an EC P-256 key") from None
+    if key.key_id != key_id:
+        raise IntegrityError(
+            f"the recorded signing public key (id {key.key_id[:16]}…) is not the key the "
+            f"version names ({key_id[:16]}…)"
+        )
+    return key
+
+
 def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -2,22 +2,27 @@
 
 A bundle is a plain tar file, written in this order::
 
-    bastion-bundle.json      the index: asset, manifest, card, findings, lineage, key id
+    bastion-bundle.json      the index: asset, manifest, card, findings, lineage, key ids
     bastion-bundle.sig       ECDSA P-256 signature over the index (card, findings, lineage)
     public-key.pem           the exporting workspace's public key
     signature.sigstore.json  the OpenSSF model-signing bundle made when the version was added
+    signer-key.pem           the public key that made it: the workspace's, or a user's
     files/…                  the version's files, as registered
 
 The recipient decides which keys it trusts (its own, ``--key FILE`` or ``--key-id``); a bundle
-is never trusted because it carries a key. Import verifies both signatures and every digest while
-extracting, then registers the files through :class:`~bastion.catalog.service.Catalog`, which
-scans them again with ``bastion.scan.scan`` and refuses findings at or above high::
+is never trusted because it carries a key. The trusted key is the exporting workspace's: it
+signs the index, and the index names the key id of ``signer-key.pem``, so a version signed with
+a user's key imports with the same trust and no extra flag. (Format 1 bundles lack
+``signer-key.pem``: their files were signed with the workspace key.) Import verifies both
+signatures and every digest while extracting, then registers the files through
+:class:`~bastion.catalog.service.Catalog`, which scans them again with ``bastion.scan.scan``
+and refuses findings at or above high::
 
     export_bundle(workspace, "digits@2", Path("digits-2.tar"))
     result = import_bundle(other_workspace, Path("digits-2.tar"), trusted_keys=[key])
 
 Outside Bastion, ``tar xf digits-2.tar`` then
-``model_signing verify key files --signature signature.sigstore.json --public_key public-key.pem``
+``model_signing verify key files --signature signature.sigstore.json --public_key signer-key.pem``
 checks the files with OpenSSF's own tool.
 """
 
@@ -61,14 +66,17 @@ __all__ = [
 ]
 
 FORMAT: Final = "bastion-bundle"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+_READABLE_VERSIONS: Final = (1, FORMAT_VERSION)  # 1: no signer-key.pem (workspace-signed)
 INDEX: Final = "bastion-bundle.json"
 INDEX_SIG: Final = "bastion-bundle.sig"
 PUBLIC_KEY: Final = "public-key.pem"
 SIGSTORE: Final = "signature.sigstore.json"
+SIGNER_KEY: Final = "signer-key.pem"
 UPLOAD_CARD: Final = "bastion-card.json"
 FILES: Final = "files/"
-_META_ORDER: Final = (INDEX, INDEX_SIG, PUBLIC_KEY, SIGSTORE)
+_META_ORDER: Final = (INDEX, INDEX_SIG, PUBLIC_KEY, SIGSTORE, SIGNER_KEY)
+_META_REQUIRED: Final = _META_ORDER[:4]
 _DOMAIN: Final = b"bastion-bundle/v1\n"
 # Computed by Bastion; the importing catalog computes its own (cards refuse them from users).
 _LINEAGE_FIELDS: Final = ("training_datasets", "evaluation_datasets", "parent_model")
@@ -109,6 +117,9 @@ class ExportResult:
     """Files carried."""
     size: int
     """Bytes of file content carried."""
+    signer_key_id: str = ""
+    """The id of the key that signed the files (``signer-key.pem``): the workspace key's or
+    the user's who registered the version with ``--signing-key``."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -118,6 +129,7 @@ class ExportResult:
             "digest": self.digest,
             "sha256": self.sha256,
             "key_id": self.key_id,
+            "signer_key_id": self.signer_key_id,
             "files": self.files,
             "size": self.size,
         }
@@ -187,6 +199,7 @@ def export_bundle(
             INDEX_SIG: signature + b"\n",
             PUBLIC_KEY: workspace.signer.verifying_key.pem(),
             SIGSTORE: signature_file.read_bytes(),
+            SIGNER_KEY: info.public_key.encode("ascii"),
         }
         digest = _write_tar(out, meta, work / "files", manifest)
     key_id = workspace.signer.verifying_key.key_id
@@ -197,6 +210,7 @@ def export_bundle(
         bundle_sha256=digest,
         path=str(out),
         key_id=key_id,
+        signer_key_id=info.key_id,
     )
     return ExportResult(
         info.summary.ref,
@@ -206,6 +220,7 @@ def export_bundle(
         key_id,
         len(manifest.files),
         manifest.total_size,
+        info.key_id,
     )
 
 
@@ -234,6 +249,7 @@ def _index(
         "accepted_risk": info.accepted_risk,
         "lineage": lineage,
         "key_id": workspace.signer.verifying_key.key_id,
+        "signer_key_id": info.key_id,
         "exported_by": workspace.settings.actor,
         "exported_at": _now(),
         "source_workspace": read_config(workspace.settings.home).get("workspace_id"),
@@ -314,7 +330,9 @@ def import_bundle(
     3. the bundled public key is one the importer trusts: the workspace's own key, a key
        given with ``trusted_keys``, or a key id pinned with ``trusted_key_ids``;
     4. the index signature verifies (card, findings and lineage are as exported);
-    5. the OpenSSF model-signing bundle verifies and signs exactly the manifest in the index;
+    5. the OpenSSF model-signing bundle verifies with the signer key the signed index names
+       (the exporter's, or the user's key the version was registered with) and signs exactly
+       the manifest in the index;
     6. every file's size and SHA-256 match the manifest as it is extracted, and no file is
        missing or extra;
     7. the catalog registers the files, which scans them again (``bastion.scan.scan``) and
@@ -371,7 +389,8 @@ def _verified_extract(
         key = _trusted_key(meta[PUBLIC_KEY], index, trusted)  # 3.
         _verify_index(key, meta[INDEX], meta[INDEX_SIG])  # 4.
         manifest = _manifest(index)
-        signed = verify_bundle(meta[SIGSTORE].decode("utf-8", "replace"), key)  # 5.
+        signer = _signer_key(meta, index, key)
+        signed = verify_bundle(meta[SIGSTORE].decode("utf-8", "replace"), signer)  # 5.
         if signed != manifest.digests:
             raise BundleError(
                 f"{bundle}: the OpenSSF signature does not sign the files the index lists",
@@ -414,7 +433,7 @@ def register_upload(
         files = work / "files"
         files.mkdir(mode=0o700)
         with _open_tar(upload) as tar:
-            meta, members = _read_meta(tar, limits, (UPLOAD_CARD,), required=False)
+            meta, members = _read_meta(tar, limits, (UPLOAD_CARD,), ())
             if not members:
                 raise UsageError("the upload holds no files", hint="put them under files/")
             _extract(tar, members, files, limits)
@@ -464,11 +483,10 @@ def _read_meta(
     tar: tarfile.TarFile,
     limits: BundleLimits,
     names: Sequence[str] = _META_ORDER,
-    *,
-    required: bool = True,
+    required: Sequence[str] = _META_REQUIRED,
 ) -> tuple[dict[str, bytes], list[tarfile.TarInfo]]:
     """Walk every header once: check each member, read the metadata ``names`` (which come
-    first, in order), list the ``files/`` members."""
+    first, in order; the ``required`` ones must be there), list the ``files/`` members."""
     meta: dict[str, bytes] = {}
     members: list[tarfile.TarInfo] = []
     seen: set[str] = set()
@@ -495,13 +513,13 @@ def _read_meta(
             if handle is None:  # pragma: no cover - regular files always have a stream
                 raise BundleError(f"cannot read bundle member {name!r}")
             meta[name] = handle.read()
-        elif name.startswith(FILES) and (len(meta) == len(names) or not required):
+        elif name.startswith(FILES) and all(n in meta for n in required):
             _clean_relative(name[len(FILES) :])
             members.append(member)
         else:
             raise BundleError(f"unexpected bundle member {name!r}")
-    missing = [n for n in names if n not in meta]
-    if missing and required:
+    missing = [n for n in required if n not in meta]
+    if missing:
         raise BundleError(f"the bundle lacks {', '.join(missing)}: not a complete Bastion bundle")
     return meta, members
 
@@ -526,16 +544,42 @@ def _parse_index(data: bytes) -> dict[str, Any]:
         raise BundleError(f"{INDEX} is not JSON") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise BundleError(f"{INDEX} is not a Bastion bundle index")
-    if index.get("format_version") != FORMAT_VERSION:
+    if index.get("format_version") not in _READABLE_VERSIONS:
         raise BundleError(
             f"bundle format version {index.get('format_version')!r} is not supported "
             f"(this Bastion reads {FORMAT_VERSION})",
             hint="import it with the Bastion release that exported it, or upgrade",
         )
-    for key in ("asset", "manifest", "card", "lineage", "key_id"):
+    needed: tuple[str, ...] = ("asset", "manifest", "card", "lineage", "key_id")
+    if index["format_version"] >= 2:
+        needed += ("signer_key_id",)
+    for key in needed:
         if key not in index:
             raise BundleError(f"{INDEX} lacks {key!r}")
     return index
+
+
+def _signer_key(
+    meta: Mapping[str, bytes], index: Mapping[str, Any], exporter: VerifyingKey
+) -> VerifyingKey:
+    """The key that signed the files: the one the (verified) index names, carried as
+    ``signer-key.pem``; the exporter's own in format 1 bundles."""
+    if "signer_key_id" not in index:
+        if SIGNER_KEY in meta:
+            raise BundleError(f"a format 1 bundle cannot carry {SIGNER_KEY}")
+        return exporter
+    if SIGNER_KEY not in meta:
+        raise BundleError(f"the bundle lacks {SIGNER_KEY}: not a complete Bastion bundle")
+    try:
+        signer = VerifyingKey.from_pem(meta[SIGNER_KEY])
+    except (ValueError, ConfigError):
+        raise BundleError(f"{SIGNER_KEY} is not an EC P-256 public key") from None
+    if signer.key_id != index["signer_key_id"]:
+        raise BundleError(
+            f"{SIGNER_KEY} is not the key the signed index names as the files' signer",
+            hint="the bundle was altered after export; get a fresh copy",
+        )
+    return signer
 
 
 def _trusted_key(pem: bytes, index: Mapping[str, Any], trusted: set[str]) -> VerifyingKey:
@@ -684,6 +728,7 @@ def _register(
         source=source,
         digest=manifest.digest,
         key_id=key.key_id,
+        signer_key_id=index.get("signer_key_id", key.key_id),
         bundle=str(bundle),
         source_workspace=index.get("source_workspace"),
         exported_by=index.get("exported_by"),

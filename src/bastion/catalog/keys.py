@@ -29,6 +29,7 @@ __all__ = [
     "create_kek",
     "create_signing_key",
     "load_kek",
+    "load_user_key",
 ]
 
 KEK_BYTES: Final = 32
@@ -96,8 +97,48 @@ class SigningKey:
                 f"cannot load the signing key {path}", hint="restore it from your backup"
             ) from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-            raise ConfigError(f"{path} is not an EC P-256 private key")
+            raise ConfigError(
+                f"{path} is not an EC P-256 private key (the type OpenSSF model-signing "
+                "verifies offline)"
+            )
         return cls(key)
+
+
+_NEW_KEY_HINT: Final = (
+    "make one with 'openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+    "-out my-key.pem && chmod 600 my-key.pem'"
+)
+
+
+def load_user_key(path: Path) -> SigningKey:
+    """Load a user's own signing key: an unencrypted PKCS#8 PEM EC P-256 key, mode 0600.
+
+    Stricter than the workspace key (the form OpenSSF ``model_signing sign key`` reads without a
+    password); every refusal says how to fix the file. The key is only read, never copied.
+    """
+    try:
+        head = path.read_bytes()[:64]
+    except FileNotFoundError:
+        raise ConfigError(f"signing key {path} does not exist", hint=_NEW_KEY_HINT) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read signing key {path}: {exc.strerror}") from None
+    if head.lstrip().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----"):
+        raise ConfigError(
+            f"signing key {path} is encrypted; Bastion signs without prompting for a password",
+            hint=f"write a decrypted copy (mode 0600): 'openssl pkcs8 -in {path} -out KEY.pem' "
+            "and keep it on an encrypted disk",
+        )
+    if not head.lstrip().startswith(b"-----BEGIN PRIVATE KEY-----"):
+        raise ConfigError(
+            f"signing key {path} is not an unencrypted PKCS#8 PEM private key",
+            hint=f"convert it: 'openssl pkcs8 -topk8 -nocrypt -in {path} -out KEY.pem', or "
+            + _NEW_KEY_HINT,
+        )
+    try:
+        return SigningKey.from_file(path)
+    except ConfigError as exc:
+        hint = exc.hint if "readable by other users" in exc.message else _NEW_KEY_HINT
+        raise ConfigError(exc.message, hint=hint) from None
 
 
 def create_signing_key(path: Path) -> SigningKey:

@@ -203,6 +203,8 @@ class VersionInfo:
     """The signing key's id."""
     collaborators: Mapping[str, str]
     """Principal → role on the asset."""
+    public_key: str = ""
+    """The signing key's public half (PEM): the workspace key's, or the user's who signed."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -216,6 +218,7 @@ class VersionInfo:
             "findings": [f.to_dict() for f in self.findings],
             "reviews": [dict(r) for r in self.reviews],
             "key_id": self.key_id,
+            "public_key": self.public_key,
             "manifest": [dict(m) for m in self.manifest],
             "card": dict(self.card),
         }

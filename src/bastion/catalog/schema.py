@@ -108,6 +108,8 @@ versions = Table(
     Column("card", Text, nullable=False),
     Column("signature", Text, nullable=False),
     Column("key_id", String(64), nullable=False),
+    # The signer's public key, PEM (migration 0004); NULL: the workspace key (older rows).
+    Column("public_key", Text, nullable=True),
     Column("blob_scope", String(32), nullable=False, unique=True),
     Column("wrapped_key", Text, nullable=True),  # NULL once crypto-shredded
     Column("file_count", Integer, nullable=False),

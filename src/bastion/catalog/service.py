@@ -51,6 +51,7 @@ from bastion.catalog._rows import (
     escape_like,
     findings_digest,
     sha_text,
+    signer_key,
     stored_blob,
     summary_query,
     utc_now,
@@ -66,7 +67,7 @@ from bastion.catalog.blobs import (
 )
 from bastion.catalog.cards import AnyCard
 from bastion.catalog.db import is_postgres
-from bastion.catalog.keys import load_kek
+from bastion.catalog.keys import VerifyingKey, load_kek, load_user_key
 from bastion.catalog.records import (
     AccessDeniedError,
     FsckReport,
@@ -163,14 +164,21 @@ class Catalog:
         evaluated_on: Iterable[str] = (),
         accept_risk: str | None = None,
         sensitivity: str | None = None,
+        signing_key: Path | None = None,
     ) -> VersionInfo:
-        """Register a model version: scan, hash, encrypt, store, sign, record, audit."""
+        """Register a model version: scan, hash, encrypt, store, sign, record, audit.
+
+        ``signing_key`` signs with a user's own EC P-256 key (unencrypted PKCS#8 PEM, mode
+        0600) instead of the workspace key; only its public half is recorded.
+        """
         edges = {
             Relation.TRAINED_ON: list(trained_on),
             Relation.DERIVED_FROM: [derived_from] if derived_from else [],
             Relation.EVALUATED_ON: list(evaluated_on),
         }
-        return self._add(Kind.MODEL, name, path, card, edges, accept_risk, sensitivity)
+        return self._add(
+            Kind.MODEL, name, path, card, edges, accept_risk, sensitivity, signing_key
+        )
 
     def add_dataset(
         self,
@@ -181,10 +189,14 @@ class Catalog:
         derived_from: str | None = None,
         accept_risk: str | None = None,
         sensitivity: str | None = None,
+        signing_key: Path | None = None,
     ) -> VersionInfo:
-        """Register a dataset version (``derived_from`` another dataset version, if any)."""
+        """Register a dataset version (``derived_from`` another dataset version, if any);
+        ``signing_key`` as for :meth:`add_model`."""
         edges = {Relation.DERIVED_FROM: [derived_from] if derived_from else []}
-        return self._add(Kind.DATASET, name, path, card, edges, accept_risk, sensitivity)
+        return self._add(
+            Kind.DATASET, name, path, card, edges, accept_risk, sensitivity, signing_key
+        )
 
     def _add(
         self,
@@ -195,6 +207,7 @@ class Catalog:
         edges: Mapping[Relation, Sequence[str]],
         accept_risk: str | None,
         sensitivity: str | None,
+        signing_key: Path | None,
     ) -> VersionInfo:
         # 1. Check everything that can be checked before any byte is written.
         ref = Ref.parse(name)
@@ -204,6 +217,9 @@ class Catalog:
             raise UsageError(
                 "--accept-risk needs a reason", hint='e.g. --accept-risk "CVE triaged"'
             )
+        key_file, signer = self._ws.settings.signing_key_file, self._ws.signer.verifying_key
+        if signing_key is not None:  # a user's own key: read in place, never copied
+            key_file, signer = signing_key, load_user_key(signing_key).verifying_key
         user_card = validated_card(card, kind)
         edges = card_edges(kind, user_card, edges)
         sources = walk_files(path)
@@ -241,10 +257,10 @@ class Catalog:
                         )
                     stored.append((rel, blob))
                 manifest = Manifest.of(FileEntry(rel, b.size, b.sha256) for rel, b in stored)
-                # 4. Sign the manifest (OpenSSF model-signing bundle, workspace P-256 key).
-                bundle = sign_manifest(manifest, name, self._ws.settings.signing_key_file)
+                # 4. Sign the manifest (OpenSSF model-signing bundle, P-256 key).
+                bundle = sign_manifest(manifest, name, key_file)
                 return self._commit(
-                    kind, name, user_card, manifest, stored, bundle, scope,
+                    kind, name, user_card, manifest, stored, bundle, signer, scope,
                     wrap_key(kek, data_key, scope), parents, report.findings, gating,
                     accept_risk, sensitivity, computed,
                 )
@@ -260,6 +276,7 @@ class Catalog:
         manifest: Manifest,
         stored: Sequence[tuple[str, StoredBlob]],
         bundle: str,
+        signer: VerifyingKey,
         scope: str,
         wrapped: str,
         parents: Mapping[Relation, Sequence[VersionRow]],
@@ -270,7 +287,7 @@ class Catalog:
         computed: tuple[Mapping[str, Any], str],
     ) -> VersionInfo:
         now, actor = utc_now(), self.actor
-        key_id = self._ws.signer.verifying_key.key_id
+        key_id = signer.key_id
         with self._write() as conn:
             asset = conn.execute(select(t.assets).where(t.assets.c.name == name)).first()
             if asset is None:
@@ -309,7 +326,8 @@ class Catalog:
                 insert(t.versions).values(
                     asset_id=asset_id, number=number, status=Status.DRAFT.value,
                     digest=manifest.digest, author=actor, created_at=now, card=card_text,
-                    signature=bundle, key_id=key_id, blob_scope=scope, wrapped_key=wrapped,
+                    signature=bundle, key_id=key_id, public_key=signer.pem().decode("ascii"),
+                    blob_scope=scope, wrapped_key=wrapped,
                     file_count=len(manifest.files), total_size=manifest.total_size,
                     search_text=search_text(name, kind, level, card),
                 ).returning(t.versions.c.id)
@@ -366,6 +384,8 @@ class Catalog:
                     ),
                     "findings": len(findings),
                     "key_id": key_id,
+                    "signer": "workspace" if key_id == self._ws.signer.verifying_key.key_id
+                    else "user",
                     "scope": scope,
                     "lineage": sorted(f"{e['relation']}:{p.ref}"
                                       for e, p in edge_pairs(parents, edges)),
@@ -408,7 +428,8 @@ class Catalog:
             v = self._resolve(conn, ref)
             row = conn.execute(
                 summary_query().add_columns(
-                    t.assets.c.owner, t.versions.c.card, t.versions.c.key_id
+                    t.assets.c.owner, t.versions.c.card, t.versions.c.key_id,
+                    t.versions.c.public_key,
                 ).where(t.versions.c.id == v.id)
             ).one()
             files = conn.execute(
@@ -459,6 +480,7 @@ class Catalog:
             reviews=[dict(r) for r in reviews],
             key_id=row.key_id,
             collaborators={p.principal: p.role for p in people},
+            public_key=row.public_key or self._ws.signer.verifying_key.pem().decode("ascii"),
         )
 
     def lineage(self, ref: str) -> LineageReport:
@@ -551,9 +573,11 @@ class Catalog:
             files = [stored_blob(r) for r in conn.execute(
                 select(t.files).where(t.files.c.version_id == v.id).order_by(t.files.c.path)
             )]
-            bundle = conn.execute(
-                select(t.versions.c.signature).where(t.versions.c.id == v.id)
-            ).scalar_one()
+            signed_by = conn.execute(
+                select(t.versions.c.signature, t.versions.c.key_id, t.versions.c.public_key)
+                .where(t.versions.c.id == v.id)
+            ).one()
+            bundle = signed_by.signature
         # 2. The rows must be what was signed (a row rewritten to "../x" never gets written).
         try:
             manifest = Manifest.of(FileEntry(rel, b.size, b.sha256) for rel, b in files)
@@ -561,7 +585,10 @@ class Catalog:
             raise IntegrityError(
                 f"{v.ref}: a files row is not a clean path: {exc.message}"
             ) from None
-        if verify_bundle(bundle, self._ws.signer.verifying_key) != manifest.digests:
+        signer = signer_key(
+            signed_by.public_key, signed_by.key_id, self._ws.signer.verifying_key
+        )
+        if verify_bundle(bundle, signer) != manifest.digests:
             raise IntegrityError(
                 f"{v.ref}: the files rows differ from the signed manifest",
                 hint=f"run 'bastion verify {v.ref}' for the details",

@@ -91,7 +91,9 @@ class Manifest:
 
 
 def sign_manifest(manifest: Manifest, name: str, private_key_file: Path) -> str:
-    """Sign ``manifest`` as an OpenSSF model-signing bundle (JSON text) with an EC key file."""
+    """Sign ``manifest`` as an OpenSSF model-signing bundle (JSON text) with an EC key file
+    (the workspace key, or a user's own key checked by :func:`~bastion.catalog.keys.load_user_key`).
+    """
     # model_signing's own building blocks, so the bundle is byte-for-byte what its CLI makes.
     from model_signing import manifest as ms_manifest
     from model_signing._hashing.hashing import Digest
@@ -136,11 +138,18 @@ def verify_bundle(bundle: str, key: VerifyingKey) -> dict[str, str]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if hint and hint != hashlib.sha256(pem).hexdigest():  # 2.
-        raise IntegrityError("the signature was made with another key than the workspace key")
+        raise IntegrityError(
+            f"the signature was made with another key than key {key.key_id[:16]}…"
+        )
     pae = b"DSSEv1 %d %s %d %s" % (
         len(_PAYLOAD_TYPE), _PAYLOAD_TYPE.encode(), len(payload), payload
     )
-    key.verify(signature, pae)  # 3.
+    try:
+        key.verify(signature, pae)  # 3.
+    except IntegrityError:
+        raise IntegrityError(
+            f"the signature does not verify with key {key.key_id[:16]}…"
+        ) from None
     try:
         statement: Mapping[str, Any] = json.loads(payload)
         signed = dsse_payload_to_manifest(dict(statement))  # 4.

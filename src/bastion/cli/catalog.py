@@ -67,6 +67,16 @@ SensitivityOption = Annotated[
         "internal or the card's)."
     ),
 ]
+SigningKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-key",
+        help="Sign with your own EC P-256 private key instead of the workspace key: an "
+        "unencrypted PKCS#8 PEM file of mode 0600 (make one with 'openssl genpkey -algorithm "
+        "EC -pkeyopt ec_paramgen_curve:P-256 -out me.pem'). It is only read; the catalog "
+        "records its public half, which verify, get, export and import then check against.",
+    ),
+]
 
 model_app = typer.Typer(help="Register models in the catalog.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Register datasets in the catalog.", no_args_is_help=True)
@@ -120,12 +130,14 @@ def add_model(
     ] = None,
     accept_risk: RiskOption = None,
     sensitivity: SensitivityOption = None,
+    signing_key: SigningKeyOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Register a model version: scan, hash, encrypt, sign, record lineage, audit.
 
     Refuses (exit 1, nothing stored) when the scan finds anything at or above high, unless
-    --accept-risk gives a reason.
+    --accept-risk gives a reason. The manifest is signed with the workspace key, or with your
+    own key: bastion model add digits model.joblib --signing-key ~/.keys/me.pem
     """
     st = state(ctx)
     loaded = load_card(card, kind=CardKind.MODEL) if card else None
@@ -140,6 +152,7 @@ def add_model(
                 evaluated_on=evaluated_on or (),
                 accept_risk=accept_risk,
                 sensitivity=sensitivity,
+                signing_key=signing_key,
             )
     except RegistrationRefusedError as exc:
         raise typer.Exit(_refused(st, exc)) from None
@@ -157,9 +170,13 @@ def add_dataset(
     ] = None,
     accept_risk: RiskOption = None,
     sensitivity: SensitivityOption = None,
+    signing_key: SigningKeyOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Register a dataset version: scan, hash, encrypt, sign, audit."""
+    """Register a dataset version: scan, hash, encrypt, sign, audit.
+
+    Signed with the workspace key, or with your own: --signing-key FILE (see its help).
+    """
     st = state(ctx)
     loaded = load_card(card, kind=CardKind.DATASET) if card else None
     try:
@@ -171,6 +188,7 @@ def add_dataset(
                 derived_from=derived_from,
                 accept_risk=accept_risk,
                 sensitivity=sensitivity,
+                signing_key=signing_key,
             )
     except RegistrationRefusedError as exc:
         raise typer.Exit(_refused(st, exc)) from None
@@ -309,8 +327,17 @@ def get(
     signature: Annotated[
         Path | None,
         typer.Option(
-            help="Also write the OpenSSF model-signing bundle here, for "
-            "'model_signing verify key DEST --signature FILE'."
+            help="Also write the OpenSSF model-signing bundle here, for 'model_signing verify "
+            "key DEST --signature FILE --public_key KEY.pem' (the key that signed it: see "
+            "--public-key)."
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Also write the public key that signed the version (the workspace's, or the "
+            "user's given with --signing-key at add) here, as PEM.",
         ),
     ] = None,
 ) -> None:
@@ -320,7 +347,11 @@ def get(
     """
     st = state(ctx)
     with busy(st, f"decrypting and verifying {ref}…"):
-        manifest = catalog(ctx).get(ref, dest, signature=signature)
+        cat = catalog(ctx)
+        info = cat.show(ref) if public_key is not None else None
+        manifest = cat.get(info.summary.ref if info else ref, dest, signature=signature)
+        if info is not None and public_key is not None:
+            write_text(st, info.public_key, public_key)
     st.err.print(
         f"wrote {len(manifest.files)} file(s), {_size(manifest.total_size)} to {dest} "
         f"(manifest sha256 {manifest.digest[:16]}…)"

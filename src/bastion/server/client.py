@@ -209,8 +209,10 @@ class RemoteCatalog:
         evaluated_on: Iterable[str] = (),
         accept_risk: str | None = None,
         sensitivity: str | None = None,
+        signing_key: Path | None = None,
     ) -> VersionInfo:
         """``POST /v1/models/NAME`` with the files as a tar."""
+        _local_signing_only(signing_key)
         params: list[tuple[str, str]] = [("trained_on", r) for r in trained_on]
         params += [("evaluated_on", r) for r in evaluated_on]
         return self._add("models", name, path, card, params, derived_from, accept_risk, sensitivity)
@@ -224,8 +226,10 @@ class RemoteCatalog:
         derived_from: str | None = None,
         accept_risk: str | None = None,
         sensitivity: str | None = None,
+        signing_key: Path | None = None,
     ) -> VersionInfo:
         """``POST /v1/datasets/NAME`` with the files as a tar."""
+        _local_signing_only(signing_key)
         return self._add("datasets", name, path, card, [], derived_from, accept_risk, sensitivity)
 
     def request_review(self, ref: str, comment: str = "") -> Status:
@@ -321,6 +325,17 @@ class RemoteCatalog:
         raise _ERRORS.get(slug, StorageError)(detail, hint=str(hint) if hint else None)
 
 
+def _local_signing_only(signing_key: Path | None) -> None:
+    """A private key never travels, and the server signs with its own key."""
+    if signing_key is not None:
+        raise UsageError(
+            "--signing-key works only on a local workspace: a server signs uploads with its "
+            "own key, and your private key is never sent anywhere",
+            hint="unset BASTION_URL to register into a local workspace with --signing-key; "
+            "versions added through a server are signed with the server's key",
+        )
+
+
 def _pack(path: Path, card: AnyCard | Mapping[str, Any] | None, out: Path) -> None:
     """The upload tar: ``bastion-card.json`` (when given), then the files under ``files/``."""
     if path.is_symlink() or not path.exists():
@@ -383,6 +398,7 @@ def _info(d: Mapping[str, Any]) -> VersionInfo:
         reviews=list(d["reviews"]),
         key_id=d["key_id"],
         collaborators=dict(d["collaborators"]),
+        public_key=str(d.get("public_key") or ""),
     )
 
 
