@@ -562,3 +562,106 @@ def test_required_approvals_come_from_config(workspace: Workspace) -> None:
     config.write_text(yaml.safe_dump({**data, "catalog": {"required_approvals": 0}}))
     with pytest.raises(UsageError, match="required_approvals must be a positive integer"):
         Catalog(workspace)
+
+
+# -- a user's own signing key ----------------------------------------------------------------
+
+
+@pytest.fixture
+def user_key(tmp_path: Path) -> tuple[Path, bytes, str]:
+    """A user's P-256 key outside the workspace: (private key file, public PEM, key id)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "alice" / "alice.pem"
+    path.parent.mkdir()
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = key.public_key().public_bytes(serialization.Encoding.DER, spki)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, spki)
+    return path, pem, hashlib.sha256(der).hexdigest()
+
+
+def test_a_user_key_signs_and_only_its_public_half_is_recorded(
+    catalog: Catalog, workspace: Workspace, make_model: MakeModel, make_dataset: MakeData,
+    user_key: tuple[Path, bytes, str], tmp_path: Path,
+) -> None:
+    import model_signing
+
+    key_file, public_pem, key_id = user_key
+    assert key_id != workspace.signer.verifying_key.key_id
+    info = catalog.add_model("m", make_model(), signing_key=key_file)
+    data = catalog.add_dataset("d", make_dataset(), signing_key=key_file)
+    plain = catalog.add_model("w", make_model(seed=3))
+    assert (info.key_id, data.key_id) == (key_id, key_id)
+    assert info.public_key == public_pem.decode()
+    assert plain.key_id == workspace.signer.verifying_key.key_id
+    [added] = workspace.audit.entries(action="model.add", subject="m@1")
+    assert (added.details["key_id"], added.details["signer"]) == (key_id, "user")
+    secret = key_file.read_text().splitlines()[1]  # a line of the private key's base64
+    for path in workspace.settings.home.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert catalog.verify("m@1").ok and catalog.verify("d@1").ok and catalog.verify("w@1").ok
+    assert catalog.fsck().ok
+    catalog.get("m@1", tmp_path / "out", signature=tmp_path / "m.sig")
+    (tmp_path / "alice.pub.pem").write_bytes(public_pem)
+    model_signing.verifying.Config().use_elliptic_key_verifier(
+        public_key=tmp_path / "alice.pub.pem"
+    ).verify(tmp_path / "out", tmp_path / "m.sig")
+    with pytest.raises(ValueError):  # the workspace key did not sign it
+        model_signing.verifying.Config().use_elliptic_key_verifier(
+            public_key=workspace.settings.signing_key_file.with_suffix(".pub.pem")
+        ).verify(tmp_path / "out", tmp_path / "m.sig")
+
+
+def test_a_swapped_public_key_fails_verify_get_and_fsck(
+    catalog: Catalog, workspace: Workspace, make_model: MakeModel,
+    user_key: tuple[Path, bytes, str], tmp_path: Path,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    catalog.add_model("m", make_model(), signing_key=user_key[0])
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    other_pem = other.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    other_id = hashlib.sha256(other.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )).hexdigest()
+    # 1. The key alone: it no longer hashes to the recorded key id.
+    sql(workspace, "UPDATE versions SET public_key = :p", p=other_pem)
+    assert ("signature", "m@1") in kinds(catalog)
+    assert [p.kind for p in catalog.fsck().problems] == ["signing-key"]
+    with pytest.raises(IntegrityError, match="not the key the version names"):
+        catalog.get("m@1", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # 2. Key and id together: the signature does not verify, and the audit log disagrees.
+    sql(workspace, "UPDATE versions SET key_id = :k", k=other_id)
+    assert kinds(catalog) == {("signature", "m@1"), ("signing-key", "m@1")}
+    [problem] = catalog.fsck().problems
+    assert problem.kind == "signing-key" and "audit log recorded" in problem.message
+    with pytest.raises(IntegrityError, match="another key"):
+        catalog.get("m@1", tmp_path / "out")
+    # 3. Restored, everything verifies again: the checks above named only the swap.
+    sql(workspace, "UPDATE versions SET public_key = :p, key_id = :k",
+        p=user_key[1].decode(), k=user_key[2])
+    assert catalog.verify("m@1").ok and catalog.fsck().ok
+
+
+def test_a_rejected_user_key_stores_nothing(
+    catalog: Catalog, workspace: Workspace, make_model: MakeModel,
+    user_key: tuple[Path, bytes, str], scanner: StubScanner,
+) -> None:
+    from bastion.errors import ConfigError
+
+    user_key[0].chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by other users"):
+        catalog.add_model("m", make_model(), signing_key=user_key[0])
+    assert scanner.calls == []  # refused before the scan: nothing was read or written
+    assert catalog.search() == [] and list(catalog.store.scopes()) == []
+    assert workspace.audit.entries(action="model.add") == []
