@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from bastion._fs import atomic_write
-from bastion.cli._context import State, state
+from bastion.cli._context import State, state, workspace
 from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
 from bastion.data.choices import Method, Task
 from bastion.errors import UsageError
@@ -22,8 +22,12 @@ from bastion.findings import Finding, Severity, at_or_above
 from bastion.report import OutputFormat
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bastion.catalog.service import Catalog
     from bastion.data.interface import Dataset
     from bastion.report.html import Section
+    from bastion.server.client import RemoteCatalog
 
 # The data libraries (pandas, scipy, scikit-learn, torch) load inside each command, so that
 # `bastion --help` and every other command start without them.
@@ -52,16 +56,39 @@ FailOn = Annotated[
 ]
 
 
-def _load(ctx: typer.Context, source: Path, label: str | None) -> Dataset:
+def _registered(source: Path) -> str | None:
+    """``NAME@VER`` when ``source`` names a registered version rather than a file."""
+    text = str(source)
+    return text if not source.exists() and "@" in text else None
+
+
+def _load(ctx: typer.Context, source: Path, label: str | None,
+          registry: Catalog | RemoteCatalog | None = None) -> Dataset:
     """A file or folder, or a registered ``NAME@VER`` fetched through the catalog."""
     from bastion.data.loaders import load_dataset
 
-    text = str(source)
-    if not source.exists() and "@" in text:
-        from bastion.cli.catalog import catalog
+    ref = _registered(source)
+    if ref is not None:
+        if registry is None:
+            from bastion.cli.catalog import catalog
 
-        return load_dataset(text, label=label, fetch=catalog(ctx).get)
+            registry = catalog(ctx)
+        return load_dataset(ref, label=label, fetch=registry.get)
     return load_dataset(source, label=label)
+
+
+def _registry(ctx: typer.Context) -> tuple[Catalog | RemoteCatalog, Callable[..., None] | None]:
+    """The catalog (a server's when ``BASTION_URL`` is set) and, for a local workspace, its
+    audit log's ``record`` (a server audits registrations itself)."""
+    from bastion.catalog.service import Catalog
+    from bastion.server.client import RemoteCatalog
+
+    remote = RemoteCatalog.from_env()
+    if remote is not None:
+        ctx.call_on_close(remote.close)
+        return remote, None
+    ws = workspace(ctx)
+    return Catalog(ws), ws.record
 
 
 def _finish(
@@ -364,8 +391,13 @@ def poisoning(
     layer: Annotated[str | None, typer.Option(
         help="With --model: the layer to read (default: the penultimate).")] = None,
     remove: Annotated[Path | None, typer.Option(
-        help="Write a cleaned copy without the suspicious rows (+ a .lineage.json record).")
+        help="Write a cleaned copy without the suspicious rows here. A registered NAME@VER "
+             "source: also register it as the dataset's next version (derived_from NAME@VER, "
+             "the reason in its card and the audit log); a file: + a .lineage.json record.")
     ] = None,
+    register_as: Annotated[str | None, typer.Option(
+        help="With --remove: register the cleaned copy as a version of this dataset instead "
+             "(a new dataset if the name is new).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Save the score distributions (PNG).")
                     ] = None,
     fmt: Format = OutputFormat.TABLE,
@@ -375,25 +407,46 @@ def poisoning(
     """Poisoned samples and backdoors (NCSC 2.2): a shared patch trigger, samples sitting
     inside another class, or (with --model) spectral signatures / activation clustering on a
     hidden layer."""
-    from bastion.data.clean import write_cleaned
+    from bastion.data.clean import register_cleaned, write_cleaned
     from bastion.data.models import load_model
     from bastion.data.plots import poisoning_plot
     from bastion.data.poisoning import detect_poisoning
     from bastion.report.html import Section
 
     st = state(ctx)
-    dataset = _load(ctx, source, label)
+    if register_as is not None and remove is None:
+        raise UsageError("--register-as needs --remove OUT",
+                         hint="e.g. --remove cleaned.csv --register-as NAME")
+    ref = _registered(source)
+    registry, record = (_registry(ctx) if remove is not None and (ref or register_as)
+                        else (None, None))
+    if registry is not None and ref is not None:
+        ref = registry.show(ref).summary.ref  # NAME@ALIAS → NAME@N; unknown: fails here
+        source = Path(ref)
+    dataset = _load(ctx, source, label, registry)
     net = load_model(model) if model is not None else None
     report = detect_poisoning(dataset, model=net, layer=layer, method=method)
     png = poisoning_plot(report, dataset.label_codes, dataset.classes)
     if plot is not None:
         atomic_write(plot, png)
-    if remove is not None:
-        cleaned = write_cleaned(dataset, report.suspicious, remove, detector="data poisoning "
-                                f"({report.method.value})",
-                                reason="rows flagged as possibly poisoned (NCSC 2.2)")
+    detector = f"data poisoning ({report.method.value})"
+    reason = "rows flagged as possibly poisoned (NCSC 2.2)"
+    if remove is None:
+        pass
+    elif registry is None:
+        cleaned = write_cleaned(dataset, report.suspicious, remove, detector=detector,
+                                reason=reason)
         st.err.print(f"wrote {cleaned.path} ({cleaned.kept} kept, {cleaned.removed} removed) "
                      f"and {cleaned.lineage}")
+    elif not len(report.suspicious):
+        st.err.print("nothing flagged: no cleaned version written or registered")
+    else:
+        info = register_cleaned(registry, dataset, report.suspicious, remove,
+                                name=register_as or str(ref).partition("@")[0],
+                                detector=detector, reason=reason, derived_from=ref,
+                                record=record)
+        st.err.print(f"wrote {remove} ({len(dataset) - len(report.suspicious)} kept, "
+                     f"{len(report.suspicious)} removed), registered as {info.summary.ref}")
     raise typer.Exit(_finish(st, report.findings(dataset), tool="data poisoning", fmt=fmt,
                              fail_on=fail_on, output=output,
                              sections=[Section("Scores", figures=[png])],
