@@ -427,3 +427,135 @@ def test_cli_export_and_import(
     assert main(["--home", home, "import", str(out), "--key", str(key), "--json"]) == 0
     imported = json.loads(capsys.readouterr().out)
     assert imported["digest"] == exported["digest"] and imported["ref"] == "toy-data@1"
+
+
+# -- a version signed with a user's own key ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def user_signed(
+    source: Workspace, registered: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The dataset registered again in ``source``, signed with a user's key, and its bundle."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    tmp = tmp_path_factory.mktemp("alice")
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp / "alice.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    data = tmp / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("a,b,label\n1,2,0\n3,4,1\n")
+    info = Catalog(source).add_dataset(f"alice-{uuid.uuid4().hex[:8]}", data, signing_key=key_file)
+    return {
+        "ref": info.summary.ref,
+        "pem": key.public_key().public_bytes(serialization.Encoding.PEM, spki),
+        "key_id": hashlib.sha256(
+            key.public_key().public_bytes(serialization.Encoding.DER, spki)
+        ).hexdigest(),
+        "bundle": export_bundle(source, info.summary.ref, tmp / "alice.tar"),
+    }
+
+
+def test_a_user_signed_bundle_carries_the_users_key_for_openssf(
+    source: Workspace, user_signed: dict[str, Any], tmp_path: Path
+) -> None:
+    exported = user_signed["bundle"]
+    assert exported.signer_key_id == user_signed["key_id"] != exported.key_id
+    assert exported.key_id == _key(source).key_id
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(exported.path) as tar:
+        tar.extractall(unpacked, filter="data")
+    assert (unpacked / "signer-key.pem").read_bytes() == user_signed["pem"]
+    assert json.loads((unpacked / "bastion-bundle.json").read_bytes())["signer_key_id"] == (
+        user_signed["key_id"]
+    )
+
+    def model_signing_verify(public_key: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            str(MODEL_SIGNING), "verify", "key", str(unpacked / "files"),
+            "--signature", str(unpacked / "signature.sigstore.json"),
+            "--public_key", str(unpacked / public_key),
+        ]
+        return subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+
+    ok = model_signing_verify("signer-key.pem")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert model_signing_verify("public-key.pem").returncode != 0  # not the workspace's key
+
+
+def test_a_user_signed_bundle_imports_trusting_the_exporter(
+    source: Workspace, user_signed: dict[str, Any], workspace: Workspace
+) -> None:
+    result = _import(workspace, user_signed["bundle"].path, source)
+    assert result.key_id == _key(source).key_id
+    assert result.version.summary.digest == user_signed["bundle"].digest
+    entry = workspace.audit.entries(action="bundle.import")[-1]
+    assert entry.details["signer_key_id"] == user_signed["key_id"]
+    # Registered here, the version is signed by this workspace (documented in docs/catalog.md).
+    assert result.version.key_id == _key(workspace).key_id
+    assert Catalog(workspace).verify(result.version.summary.ref).ok
+
+
+def test_a_swapped_signer_key_is_refused(
+    source: Workspace, user_signed: dict[str, Any], workspace: Workspace, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    bundle = user_signed["bundle"].path
+    swapped = _rewrite(
+        bundle, tmp_path / "swapped.tar", lambda n, d: other if n == "signer-key.pem" else d
+    )
+    with pytest.raises(BundleError, match="not the key the signed index names"):
+        _import(workspace, swapped, source)
+    exporter = _rewrite(  # even the trusted exporter key may not stand in for the signer
+        bundle, tmp_path / "exporter.tar",
+        lambda n, d: _key(source).pem() if n == "signer-key.pem" else d,
+    )
+    with pytest.raises(BundleError, match="not the key the signed index names"):
+        _import(workspace, exporter, source)
+    dropped = _rewrite(bundle, tmp_path / "dropped.tar",
+                       lambda n, d: None if n == "signer-key.pem" else d)
+    with pytest.raises(BundleError, match=r"lacks signer-key\.pem"):
+        _import(workspace, dropped, source)
+    assert _nothing_registered(workspace)
+
+
+def test_a_format_1_bundle_still_imports(
+    source: Workspace, model_tar: Path, workspace: Workspace, tmp_path: Path
+) -> None:
+    """Bundles exported before signer-key.pem existed: the files were signed by the exporter."""
+    import base64
+
+    from bastion.catalog.audit import canonical_json
+
+    def downgrade(name: str, data: bytes) -> bytes | None:
+        if name == "signer-key.pem":
+            return None
+        if name == "bastion-bundle.json":
+            index = json.loads(data)
+            index["format_version"] = 1
+            del index["signer_key_id"]
+            return canonical_json(index).encode()
+        return data
+
+    old = _rewrite(model_tar, tmp_path / "v1.tar", downgrade)
+    with tarfile.open(old) as tar:
+        index = tar.extractfile("bastion-bundle.json").read()  # type: ignore[union-attr]
+    signature = base64.b64encode(source.signer.sign(b"bastion-bundle/v1\n" + index)) + b"\n"
+    resigned = _rewrite(
+        old, tmp_path / "v1-signed.tar", lambda n, d: signature if n == "bastion-bundle.sig" else d
+    )
+    result = _import(workspace, resigned, source)
+    entry = workspace.audit.entries(action="bundle.import")[-1]
+    assert entry.details["signer_key_id"] == _key(source).key_id
+    assert Catalog(workspace).verify(result.version.summary.ref).ok

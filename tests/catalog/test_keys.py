@@ -28,7 +28,8 @@ def p256() -> ec.EllipticCurvePrivateKey:
 
 def test_an_unencrypted_pkcs8_p256_key_loads_with_its_id(tmp_path: Path) -> None:
     key = p256()
-    path = write_key(tmp_path / "me.pem", key.private_bytes(PEM, PKCS8, serialization.NoEncryption()))
+    pem = key.private_bytes(PEM, PKCS8, serialization.NoEncryption())
+    path = write_key(tmp_path / "me.pem", pem)
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

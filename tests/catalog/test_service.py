@@ -613,7 +613,7 @@ def test_a_user_key_signs_and_only_its_public_half_is_recorded(
     model_signing.verifying.Config().use_elliptic_key_verifier(
         public_key=tmp_path / "alice.pub.pem"
     ).verify(tmp_path / "out", tmp_path / "m.sig")
-    with pytest.raises(ValueError):  # the workspace key did not sign it
+    with pytest.raises(ValueError, match="Key mismatch"):  # the workspace key did not sign it
         model_signing.verifying.Config().use_elliptic_key_verifier(
             public_key=workspace.settings.signing_key_file.with_suffix(".pub.pem")
         ).verify(tmp_path / "out", tmp_path / "m.sig")

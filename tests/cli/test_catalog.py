@@ -117,3 +117,42 @@ def test_fsck_exit_1_on_missing_blob(
         blob.unlink()
     code, out, _ = run(capsys, "fsck")
     assert code == 1 and "is missing" in out
+
+
+def test_signing_key_option(
+    home: Workspace, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    key = tmp_path / "me.pem"
+    made = subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-out", str(key)], check=False, capture_output=True, text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    key.chmod(0o644)
+    code, _, err = run(capsys, "model", "add", "m", str(model_dir), "--signing-key", str(key))
+    assert code == 2 and "readable by other users" in err and f"chmod 600 {key}" in err
+    assert "Traceback" not in err
+    key.chmod(0o600)
+    code, out, _ = run(capsys, "model", "add", "m", str(model_dir), "--signing-key", str(key),
+                       "--format", "json")
+    assert code == 0
+    added = json.loads(out)
+    assert added["key_id"] != home.signer.verifying_key.key_id
+    code, _, _ = run(capsys, "get", "m@1", str(tmp_path / "out"), "--signature",
+                     str(tmp_path / "m.sig"), "--public-key", str(tmp_path / "m.pub.pem"))
+    assert code == 0
+    assert (tmp_path / "m.pub.pem").read_text() == added["public_key"]
+    verified = subprocess.run(
+        [str(Path(sys.executable).with_name("model_signing")), "verify", "key",
+         str(tmp_path / "out"), "--signature", str(tmp_path / "m.sig"),
+         "--public_key", str(tmp_path / "m.pub.pem")],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    code, out, _ = run(capsys, "verify", "m@1")
+    assert code == 0 and "verified" in out
+    code, out, _ = run(capsys, "model", "add", "--help")
+    assert "--signing-key" in out and "PKCS#8" in out

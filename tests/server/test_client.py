@@ -151,3 +151,40 @@ def test_configuration_comes_from_the_environment() -> None:
         RemoteCatalog.from_env({"BASTION_URL": "http://127.0.0.1:8470", "BASTION_TOKEN": "bst_x"})
         is not None
     )
+
+
+def test_a_user_signed_version_reads_and_verifies_through_the_server(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace, tmp_path: Path
+) -> None:
+    import model_signing
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from bastion.errors import UsageError
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "alice.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    weights = tmp_path / "signed.npy"
+    np.save(weights, np.arange(8, dtype=np.float32))
+    Catalog(dataclasses.replace(
+        workspace, settings=dataclasses.replace(workspace.settings, actor="alice")
+    )).add_model("signed", weights, signing_key=key_file)
+    client, tokens = served
+    far = remote(client, tokens["alice"], (workspace.signer.verifying_key.key_id,))
+    info = far.show("signed@1")
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert info.public_key == pem.decode() and far.verify("signed@1").ok
+    far.get("signed@1", tmp_path / "got", signature=tmp_path / "sig.json")
+    (tmp_path / "alice.pub.pem").write_bytes(pem)
+    model_signing.verifying.Config().use_elliptic_key_verifier(
+        public_key=tmp_path / "alice.pub.pem"
+    ).verify(tmp_path / "got", tmp_path / "sig.json")
+    # A private key never travels: adding through a server with one is refused up front.
+    with pytest.raises(UsageError, match="only on a local workspace"):
+        far.add_model("signed", weights, signing_key=key_file)
+    assert [v.version for v in Catalog(workspace).search(text="signed")] == [1]
