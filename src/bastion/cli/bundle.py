@@ -31,7 +31,9 @@ def export(
 
     The recipient checks it with 'bastion import', or without Bastion: untar it, then
     'model_signing verify key files --signature signature.sigstore.json --public_key
-    public-key.pem'. Give them the key id printed here by another channel.
+    signer-key.pem' (signer-key.pem is the key that signed the files: this workspace's, or
+    the user's given with --signing-key at add). Give them this workspace's key id, printed
+    here, by another channel: it signs the bundle and vouches for signer-key.pem.
     """
     st = state(ctx)
     result = export_bundle(workspace(ctx), ref, out)
@@ -40,6 +42,11 @@ def export(
     st.err.print(
         f"exported {result.ref} ({result.files} files, {result.size} bytes) to {result.path}\n"
         f"  bundle sha256  {result.sha256}\n  signing key id {result.key_id}"
+        + (
+            f"\n  files signed by user key {result.signer_key_id}"
+            if result.signer_key_id != result.key_id
+            else ""
+        )
     )
 
 
@@ -48,7 +55,12 @@ def import_(
     bundle: Annotated[Path, typer.Argument(help="A bundle from 'bastion export'.")],
     key: Annotated[
         list[Path] | None,
-        typer.Option("--key", help="A public key (PEM) you trust to sign bundles; repeatable."),
+        typer.Option(
+            "--key",
+            help="The exporting workspace's public key (PEM), which you trust to sign bundles; "
+            "repeatable. It also vouches for a user's key that signed the files, so a version "
+            "added with --signing-key needs no other key here.",
+        ),
     ] = None,
     key_id: Annotated[
         list[str] | None,
