@@ -89,10 +89,13 @@ def test_register_as_names_another_dataset_and_a_file_source_works_too(
 ) -> None:
     catalog = Catalog(workspace)
     flipped = _register(catalog, tmp_path, flips=6)
+    catalog.set_alias("toy", "staging", 1)
     monkeypatch.chdir(tmp_path / "project")
-    assert main(["data", "poisoning", "toy@1", "--remove", str(tmp_path / "a.csv"),
+    assert main(["data", "poisoning", "toy@staging", "--remove", str(tmp_path / "a.csv"),
                  "--register-as", "toy-clean"]) == 1
-    assert list(catalog.show("toy-clean@1").lineage) == [("derived_from", "toy@1")]
+    assert list(catalog.show("toy-clean@1").lineage) == [("derived_from", "toy@1")]  # resolved
+    (entry,) = workspace.audit.entries(subject="toy-clean@1", action="dataset.clean")
+    assert entry.details["source"] == "toy@1"
     assert [s.ref for s in catalog.search(text="toy")] == ["toy@1", "toy-clean@1"]
 
     source = tmp_path / "src" / "train.csv"
