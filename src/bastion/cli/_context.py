@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from bastion.catalog.workspace import Workspace
+if TYPE_CHECKING:
+    from bastion.catalog.workspace import Workspace
 
 __all__ = ["State", "state", "workspace"]
 
@@ -33,6 +35,8 @@ def state(ctx: typer.Context) -> State:
 
 def workspace(ctx: typer.Context) -> Workspace:
     """Open the workspace for this invocation; it is sealed and closed when the command ends."""
+    from bastion.catalog.workspace import Workspace  # SQLAlchemy, Alembic: not for --help
+
     ws = Workspace.find(home=state(ctx).home)
     ctx.call_on_close(ws.close)
     return ws

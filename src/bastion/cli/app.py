@@ -5,33 +5,76 @@ Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage or runtime er
 
 from __future__ import annotations
 
+import functools
+import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
+from typer._click import core as click_core  # Typer's own (vendored) click
+from typer.core import TyperGroup
 
 from bastion import __version__
-from bastion.cli import audit as audit_cli
-from bastion.cli import bundle as bundle_cli
-from bastion.cli import card as card_cli
-from bastion.cli import catalog as catalog_cli
-from bastion.cli import data as data_cli
-from bastion.cli import demo as demo_cli
-from bastion.cli import deps as deps_cli
-from bastion.cli import init as init_cli
-from bastion.cli import review as review_cli
-from bastion.cli import scan as scan_cli
-from bastion.cli import server as server_cli
-from bastion.cli import token as token_cli
 from bastion.cli._context import state
 from bastion.cli._output import EXIT_ERROR
 from bastion.errors import BastionError
 
 __all__ = ["app", "main", "run"]
 
+# Command → the module under bastion.cli that defines it, in the order --help lists them.
+# A command's module is imported only when that command runs (or for --help), so each command
+# starts without the libraries of all the others.
+_OWNER: Final = {
+    "init": "init",
+    "demo": "demo",
+    "scan": "scan",
+    "data": "data",
+    "model": "catalog",
+    "dataset": "catalog",
+    "list": "catalog",
+    "show": "catalog",
+    "lineage": "catalog",
+    "get": "catalog",
+    "verify": "catalog",
+    "fsck": "catalog",
+    "review": "review",
+    "alias": "review",
+    "rollback": "review",
+    "grant": "review",
+    "card": "card",
+    "export": "bundle",
+    "import": "bundle",
+    "deps": "deps",
+    "bom": "deps",
+    "audit": "audit",
+    "server": "server",
+    "token": "token",
+}
+
+
+@functools.cache
+def _commands_of(module: str) -> dict[str, click_core.Command]:
+    """The click commands that ``bastion.cli.<module>``'s ``register(app)`` adds."""
+    sub = typer.Typer()
+    importlib.import_module(f"bastion.cli.{module}").register(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: resolves each command by importing only the module that defines it."""
+
+    def list_commands(self, ctx: click_core.Context) -> list[str]:
+        return list(_OWNER)
+
+    def get_command(self, ctx: click_core.Context, cmd_name: str) -> click_core.Command | None:
+        module = _OWNER.get(cmd_name)
+        return _commands_of(module).get(cmd_name) if module else None
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="bastion",
     help=(
         "Secure ML assets across their life, following the UK NCSC Principles for the "
@@ -70,20 +113,6 @@ def _root(
 ) -> None:
     st = state(ctx)
     st.home, st.debug = home, debug
-
-
-init_cli.register(app)
-app.add_typer(audit_cli.app, name="audit")
-app.add_typer(data_cli.app, name="data")
-deps_cli.register(app)
-app.add_typer(card_cli.app, name="card")
-app.add_typer(token_cli.app, name="token")
-demo_cli.register(app)
-scan_cli.register(app)
-catalog_cli.register(app)
-review_cli.register(app)
-bundle_cli.register(app)
-server_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

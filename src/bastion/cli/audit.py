@@ -23,6 +23,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(root: typer.Typer) -> None:
+    """Add the ``audit`` group to the root app."""
+    root.add_typer(app, name="audit")
+
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

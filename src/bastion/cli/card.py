@@ -20,6 +20,11 @@ app = typer.Typer(
 )
 
 
+def register(root: typer.Typer) -> None:
+    """Add the ``card`` group to the root app."""
+    root.add_typer(app, name="card")
+
+
 @app.command("schema")
 def schema(
     ctx: typer.Context,

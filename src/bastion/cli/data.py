@@ -42,6 +42,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(root: typer.Typer) -> None:
+    """Add the ``data`` group to the root app."""
+    root.add_typer(app, name="data")
+
 Source = Annotated[Path, typer.Argument(
     help="CSV, Parquet, .npy/.npz, an image folder, or a registered dataset NAME@VER.")]
 Label = Annotated[

@@ -20,6 +20,11 @@ app = typer.Typer(
 )
 
 
+def register(root: typer.Typer) -> None:
+    """Add the ``token`` group to the root app."""
+    root.add_typer(app, name="token")
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
