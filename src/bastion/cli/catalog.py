@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -139,24 +139,23 @@ def add_model(
     --accept-risk gives a reason. The manifest is signed with the workspace key, or with your
     own key: bastion model add digits model.joblib --signing-key ~/.keys/me.pem
     """
-    st = state(ctx)
     loaded = load_card(card, kind=CardKind.MODEL) if card else None
-    try:
-        with busy(st, f"registering {name}: scan, hash, encrypt, sign…"):
-            info = catalog(ctx).add_model(
-                name,
-                path,
-                card=loaded,
-                trained_on=trained_on or (),
-                derived_from=derived_from,
-                evaluated_on=evaluated_on or (),
-                accept_risk=accept_risk,
-                sensitivity=sensitivity,
-                signing_key=signing_key,
-            )
-    except RegistrationRefusedError as exc:
-        raise typer.Exit(_refused(st, exc)) from None
-    _emit_added(st, info, fmt)
+    _register(
+        state(ctx),
+        name,
+        fmt,
+        lambda: catalog(ctx).add_model(
+            name,
+            path,
+            card=loaded,
+            trained_on=trained_on or (),
+            derived_from=derived_from,
+            evaluated_on=evaluated_on or (),
+            accept_risk=accept_risk,
+            sensitivity=sensitivity,
+            signing_key=signing_key,
+        ),
+    )
 
 
 @dataset_app.command("add")
@@ -177,19 +176,28 @@ def add_dataset(
 
     Signed with the workspace key, or with your own: --signing-key FILE (see its help).
     """
-    st = state(ctx)
     loaded = load_card(card, kind=CardKind.DATASET) if card else None
+    _register(
+        state(ctx),
+        name,
+        fmt,
+        lambda: catalog(ctx).add_dataset(
+            name,
+            path,
+            card=loaded,
+            derived_from=derived_from,
+            accept_risk=accept_risk,
+            sensitivity=sensitivity,
+            signing_key=signing_key,
+        ),
+    )
+
+
+def _register(st: State, name: str, fmt: Format, add: Callable[[], VersionInfo]) -> None:
+    """Run one registration with a spinner; a scan refusal exits 1 with its findings."""
     try:
         with busy(st, f"registering {name}: scan, hash, encrypt, sign…"):
-            info = catalog(ctx).add_dataset(
-                name,
-                path,
-                card=loaded,
-                derived_from=derived_from,
-                accept_risk=accept_risk,
-                sensitivity=sensitivity,
-                signing_key=signing_key,
-            )
+            info = add()
     except RegistrationRefusedError as exc:
         raise typer.Exit(_refused(st, exc)) from None
     _emit_added(st, info, fmt)
