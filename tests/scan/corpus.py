@@ -541,8 +541,13 @@ MALICIOUS: tuple[Case, ...] = (
 def write_corpus(directory: Path, canary: Path, *, benign: bool = True,
                  malicious: bool = True) -> list[Written]:
     """Write the chosen cases into ``directory`` (created) and return what was written."""
+    return write_cases(directory, canary,
+                       (BENIGN if benign else ()) + (MALICIOUS if malicious else ()))
+
+
+def write_cases(directory: Path, canary: Path, cases: tuple[Case, ...]) -> list[Written]:
+    """Build each case into ``directory`` (created); shared by every corpus module."""
     directory.mkdir(parents=True, exist_ok=True)
-    cases = (BENIGN if benign else ()) + (MALICIOUS if malicious else ())
     written = []
     for case in cases:
         path = directory / case.name

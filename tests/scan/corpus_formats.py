@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tests.scan.corpus import Case, Written
+from tests.scan.corpus import Case, Written, write_cases
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -418,11 +418,5 @@ FORMAT_MALICIOUS: tuple[Case, ...] = (
 def write_format_corpus(directory: Path, canary: Path, *, benign: bool = True,
                         malicious: bool = True) -> list[Written]:
     """Write the chosen format cases into ``directory`` (created); same as ``write_corpus``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cases = (FORMAT_BENIGN if benign else ()) + (FORMAT_MALICIOUS if malicious else ())
-    written = []
-    for case in cases:
-        path = directory / case.name
-        case.build(path, canary)
-        written.append(Written(case, path))
-    return written
+    return write_cases(directory, canary,
+                       (FORMAT_BENIGN if benign else ()) + (FORMAT_MALICIOUS if malicious else ()))
