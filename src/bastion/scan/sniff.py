@@ -18,11 +18,11 @@ import importlib
 import io
 import re
 import struct
-import zipfile
 import zlib
 from collections.abc import Callable
 from typing import BinaryIO, Final
 
+from bastion.scan._zipdir import zip_directory
 from bastion.scan.interface import Format, Source
 from bastion.scan.pickle._machine import OPCODES, analyse
 
@@ -65,8 +65,7 @@ def _zip(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
         return None
     try:
-        stream.seek(0)
-        names = zipfile.ZipFile(stream).namelist()
+        names = [info.filename for info in zip_directory(stream)]
     except Exception:  # zipfile raises many types (NotImplementedError too)
         return Format.ZIP  # the zip scanner reports why it cannot be read
     if any(_TORCH_DATA_PKL.match(n) for n in names):

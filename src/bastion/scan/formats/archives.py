@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
+from bastion.scan._zipdir import zip_directory
 from bastion.scan.formats._io import member_source, read_chunks, spill, window
 from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.interface import Format, Member, ScanLimits, Source
@@ -90,7 +91,7 @@ class ZipScanner:
         with source.open() as stream:
             # 1. central directory
             try:
-                infos = zipfile.ZipFile(stream).infolist()
+                infos = zip_directory(stream)
             except Exception as exc:  # zipfile raises many types
                 yield finding(
                     "archive.zip.unreadable", Severity.HIGH,

@@ -19,6 +19,7 @@ advisories):
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ _KEEP_ITEMS: Final = 64
 _MAX_LINE: Final = 1 << 20
 """Longest text-protocol line read into memory."""
 _BUFFER: Final = 1 << 16
+_U32: Final = struct.Struct("<I").unpack_from
+_I32: Final = struct.Struct("<i").unpack_from
 
 
 class TruncatedError(Exception):
@@ -349,30 +352,187 @@ class _Machine:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
+        """Interpret until STOP.
+
+        The opcodes that make up almost all of a real checkpoint are interpreted inline on
+        local variables when their operands are already in the buffer and they are valid;
+        everything else (rare opcodes, buffer refills, every error) takes the handler in
+        :data:`_DISPATCH`, so each rule and error message lives in exactly one place.
+        """
         r, a = self.r, self.a
-        dispatch = _DISPATCH
-        while True:
-            i = r.i
-            self.offset = r.base + i
-            if i < len(r.buf):  # the common case, inlined: the loop runs once per opcode
-                code = r.buf[i]
-                r.i = i + 1
-            else:
-                code = r.byte()
-            a.ops += 1
-            if a.ops & 0xFFFF == 0:
-                if a.ops > self.max_ops:
-                    raise BrokenStreamError("pickle.limit.ops", f"more than {self.max_ops} opcodes")
+        dispatch, memo, calls, metastack = _DISPATCH, self.memo, a.calls, self.metastack
+        max_memo, max_ops = self.max_memo, self.max_ops
+        u32, i32 = _U32, _I32
+        stack = self.stack
+        buf, i, base = r.buf, r.i, r.base
+        n = len(buf)
+        fast_until = n - 9  # the fast path needs the opcode and up to 8 operand bytes at hand
+        ops = a.ops
+        try:
+            for ops in itertools.count(a.ops + 1):
+                if i <= fast_until:  # ordered by frequency in torch and numpy pickles
+                    code = buf[i]
+                    if code == 0x72:  # LONG_BINPUT
+                        index = u32(buf, i + 1)[0]
+                        if stack and (len(memo) < max_memo or index in memo):
+                            memo[index] = stack[-1]
+                            i += 5
+                            continue
+                    elif code == 0x68:  # BINGET
+                        index = buf[i + 1]
+                        if index in memo:
+                            stack.append(memo[index])
+                            i += 2
+                            continue
+                    elif code == 0x4B:  # BININT1
+                        stack.append(buf[i + 1])
+                        i += 2
+                        continue
+                    elif code == 0x28:  # MARK
+                        metastack.append(stack)
+                        stack = []
+                        i += 1
+                        continue
+                    elif code == 0x94:  # MEMOIZE
+                        if stack and len(memo) < max_memo:
+                            memo[len(memo)] = stack[-1]
+                            i += 1
+                            continue
+                    elif code == 0x71:  # BINPUT
+                        index = buf[i + 1]
+                        if stack and (len(memo) < max_memo or index in memo):
+                            memo[index] = stack[-1]
+                            i += 2
+                            continue
+                    elif code == 0x8C:  # SHORT_BINUNICODE
+                        end = i + 2 + buf[i + 1]
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 2:end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                continue
+                    elif code == 0x52:  # REDUCE
+                        if len(stack) >= 2:
+                            args = stack.pop()
+                            func = stack.pop()
+                            if type(func) is Call:
+                                func.used = True
+                            if type(args) is Call:
+                                args.used = True
+                            c = Call(func, args, base + i, "REDUCE")
+                            calls.append(c)
+                            stack.append(c)
+                            i += 1
+                            continue
+                    elif code == 0x74:  # TUPLE
+                        if metastack:
+                            items = stack
+                            stack = metastack.pop()
+                            for v in items:
+                                if type(v) is Call:
+                                    v.used = True
+                            stack.append(tuple(items[:_KEEP_ITEMS]))
+                            i += 1
+                            continue
+                    elif code == 0x29:  # EMPTY_TUPLE
+                        stack.append(())
+                        i += 1
+                        continue
+                    elif code == 0x85:  # TUPLE1
+                        if stack:
+                            v = stack[-1]
+                            if type(v) is Call:
+                                v.used = True
+                            stack[-1] = (v,)
+                            i += 1
+                            continue
+                    elif code == 0x86:  # TUPLE2
+                        if len(stack) >= 2:
+                            v, w = stack[-2], stack[-1]
+                            if type(v) is Call:
+                                v.used = True
+                            if type(w) is Call:
+                                w.used = True
+                            stack[-2:] = [(v, w)]
+                            i += 1
+                            continue
+                    elif code == 0x58:  # BINUNICODE
+                        end = i + 5 + u32(buf, i + 1)[0]
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 5:end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                continue
+                    elif code == 0x89:  # NEWFALSE
+                        stack.append(False)
+                        i += 1
+                        continue
+                    elif code == 0x88:  # NEWTRUE
+                        stack.append(True)
+                        i += 1
+                        continue
+                    elif code == 0x4E:  # NONE
+                        stack.append(None)
+                        i += 1
+                        continue
+                    elif code == 0x51:  # BINPERSID
+                        if stack:
+                            pid = stack[-1]
+                            if type(pid) is Call:
+                                pid.used = True
+                            stack[-1] = Persistent(pid)
+                            i += 1
+                            continue
+                    elif code == 0x6A:  # LONG_BINGET
+                        index = u32(buf, i + 1)[0]
+                        if index in memo:
+                            stack.append(memo[index])
+                            i += 5
+                            continue
+                    elif code == 0x4D:  # BININT2
+                        stack.append(buf[i + 1] | buf[i + 2] << 8)
+                        i += 3
+                        continue
+                    elif code == 0x4A:  # BININT
+                        stack.append(i32(buf, i + 1)[0])
+                        i += 5
+                        continue
+                    elif code == 0x7D:  # EMPTY_DICT
+                        stack.append(DictValue())
+                        i += 1
+                        continue
+                    elif code == 0x5D:  # EMPTY_LIST
+                        stack.append(ListValue())
+                        i += 1
+                        continue
+                # The slow path: hand the state to the machine, run the handler, take it back.
+                # Every fast opcode consumes a byte of a bounded buffer, so the limits are
+                # checked here at least once per buffer's worth of opcodes.
+                self.stack, r.i, self.offset = stack, i, base + i
+                if ops > max_ops:
+                    raise BrokenStreamError("pickle.limit.ops", f"more than {max_ops} opcodes")
                 if time.monotonic() > self.deadline:
                     raise BrokenStreamError("pickle.limit.time", "the time limit was reached")
-            handler = dispatch[code]
-            if handler is None:
-                raise BrokenStreamError(
-                    "pickle.stream.invalid-opcode", f"invalid opcode {code:#04x}"
-                )
-            if handler(self):
-                a.complete = True
-                return
+                code = r.byte()
+                handler = dispatch[code]
+                if handler is None:
+                    raise BrokenStreamError(
+                        "pickle.stream.invalid-opcode", f"invalid opcode {code:#04x}"
+                    )
+                if handler(self):
+                    a.complete = True
+                    return
+                stack, buf, i, base = self.stack, r.buf, r.i, r.base
+                n = len(buf)
+                fast_until = n - 9
+        finally:
+            a.ops = ops
 
     # -- opcodes -------------------------------------------------------------------------
     def op_proto(self) -> None:

@@ -1,0 +1,39 @@
+"""A zip's central directory, parsed once per file: sniffing and scanning both need it.
+
+Parsing the directory of a checkpoint with a thousand tensors costs milliseconds, about as much
+as interpreting its pickle, so the last directory read from a real file is kept for the next
+reader of the same file (same device, inode, size and change times). Windows onto a parent,
+in-memory blobs and anything else are parsed every time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from typing import BinaryIO
+
+__all__ = ["zip_directory"]
+
+_LAST: dict[tuple[int, ...], list[zipfile.ZipInfo]] = {}
+"""The last directory read from a real file (one entry), by file identity."""
+
+
+def zip_directory(stream: BinaryIO) -> list[zipfile.ZipInfo]:
+    """The members ``zipfile`` lists for ``stream``; raises what ``zipfile`` raises."""
+    key = _identity(stream)
+    if key is not None and key in _LAST:
+        return _LAST[key]
+    stream.seek(0)
+    infos = zipfile.ZipFile(stream).infolist()
+    if key is not None:
+        _LAST.clear()
+        _LAST[key] = infos
+    return infos
+
+
+def _identity(stream: BinaryIO) -> tuple[int, ...] | None:
+    if not isinstance(getattr(stream, "raw", None), io.FileIO):
+        return None
+    st = os.fstat(stream.fileno())
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
