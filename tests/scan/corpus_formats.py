@@ -25,7 +25,18 @@ from tests.scan.corpus import Case, Written, write_cases
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-__all__ = ["FORMAT_BENIGN", "FORMAT_MALICIOUS", "saved_model_bytes", "write_format_corpus"]
+__all__ = [
+    "FORMAT_BENIGN",
+    "FORMAT_MALICIOUS",
+    "LLAMA3_TEMPLATE",
+    "QWEN2_TEMPLATE",
+    "keras_metadata_bytes",
+    "keras_metadata_nodes",
+    "saved_model_bytes",
+    "tokenizer_config",
+    "write_format_corpus",
+    "write_tokenizer_config",
+]
 
 
 # -- Keras (3, torch backend) ------------------------------------------------------------------
@@ -256,6 +267,48 @@ def _gguf(template: str) -> Callable[[Path, Path], None]:
     return build
 
 
+# -- Hugging Face tokenizer_config.json (transformers is not installed) ----------------------------
+
+# Meta-Llama-3-8B-Instruct's chat_template, verbatim.
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+    "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+    "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+# Qwen2-7B-Instruct's (ChatML with a default system prompt), verbatim.
+QWEN2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def tokenizer_config(template: object) -> dict[str, Any]:
+    """Meta-Llama-3-8B-Instruct's tokenizer_config.json, with ``template`` as its chat_template:
+    its 256 special tokens in ``added_tokens_decoder`` (about 50 kB before the template)."""
+    named = {0: "<|begin_of_text|>", 1: "<|end_of_text|>", 6: "<|start_header_id|>",
+             7: "<|end_header_id|>", 9: "<|eot_id|>"}
+    reserved = iter(range(251))
+    decoder = {str(128000 + i): {
+        "content": named.get(i) or f"<|reserved_special_token_{next(reserved)}|>",
+        "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+        "special": True} for i in range(256)}
+    return {"added_tokens_decoder": decoder, "bos_token": "<|begin_of_text|>",
+            "chat_template": template, "clean_up_tokenization_spaces": True,
+            "eos_token": "<|eot_id|>", "model_input_names": ["input_ids", "attention_mask"],
+            "model_max_length": 1000000000000000019884624838656,
+            "tokenizer_class": "PreTrainedTokenizerFast"}
+
+
+def write_tokenizer_config(path: Path, template: object) -> None:
+    """As transformers' ``save_pretrained`` writes it: indent 2, sorted keys, UTF-8, newline."""
+    text = json.dumps(tokenizer_config(template), indent=2, sort_keys=True, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
 # -- TensorFlow SavedModel (protobuf classes shipped by tensorboard; TensorFlow not installed) --
 
 def _saved_model_class() -> Any:
@@ -370,6 +423,132 @@ def _saved_model(extra: Callable[[Path], Callable[[Any], None]] | None) -> Calla
     return build
 
 
+# -- tf.keras keras_metadata.pb (SavedMetadata; tf_keras is not installed) ------------------------
+
+_TF_KERAS_PACKAGE = "third_party.py.tf_keras.protobuf"
+
+
+def _saved_metadata_class() -> Any:
+    """``SavedMetadata`` and ``SavedObject`` as ``tf_keras/protobuf/saved_metadata.proto``
+    declares them, built on the real protobuf runtime (``version`` is TensorFlow's ``VersionDef``,
+    the same fields as tf_keras' copy, taken from tensorboard)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorboard.compat.proto import versions_pb2
+
+    pool = descriptor_pool.Default()
+    try:
+        descriptor = pool.FindMessageTypeByName(f"{_TF_KERAS_PACKAGE}.SavedMetadata")
+    except KeyError:
+        proto = descriptor_pb2.FileDescriptorProto(
+            name="bastion_tests/saved_metadata.proto", package=_TF_KERAS_PACKAGE,
+            syntax="proto3", dependency=[versions_pb2.DESCRIPTOR.name])
+        message = proto.message_type.add(name="SavedMetadata")
+        message.field.add(name="nodes", number=1, type=11, label=3,
+                          type_name=f".{_TF_KERAS_PACKAGE}.SavedObject")
+        node = proto.message_type.add(name="SavedObject")
+        node.reserved_range.add(start=1, end=2)
+        node.field.add(name="node_id", number=2, type=5, label=1)
+        node.field.add(name="node_path", number=3, type=9, label=1)
+        node.field.add(name="identifier", number=4, type=9, label=1)
+        node.field.add(name="metadata", number=5, type=9, label=1)
+        node.field.add(name="version", number=6, type=11, label=1,
+                       type_name=".tensorboard.VersionDef")
+        pool.Add(proto)
+        descriptor = pool.FindMessageTypeByName(f"{_TF_KERAS_PACKAGE}.SavedMetadata")
+    return message_factory.GetMessageClass(descriptor)
+
+
+def _lambda_config(canary: Path) -> dict[str, Any]:
+    """A tf.keras ``Lambda.get_config()`` for a lambda whose bytecode creates the canary:
+    ``function`` is ``generic_utils.func_dump`` (base64 of marshal, defaults, closure)."""
+    import base64
+    import marshal
+
+    code = compile(f"lambda t: (__import__('pathlib').Path({str(canary)!r}).touch(), t)[1]",
+                   "<lambda>", "eval").co_consts[0]
+    return {"name": "lambda", "trainable": True, "dtype": "float32",
+            "function": [base64.encodebytes(marshal.dumps(code)).decode(), None, None],
+            "function_type": "lambda", "module": "__main__", "output_shape": None,
+            "output_shape_type": "raw", "output_shape_module": None, "arguments": {}}
+
+
+def keras_metadata_nodes(canary: Path | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(node_path, identifier, metadata) of ``Sequential([Input((8,)), (Lambda,) Dense(2)])``.
+
+    The JSON is what tf.keras 2.x writes, per its source (keras-team/tf-keras,
+    ``saving/legacy/saved_model/layer_serialization.py`` ``_python_properties_internal`` plus
+    ``serialize_keras_object``; ``model_serialization.py`` adds ``is_graph_network``, the save
+    specs and ``saving_utils.model_metadata``: ``keras_version``, ``backend``, ``model_config``,
+    ``training_config``; ``save.py`` ``generate_keras_metadata`` sets paths and identifiers).
+    """
+    dense = {"name": "dense", "trainable": True, "dtype": "float32", "units": 2,
+             "activation": "softmax", "use_bias": True,
+             "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None},
+                                    "shared_object_id": 2},
+             "bias_initializer": {"class_name": "Zeros", "config": {}, "shared_object_id": 3},
+             "kernel_regularizer": None, "bias_regularizer": None,
+             "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+    layers: list[dict[str, Any]] = [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 8],
+                                                "dtype": "float32", "sparse": False,
+                                                "ragged": False, "name": "input_1"}}]
+    if canary is not None:
+        layers.append({"class_name": "Lambda", "config": _lambda_config(canary)})
+    layers.append({"class_name": "Dense", "config": dense})
+    model = {"name": "sequential", "layers": layers}
+    shape = {"class_name": "TensorShape", "items": [None, 8]}
+    common = {"trainable": True, "expects_training_arg": False, "dtype": "float32",
+              "batch_input_shape": None, "stateful": False, "must_restore_from_config": False,
+              "preserve_input_structure_in_config": False, "autocast": True}
+    root = {"name": "sequential", **common, "class_name": "Sequential", "config": model,
+            "shared_object_id": 1, "build_input_shape": shape, "is_graph_network": True,
+            "full_save_spec": {"class_name": "__tuple__", "items": [[{
+                "class_name": "TypeSpec", "type_spec": "tf.TensorSpec",
+                "serialized": [{"class_name": "TensorShape", "items": [None, 8]}, "float32",
+                               "input_1"]}], {}]},
+            "keras_version": "2.10.0", "backend": "tensorflow",
+            "model_config": {"class_name": "Sequential", "config": model},
+            "training_config": {"loss": "categorical_crossentropy", "metrics": [[{
+                "class_name": "MeanMetricWrapper", "config": {
+                    "name": "accuracy", "dtype": "float32", "fn": "categorical_accuracy"}}]],
+                "weighted_metrics": None, "loss_weights": None,
+                "optimizer_config": {"class_name": "SGD", "config": {
+                    "name": "SGD", "learning_rate": 0.1, "decay": 0.0, "momentum": 0.0,
+                    "nesterov": False}}}}
+    nodes = [("root", "_tf_keras_sequential", root)]
+    for i, layer in enumerate(layers[1:]):
+        path = "root.layer_with_weights-0" if layer["class_name"] == "Dense" else f"root.layer-{i}"
+        nodes.append((path, "_tf_keras_layer", {
+            **common, "name": layer["config"]["name"], "class_name": layer["class_name"],
+            "config": layer["config"], "shared_object_id": 4 + i, "build_input_shape": shape}))
+    nodes.append(("root.keras_api.metrics.0", "_tf_keras_metric", {
+        "class_name": "Mean", "name": "loss", "dtype": "float32",
+        "config": {"name": "loss", "dtype": "float32"}, "shared_object_id": 9}))
+    return nodes
+
+
+def keras_metadata_bytes(nodes: list[tuple[str, str, Any]]) -> bytes:
+    """``keras_metadata.pb`` as tf.keras serializes it (deterministic, version producer 2)."""
+    message = _saved_metadata_class()()
+    for node_id, (path, identifier, metadata) in enumerate(nodes):
+        node = message.nodes.add(node_id=node_id, node_path=path, identifier=identifier,
+                                 metadata=metadata if isinstance(metadata, str)
+                                 else json.dumps(metadata))
+        node.version.producer, node.version.min_consumer = 2, 1
+    return bytes(message.SerializeToString(deterministic=True))
+
+
+def _tf_keras_saved_model(lambda_layer: bool) -> Callable[[Path, Path], None]:
+    """A tf.keras SavedModel directory: saved_model.pb, variables/ and keras_metadata.pb."""
+
+    def build(path: Path, canary: Path) -> None:
+        _saved_model(None)(path, canary)
+        nodes = keras_metadata_nodes(canary if lambda_layer else None)
+        (path / "keras_metadata.pb").write_bytes(keras_metadata_bytes(nodes))
+
+    return build
+
+
 FORMAT_BENIGN: tuple[Case, ...] = (
     Case("keras_benign.keras", "keras", keras_benign),
     Case("keras_benign.h5", "keras", keras_benign),
@@ -377,6 +556,7 @@ FORMAT_BENIGN: tuple[Case, ...] = (
     Case("safetensors_benign.safetensors", "safetensors", safetensors_benign),
     Case("gguf_benign.gguf", "gguf", _gguf(BENIGN_TEMPLATE)),
     Case("savedmodel_benign", "savedmodel", _saved_model(None)),
+    Case("savedmodel_tf_keras_benign", "savedmodel", _tf_keras_saved_model(False)),
 )
 
 FORMAT_MALICIOUS: tuple[Case, ...] = (
@@ -412,6 +592,9 @@ FORMAT_MALICIOUS: tuple[Case, ...] = (
          {"op": "EagerPyFunc"}),
     Case("savedmodel_keras_lambda", "savedmodel", _saved_model(_keras_metadata_lambda),
          "keras.lambda.bytecode", {}),
+    Case("savedmodel_keras_metadata_lambda", "savedmodel", _tf_keras_saved_model(True),
+         "keras.lambda.bytecode", {"node_path": "root", "identifier": "_tf_keras_sequential",
+                                   "where": "$.config.layers[1].config"}),
 )
 
 

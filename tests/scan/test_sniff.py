@@ -93,3 +93,12 @@ def test_safetensors_with_an_absurd_header_length_still_reaches_its_scanner() ->
 
     assert sniff_bytes(struct.pack("<Q", 2**63) + b'{"w": {}}') is Format.SAFETENSORS
     assert sniff_bytes(b'        {"indented": "json"}\n') is Format.UNKNOWN
+
+
+def test_tf_keras_metadata_is_part_of_a_savedmodel() -> None:
+    from tests.scan.corpus_formats import keras_metadata_bytes, keras_metadata_nodes
+
+    assert sniff_bytes(keras_metadata_bytes(keras_metadata_nodes())) is Format.SAVEDMODEL
+    # The same structure with metadata that is not JSON is not claimed.
+    assert sniff_bytes(keras_metadata_bytes([("root", "_tf_keras_layer", "x")])) \
+        is Format.UNKNOWN

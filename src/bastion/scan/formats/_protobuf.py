@@ -16,7 +16,9 @@ seeking, so the cost is proportional to the number of fields, not to the bytes o
 
 from __future__ import annotations
 
+import codecs
 import io
+import json
 from collections.abc import Iterator
 from typing import BinaryIO, Final, NamedTuple
 
@@ -28,6 +30,7 @@ __all__ = [
     "WireError",
     "WireField",
     "fields",
+    "is_keras_metadata",
     "probe_protobuf",
     "read_payload",
     "read_text",
@@ -146,6 +149,10 @@ _ONNX_TOP: Final = {1: VARINT, 2: LENGTH, 3: LENGTH, 4: LENGTH, 5: VARINT, 6: LE
                     7: LENGTH, 8: LENGTH, 14: LENGTH, 20: LENGTH, 25: LENGTH, 26: LENGTH}
 # MetaGraphDef (meta_graph.proto): every field is a sub-message or map entry.
 _META_GRAPH_FIELDS: Final = frozenset(range(1, 8))
+# SavedObject (tf_keras/protobuf/saved_metadata.proto): node_id, node_path, identifier,
+# metadata (JSON), version. SavedMetadata itself is only ``repeated SavedObject nodes = 1``.
+_KERAS_OBJECT: Final = {2: VARINT, 3: LENGTH, 4: LENGTH, 5: LENGTH, 6: LENGTH}
+_KERAS_IDENTIFIER: Final = "_tf_keras_"
 
 
 def _prefix_fields(head: bytes, start: int, end: int) -> list[WireField]:
@@ -161,9 +168,10 @@ def _prefix_fields(head: bytes, start: int, end: int) -> list[WireField]:
     return found
 
 
-def _is_text(data: bytes) -> bool:
+def _is_text(data: bytes, *, final: bool = True) -> bool:
+    """Printable UTF-8 (``final=False``: ``data`` may stop inside a character)."""
     try:
-        text = data.decode("utf-8")
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=final)
     except UnicodeDecodeError:
         return False
     return all(ch.isprintable() or ch in "\t\n\r" for ch in text)
@@ -179,6 +187,53 @@ def _looks_like_meta_graph(head: bytes, field: WireField) -> bool:
     )
 
 
+def _json_start(data: bytes, complete: bool) -> bool:
+    """``data`` opens a JSON object (and, when all of it is there, is one)."""
+    if not data.lstrip().startswith(b"{"):
+        return False
+    if not complete:
+        return True
+    try:
+        return isinstance(json.loads(data), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def is_keras_metadata(head: bytes) -> bool:
+    """True when ``head`` starts a tf.keras ``keras_metadata.pb`` (``SavedMetadata``).
+
+    Evidence, from the bytes only: every top-level field is field 1, length-delimited (the
+    ``nodes``); the first node's fields carry ``SavedObject``'s numbers and wire types; and it
+    has a Keras identifier (``_tf_keras_layer``, ``_tf_keras_model``, ...) or metadata that is a
+    JSON object, as tf.keras writes it (a node's metadata is checked whole when the head holds it).
+    """
+    try:
+        top = _prefix_fields(head, 0, 1 << 62)
+        if not top or any(f.number != 1 or f.wire_type != LENGTH for f in top):
+            return False
+        first = top[0]
+        inner = _prefix_fields(head, first.offset, first.offset + first.value)
+    except WireError:
+        return False
+    keras = False
+    for f in inner:
+        if _KERAS_OBJECT.get(f.number) != f.wire_type:
+            return False
+        if f.wire_type != LENGTH or f.number == 6:
+            continue
+        complete = f.offset + f.value <= len(head)
+        payload = head[f.offset : f.offset + f.value]
+        if f.number == 5:
+            if not _json_start(payload, complete):
+                return False
+            keras = True
+        elif not _is_text(payload, final=complete):
+            return False
+        elif f.number == 4 and payload.startswith(_KERAS_IDENTIFIER.encode()):
+            keras = True
+    return keras
+
+
 def probe_protobuf(head: bytes) -> Format | None:
     """Tell an ONNX ``ModelProto`` from a TensorFlow ``SavedModel`` by its first bytes, or ``None``.
 
@@ -186,8 +241,11 @@ def probe_protobuf(head: bytes) -> Format | None:
     decision rests on structure: a SavedModel has only fields 1 and 2, and field 2 is a
     ``MetaGraphDef`` whose own fields are all sub-messages numbered 1-7; an ONNX model has an
     ``ir_version`` and its other fields carry ONNX's numbers and wire types, with field 2 a
-    printable producer name.
+    printable producer name. tf.keras' ``keras_metadata.pb`` (:func:`is_keras_metadata`), a
+    part of the SavedModel directory that tf.keras loads, counts as a SavedModel.
     """
+    if is_keras_metadata(head):
+        return Format.SAVEDMODEL
     try:
         top = _prefix_fields(head, 0, 1 << 62)
     except WireError:

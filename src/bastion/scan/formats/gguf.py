@@ -22,7 +22,7 @@ from bastion.scan.formats._finding import CODE_EXECUTION, SUPPLY_CHAIN, finding
 from bastion.scan.formats._jinja import review
 from bastion.scan.interface import Format, Member, ScanLimits, Source
 
-__all__ = ["GGUFScanner"]
+__all__ = ["GGUFScanner", "template_findings"]
 
 _MAGIC: Final = b"GGUF"
 _SUPPORTED: Final = (2, 3)
@@ -38,11 +38,12 @@ _MAX_TENSOR_NAME: Final = 64  # GGML_MAX_NAME, names this long or longer are rej
 _TEMPLATE_KEY: Final = "tokenizer.chat_template"
 
 _TEMPLATE_RULES: Final = {
-    "template.internals": (Severity.CRITICAL, "GGUF chat template reaches Python internals"),
-    "template.dynamic-name": (Severity.HIGH, "GGUF chat template assembles attribute names"),
-    "template.loads": (Severity.MEDIUM, "GGUF chat template loads other templates"),
-    "template.syntax": (Severity.MEDIUM, "GGUF chat template cannot be parsed"),
+    "template.internals": (Severity.CRITICAL, "chat template reaches Python internals"),
+    "template.dynamic-name": (Severity.HIGH, "chat template assembles attribute names"),
+    "template.loads": (Severity.MEDIUM, "chat template loads other templates"),
+    "template.syntax": (Severity.MEDIUM, "chat template cannot be parsed"),
 }
+"""Severity and title of each :mod:`._jinja` rule, shared by every format with chat templates."""
 _REMEDIATE: Final = (
     "Do not serve this model with its embedded chat template; obtain the file from its "
     "publisher again, or replace the template with a reviewed one."
@@ -162,7 +163,7 @@ class GGUFScanner:
             if wanted and value_type == _STRING:
                 # 4.
                 raw, at = reader.string(_MAX_TEMPLATE)
-                findings.extend(_template_findings(source, key, _utf8(raw or b"", at), at))
+                findings.extend(template_findings(source, key, _utf8(raw or b"", at), at))
             elif key == "general.alignment" and value_type == 4:
                 alignment = reader.uint(4)
                 if alignment == 0 or alignment & (alignment - 1):
@@ -240,15 +241,20 @@ def _skip_value(reader: _Reader, value_type: int, depth: int) -> None:
         raise _MalformedError(f"unknown or too deeply nested value type {value_type}", reader.pos)
 
 
-def _template_findings(source: Source, key: str, text: str, offset: int) -> Iterator[Finding]:
-    """One finding per kind of issue in one template, with every name involved as evidence."""
+def template_findings(source: Source, key: str, text: str, offset: int, *,
+                      prefix: str = "gguf", label: str = "GGUF") -> Iterator[Finding]:
+    """One finding per kind of issue in one template, with every name involved as evidence.
+
+    Rule ids are ``<prefix>.template.<rule>``: the same review and severities for a template in
+    GGUF metadata and in a Hugging Face tokenizer config.
+    """
     by_rule: dict[str, list[str]] = {}
     for issue in review(text):
         by_rule.setdefault(issue.rule, []).append(f"line {issue.line}: {issue.message}")
     for rule, messages in by_rule.items():
         severity, title = _TEMPLATE_RULES[rule]
         yield finding(
-            source, f"gguf.{rule}", severity, title,
+            source, f"{prefix}.{rule}", severity, f"{label} {title}",
             detail=f"{key}: {messages[0]}. Servers render this template for every request; "
             "a template that reaches Python objects can escape to the operating system.",
             remediation=_REMEDIATE, offset=offset,

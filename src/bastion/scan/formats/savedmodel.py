@@ -29,9 +29,18 @@ from typing import BinaryIO, Final
 
 from bastion.findings import Finding, Severity
 from bastion.scan.formats._finding import CODE_EXECUTION, SUPPLY_CHAIN, finding
-from bastion.scan.formats._protobuf import LENGTH, WireError, WireField, fields, read_text
-from bastion.scan.formats.keras import review_config
+from bastion.scan.formats._protobuf import (
+    LENGTH,
+    WireError,
+    WireField,
+    fields,
+    is_keras_metadata,
+    read_text,
+)
+from bastion.scan.formats.keras_metadata import MAX_METADATA, config_findings, scan_keras_metadata
 from bastion.scan.interface import Format, Member, ScanLimits, Source
+from bastion.scan.pickle.policy import Policy
+from bastion.scan.sniff import HEAD
 
 __all__ = ["SavedModelScanner"]
 
@@ -114,7 +123,6 @@ KNOWN_OPS: Final = frozenset(_KNOWN_OPS_WORDS.split())
 
 _MAX_FIELDS: Final = 20_000_000
 _MAX_TEXT: Final = 1 << 16
-_MAX_METADATA: Final = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -148,21 +156,36 @@ _CHILDREN: Final[dict[str, dict[int, str]]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
 class SavedModelScanner:
-    """Lists the ops of a SavedModel and flags those that touch files, run Python or are custom."""
+    """Lists the ops of a SavedModel and flags those that touch files, run Python or are custom;
+    reviews the Keras configs in the object graph and in tf.keras' ``keras_metadata.pb``."""
 
+    policy: Policy = field(default_factory=Policy.default)
+    """Judges classes and functions from outside Keras in Keras metadata (``--allow``)."""
     formats: frozenset[Format] = frozenset({Format.SAVEDMODEL})
 
+    def with_policy(self, policy: Policy) -> SavedModelScanner:
+        """The same scanner judging outside code by ``policy``."""
+        return SavedModelScanner(policy)
+
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
-        """Steps: 1. walk the meta graphs, graphs, library functions and object graph;
-        2. judge every op; 3. review embedded Keras metadata."""
+        """Steps: 0. tf.keras' ``keras_metadata.pb`` goes to its own reader; 1. walk the meta
+        graphs, graphs, library functions and object graph; 2. judge every op; 3. review
+        embedded Keras metadata."""
+        with source.open() as stream:
+            head = stream.read(HEAD)
+        # 0.
+        if is_keras_metadata(head):
+            yield from scan_keras_metadata(source, self.policy)
+            return
         walk = _Walk()
         with source.open() as stream:
             try:
                 # 1.
                 stopped = _walk(stream, source.size, walk)
                 # 3.
-                metadata = [(read_text(stream, WireField(3, LENGTH, n, at), _MAX_METADATA), at)
+                metadata = [(read_text(stream, WireField(3, LENGTH, n, at), MAX_METADATA), at)
                             for n, at in walk.metadata]
             except WireError as exc:
                 yield finding(
@@ -180,7 +203,7 @@ class SavedModelScanner:
             )
         # 2.
         yield from _op_findings(source, walk)
-        yield from _metadata_findings(source, metadata)
+        yield from _metadata_findings(source, metadata, self.policy)
 
 
 def _walk(stream: BinaryIO, size: int, walk: _Walk) -> str | None:
@@ -298,7 +321,8 @@ def _op_findings(source: Source, walk: _Walk) -> Iterator[Finding]:
     )
 
 
-def _metadata_findings(source: Source, metadata: list[tuple[str, int]]) -> Iterator[Finding]:
+def _metadata_findings(source: Source, metadata: list[tuple[str, int]],
+                       policy: Policy) -> Iterator[Finding]:
     """Keras layer configs stored in the object graph's SavedUserObject metadata."""
     for text, at in metadata:
         if not text.strip():
@@ -307,11 +331,5 @@ def _metadata_findings(source: Source, metadata: list[tuple[str, int]]) -> Itera
             config = json.loads(text)
         except (ValueError, RecursionError):
             continue  # not Keras metadata; other libraries store their own strings here
-        for issue in review_config(config):
-            yield finding(
-                source, issue.rule, issue.severity, issue.title,
-                detail=f"Keras metadata in the object graph at {issue.where}: {issue.detail}",
-                remediation="Do not load this model with Keras unless you trust its author.",
-                offset=at, evidence={"where": issue.where, **issue.evidence},
-                techniques=CODE_EXECUTION if issue.severity >= Severity.HIGH else SUPPLY_CHAIN,
-            )
+        yield from config_findings(source, config, what="Keras metadata in the object graph",
+                                   offset=at, policy=policy)

@@ -1,0 +1,148 @@
+"""Hugging Face tokenizer configs: review the chat templates that transformers renders.
+
+``tokenizer_config.json`` (and a processor's ``chat_template.json``) may hold ``chat_template``:
+one Jinja template, or a list of ``{"name": ..., "template": ...}`` (a ``{name: template}``
+object is accepted by transformers too). ``apply_chat_template`` and inference servers (TGI,
+vLLM) render it for every request, exactly like GGUF's ``tokenizer.chat_template``, so each
+template gets the same static review (:mod:`._jinja`: parsed, never rendered) and the same rules,
+under ``tokenizer.template.*``. Recognised by content: a JSON object with a top-level
+``chat_template`` key, whatever the file is called.
+
+    >>> is_tokenizer_config(b'{"chat_template": "{{ messages }}"}')
+    True
+    >>> is_tokenizer_config(b'{"model_type": "llama"}')
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import BinaryIO, Final
+
+from bastion.findings import Finding, Severity
+from bastion.scan.formats._finding import finding
+from bastion.scan.formats.gguf import template_findings
+from bastion.scan.interface import Format, Member, ScanLimits, Source
+
+__all__ = ["MAX_CONFIG", "TokenizerConfigScanner", "is_tokenizer_config", "probe_tokenizer_config"]
+
+MAX_CONFIG: Final = 64 * 1024 * 1024
+"""Largest config parsed (also bounded by ``ScanLimits.max_member_bytes``); Hugging Face's
+largest tokenizer configs (hundreds of thousands of added tokens) are tens of MB."""
+_KEY: Final = "chat_template"
+# A JSON object's key, as written or with its characters \u-escaped (json.loads decodes both).
+_KEY_BYTES: Final = re.compile(rb'"(?:chat_template|[^"\\]*\\u[0-9a-fA-F]{4}[^"]*)"\s*:')
+_CHUNK: Final = 1 << 20
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+def _opens_object(head: bytes) -> bool:
+    return head.removeprefix(_BOM).lstrip(b" \t\r\n").startswith(b"{")
+
+
+def _parse(raw: bytes) -> object:
+    """The JSON value of ``raw`` (UTF-8, a BOM allowed as Python's reader allows it)."""
+    return json.loads(raw.removeprefix(_BOM).decode("utf-8"))
+
+
+def is_tokenizer_config(data: bytes) -> bool:
+    """True when ``data`` is a whole JSON object with a top-level ``chat_template`` key."""
+    if not _opens_object(data):
+        return False
+    try:
+        value = _parse(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(value, dict) and _KEY in value
+
+
+def probe_tokenizer_config(head: bytes, stream: BinaryIO, size: int) -> bool:
+    """The sniffer's test: a JSON object that holds ``chat_template``.
+
+    Up to :data:`MAX_CONFIG` the file is parsed (an escaped key counts, as it does for
+    transformers); a larger object that spells the key counts too, so its scanner reports the
+    limit rather than the file passing as unknown.
+    """
+    if not _opens_object(head):
+        return False
+    if size <= len(head):
+        return is_tokenizer_config(head)
+    stream.seek(0)
+    if size <= MAX_CONFIG:
+        return is_tokenizer_config(stream.read(MAX_CONFIG))
+    tail = b""
+    while chunk := stream.read(_CHUNK):
+        if _KEY_BYTES.search(tail + chunk):
+            return True
+        tail = chunk[-64:]
+    return False
+
+
+class TokenizerConfigScanner:
+    """Reviews every chat template of a tokenizer or processor config; runs none of them."""
+
+    formats: frozenset[Format] = frozenset()
+    """Empty until ``Format`` has a member for tokenizer configs (see docs/scan-formats.md)."""
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Steps: 1. read within the size limit; 2. parse the JSON; 3. find each template
+        (a string, a list of named templates, or a name → template object); 4. review each."""
+        limit = min(MAX_CONFIG, limits.max_member_bytes)
+        # 1.
+        if source.size > limit:
+            yield finding(
+                source, "tokenizer.limit", Severity.HIGH,
+                "Tokenizer config exceeds the scanner's limits",
+                detail=f"It holds {source.size} bytes, more than the {limit} read; its chat "
+                "templates were not checked.", remediation="Review the file by hand.",
+            )
+            return
+        with source.open() as stream:
+            raw = stream.read(limit)
+        # 2.
+        try:
+            config = _parse(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            yield _invalid(source, f"it is not valid JSON ({exc})")
+            return
+        if not isinstance(config, dict):
+            yield _invalid(source, "it is not a JSON object")
+            return
+        # 3. and 4.
+        templates, problem = _templates(config.get(_KEY))
+        if problem:
+            yield _invalid(source, problem)
+        for key, text in templates:
+            yield from template_findings(source, key, text, 0, prefix="tokenizer",
+                                         label="Tokenizer config")
+
+
+def _templates(value: object) -> tuple[list[tuple[str, str]], str]:
+    """(key, template) pairs of a ``chat_template`` value, and what was not a template."""
+    if value is None:
+        return [], ""
+    if isinstance(value, str):
+        return [(_KEY, value)], ""
+    pairs: list[tuple[object, object]] = []
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = [(item.get("name"), item.get("template")) if isinstance(item, dict)
+                 else (None, item) for item in value]
+    else:
+        return [], f"chat_template is a {type(value).__name__}, not a template"
+    found = [(f"{_KEY}.{name}", text) for name, text in pairs
+             if isinstance(name, str) and isinstance(text, str)]
+    bad = len(pairs) - len(found)
+    return found, f"{bad} chat_template entries are not named templates" if bad else ""
+
+
+def _invalid(source: Source, why: str) -> Finding:
+    return finding(
+        source, "tokenizer.config.invalid", Severity.HIGH, "Tokenizer config cannot be read",
+        detail=f"The file was recognised as a tokenizer config, but {why}: its chat templates "
+        "were not all checked, and transformers may read it differently.",
+        remediation="Obtain the file again from its publisher.",
+    )
