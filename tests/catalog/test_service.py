@@ -665,3 +665,22 @@ def test_a_rejected_user_key_stores_nothing(
     assert scanner.calls == []  # refused before the scan: nothing was read or written
     assert catalog.search() == [] and list(catalog.store.scopes()) == []
     assert workspace.audit.entries(action="model.add") == []
+
+
+def test_default_scanner_binds_results_to_digests(
+    workspace: Workspace, make_model: MakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan a registration relies on carries digests: without them a file changed between
+    scanning and storing could not be caught."""
+    import bastion.scan
+
+    seen: list[bool] = []
+    real = bastion.scan.scan
+
+    def recording(*paths: Path, digest: bool = False, **kw: object) -> object:
+        seen.append(digest)
+        return real(*paths, digest=digest, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bastion.scan, "scan", recording)
+    Catalog(workspace).add_model("m", make_model())
+    assert seen == [True]

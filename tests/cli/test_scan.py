@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -50,13 +51,16 @@ def test_json_report_and_exit_1(models: Path, canary: Path,
     assert critical["techniques"] == ["AML.T0010.003", "AML.T0011.000"]
     assert critical["remediation"]
     files = {Path(f["path"]).name: f for f in doc["summary"]["files"]}
-    assert files["bad.bin"]["format"] == "pickle" and len(files["bad.bin"]["sha256"]) == 64
+    assert files["bad.bin"]["format"] == "pickle" and files["bad.bin"]["sha256"] is None
     assert not canary.exists()
 
 
-def test_no_digest(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["scan", str(models / "ok.pkl"), "--format", "json", "--no-digest"]) == 0
-    assert json.loads(capsys.readouterr().out)["summary"]["files"][0]["sha256"] is None
+def test_digest_binds_the_report_to_the_bytes(
+    models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", str(models / "ok.pkl"), "--format", "json", "--digest"]) == 0
+    sha256 = json.loads(capsys.readouterr().out)["summary"]["files"][0]["sha256"]
+    assert sha256 == hashlib.sha256((models / "ok.pkl").read_bytes()).hexdigest()
 
 
 def test_allow_and_fail_on(models: Path) -> None:

@@ -24,4 +24,4 @@ def scanned_corpus(tmp_path_factory: pytest.TempPathFactory) -> ScannedCorpus:
     root = tmp_path_factory.mktemp("corpus")
     canary = root / "CANARY-was-executed"
     written = write_corpus(root / "files", canary)
-    return ScannedCorpus(written, scan(root / "files", workers=2), canary)  # process pool
+    return ScannedCorpus(written, scan(root / "files", workers=2, digest=True), canary)  # process pool

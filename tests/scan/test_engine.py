@@ -118,7 +118,7 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_parallel_and_serial_scans_agree(scanned_corpus: ScannedCorpus) -> None:
     root = scanned_corpus.written[0].path.parent
-    serial = scan(root, workers=1)
+    serial = scan(root, workers=1, digest=True)
     assert [f.to_dict() for f in serial.findings] == [
         f.to_dict() for f in scanned_corpus.report.findings
     ]
@@ -158,6 +158,6 @@ def test_time_limit_is_a_finding_not_a_hang(tmp_path: Path) -> None:
     assert "scan.limit.time" in [f.rule for f in report.findings]
 
 
-def test_digest_can_be_skipped(tmp_path: Path) -> None:
+def test_digest_is_off_unless_asked_for(tmp_path: Path) -> None:
     (tmp_path / "a.pkl").write_bytes(pickle.dumps(1))
-    assert scan(tmp_path, digest=False, workers=1).files[0].sha256 is None
+    assert scan(tmp_path, workers=1).files[0].sha256 is None

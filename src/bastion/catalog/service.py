@@ -114,7 +114,7 @@ def _default_scanner(path: Path) -> ScanReport:
             "the artifact scanner is not available, and nothing is registered unscanned",
             hint="reinstall Bastion; registration always scans first",
         ) from exc
-    return scan(path)
+    return scan(path, digest=True)  # results are bound to the bytes stored (invariant 3)
 
 
 def computed_card_fields(kind: Kind, path: Path) -> tuple[dict[str, Any], str]:

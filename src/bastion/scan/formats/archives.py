@@ -38,6 +38,8 @@ __all__ = ["CompressedScanner", "SevenZipScanner", "TarScanner", "ZipScanner"]
 _CHUNK: Final = 1 << 20
 _CRC_MAX: Final = 256 << 20
 """Stored members up to this size have their CRC checked (larger ones are read only as needed)."""
+_NAME_READ: Final = 256
+"""Bytes of member name read with each local header (longer names take a second read)."""
 _TORCH_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _TORCH_META: Final = frozenset({
     "byteorder", "version", ".data/version", ".data/serialization_id", ".format_version",
@@ -142,8 +144,8 @@ class ZipScanner:
         header = b""
         if 0 <= info.header_offset < source.size:
             stream.seek(info.header_offset)
-            header = stream.read(30)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            header = stream.read(30 + _NAME_READ)  # one read for the header and its name
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
             yield finding(
                 "archive.zip.bad-local-header", Severity.HIGH,
                 f"member {name!r} has no valid local header", _at(loc, info.header_offset),
@@ -151,7 +153,9 @@ class ZipScanner:
             )
             return
         name_len, extra_len = struct.unpack("<HH", header[26:30])
-        local_raw = stream.read(name_len)
+        local_raw = header[30:30 + name_len]
+        if len(local_raw) < name_len:
+            local_raw += stream.read(name_len - len(local_raw))
         local = local_raw.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
         if local != info.orig_filename:
             yield finding(
