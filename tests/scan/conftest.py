@@ -24,4 +24,5 @@ def scanned_corpus(tmp_path_factory: pytest.TempPathFactory) -> ScannedCorpus:
     root = tmp_path_factory.mktemp("corpus")
     canary = root / "CANARY-was-executed"
     written = write_corpus(root / "files", canary)
-    return ScannedCorpus(written, scan(root / "files", workers=2, digest=True), canary)  # process pool
+    report = scan(root / "files", workers=2, digest=True)  # a process pool
+    return ScannedCorpus(written, report, canary)

@@ -309,6 +309,18 @@ def write_tokenizer_config(path: Path, template: object) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
+def _tokenizer(template: object, named: bool = False) -> Callable[[Path, Path], None]:
+    def build(path: Path, canary: Path) -> None:
+        value = template.replace("CANARY", str(canary)) if isinstance(template, str) \
+            else template
+        if named:
+            value = [{"name": "default", "template": LLAMA3_TEMPLATE},
+                     {"name": "tool_use", "template": value}]
+        write_tokenizer_config(path, value)
+
+    return build
+
+
 # -- TensorFlow SavedModel (protobuf classes shipped by tensorboard; TensorFlow not installed) --
 
 def _saved_model_class() -> Any:
@@ -557,6 +569,10 @@ FORMAT_BENIGN: tuple[Case, ...] = (
     Case("gguf_benign.gguf", "gguf", _gguf(BENIGN_TEMPLATE)),
     Case("savedmodel_benign", "savedmodel", _saved_model(None)),
     Case("savedmodel_tf_keras_benign", "savedmodel", _tf_keras_saved_model(False)),
+    Case("tokenizer_config_llama3.json", "tokenizer", _tokenizer(LLAMA3_TEMPLATE)),
+    Case("tokenizer_config_named_templates.json", "tokenizer",
+         _tokenizer([{"name": "default", "template": LLAMA3_TEMPLATE},
+                     {"name": "chatml", "template": QWEN2_TEMPLATE}])),
 )
 
 FORMAT_MALICIOUS: tuple[Case, ...] = (
@@ -595,6 +611,11 @@ FORMAT_MALICIOUS: tuple[Case, ...] = (
     Case("savedmodel_keras_metadata_lambda", "savedmodel", _tf_keras_saved_model(True),
          "keras.lambda.bytecode", {"node_path": "root", "identifier": "_tf_keras_sequential",
                                    "where": "$.config.layers[1].config"}),
+    Case("tokenizer_config_globals.json", "tokenizer", _tokenizer(MALICIOUS_TEMPLATE),
+         "tokenizer.template.internals", {"key": "chat_template"}),
+    Case("tokenizer_config_named_obfuscated.json", "tokenizer",
+         _tokenizer(OBFUSCATED_TEMPLATE, named=True), "tokenizer.template.internals",
+         {"key": "chat_template.tool_use"}),
 )
 
 

@@ -95,6 +95,15 @@ def test_safetensors_with_an_absurd_header_length_still_reaches_its_scanner() ->
     assert sniff_bytes(b'        {"indented": "json"}\n') is Format.UNKNOWN
 
 
+def test_tokenizer_configs_by_content() -> None:
+    import json
+
+    assert sniff_bytes(json.dumps({"chat_template": "{{ x }}"}).encode()) \
+        is Format.TOKENIZER_CONFIG
+    assert sniff_bytes(b'{"model_type": "llama", "vocab_size": 10}') is Format.UNKNOWN
+    assert sniff_bytes(b'{"chat_template": "unterminated') is Format.UNKNOWN
+
+
 def test_tf_keras_metadata_is_part_of_a_savedmodel() -> None:
     from tests.scan.corpus_formats import keras_metadata_bytes, keras_metadata_nodes
 

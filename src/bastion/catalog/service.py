@@ -108,7 +108,7 @@ _ALLOWED_STATUS: Final[dict[Status, frozenset[Status]]] = {
 
 def _default_scanner(path: Path) -> ScanReport:
     try:
-        scan: Scanner = importlib.import_module("bastion.scan").scan
+        scan: Callable[..., ScanReport] = importlib.import_module("bastion.scan").scan
     except (ImportError, AttributeError) as exc:
         raise StorageError(
             "the artifact scanner is not available, and nothing is registered unscanned",

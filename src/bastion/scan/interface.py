@@ -52,6 +52,7 @@ class Format(enum.StrEnum):
     ONNX = "onnx"
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
+    TOKENIZER_CONFIG = "hf-tokenizer-config"
     ZIP = "zip"
     TAR = "tar"
     SEVENZIP = "7z"

@@ -173,6 +173,15 @@ def _protobuf(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     return probe(head)
 
 
+def _tokenizer(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    """A JSON object holding ``chat_template``: the formats helper owns the probe."""
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return None  # most files: no import, no read
+    module = importlib.import_module("bastion.scan.formats.tokenizer")
+    probe: Callable[[bytes, BinaryIO, int], bool] = module.probe_tokenizer_config
+    return Format.TOKENIZER_CONFIG if probe(head, stream, size) else None
+
+
 _PROBES: Final[tuple[Callable[[bytes, BinaryIO, int], Format | None], ...]] = (
-    _zip, _magic, _tar, _safetensors, _zlib, _pickle, _protobuf,
+    _zip, _magic, _tar, _safetensors, _zlib, _pickle, _protobuf, _tokenizer,
 )

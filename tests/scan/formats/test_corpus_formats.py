@@ -66,6 +66,8 @@ def test_formats_are_sniffed_by_content(scanned: Scanned) -> None:
     assert formats["saved_model.pb"] == "tf-savedmodel"
     assert formats["gguf_benign.gguf"] == "gguf"
     assert formats["safetensors_benign.safetensors"] == "safetensors"
+    assert formats["keras_metadata.pb"] == "tf-savedmodel"
+    assert formats["tokenizer_config_llama3.json"] == "hf-tokenizer-config"
 
 
 def test_renamed_files_are_scanned_as_what_they_are(scanned: Scanned, tmp_path: Path) -> None:

@@ -137,6 +137,12 @@ def test_probe_reads_past_the_head(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert _probe(path)
     path.write_text(json.dumps({"data": ["x" * 100] * 100}))
     assert not _probe(path)
+    # A large tokenizer.json escapes its vocabulary (\u0120...), but no key spells chat_template.
+    path.write_text(json.dumps({"model": {"vocab": {f"\u0120tok{i}": i for i in range(500)}}}))
+    assert b"\\u0120" in path.read_bytes() and not _probe(path)
+    path.write_text(json.dumps({"chat\u005ftemplate": "x", "pad": "y" * 2000}, ensure_ascii=False)
+                    .replace("chat_template", "chat\\u005Ftemplate"))
+    assert _probe(path)
 
 
 @settings(max_examples=200, deadline=None,

@@ -64,6 +64,7 @@ SCANNERS: Final[dict[Format, FormatScanner]] = {
     Format.SAVEDMODEL: _Lazy("savedmodel", "SavedModelScanner"),
     Format.SAFETENSORS: _Lazy("safetensors", "SafetensorsScanner"),
     Format.GGUF: _Lazy("gguf", "GGUFScanner"),
+    Format.TOKENIZER_CONFIG: _Lazy("tokenizer", "TokenizerConfigScanner"),
 }
 
 CONTAINERS: Final = frozenset({

@@ -28,12 +28,25 @@ from bastion.scan.interface import Format, Member, ScanLimits, Source
 
 __all__ = ["MAX_CONFIG", "TokenizerConfigScanner", "is_tokenizer_config", "probe_tokenizer_config"]
 
-MAX_CONFIG: Final = 64 * 1024 * 1024
-"""Largest config parsed (also bounded by ``ScanLimits.max_member_bytes``); Hugging Face's
-largest tokenizer configs (hundreds of thousands of added tokens) are tens of MB."""
+MAX_CONFIG: Final = 16 * 1024 * 1024
+"""Largest config parsed (also bounded by ``ScanLimits.max_member_bytes``). Parsed JSON takes
+several times its size in memory, and real tokenizer configs are well under a megabyte."""
 _KEY: Final = "chat_template"
-# A JSON object's key, as written or with its characters \u-escaped (json.loads decodes both).
-_KEY_BYTES: Final = re.compile(rb'"(?:chat_template|[^"\\]*\\u[0-9a-fA-F]{4}[^"]*)"\s*:')
+
+
+def _key_pattern(key: str) -> re.Pattern[bytes]:
+    """``"key":`` with any of its characters written as a ``\\uXXXX`` escape (json.loads
+    decodes both spellings, so both must be found)."""
+
+    def one(c: str) -> bytes:
+        hexdigits = "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d
+                            for d in f"{ord(c):04x}")
+        return b"(?:" + re.escape(c.encode()) + rb"|\\u" + hexdigits.encode() + b")"
+
+    return re.compile(b'"' + b"".join(one(c) for c in key) + rb'"\s*:')
+
+
+_KEY_BYTES: Final = _key_pattern(_KEY)
 _CHUNK: Final = 1 << 20
 _BOM: Final = b"\xef\xbb\xbf"
 
@@ -71,7 +84,8 @@ def probe_tokenizer_config(head: bytes, stream: BinaryIO, size: int) -> bool:
         return is_tokenizer_config(head)
     stream.seek(0)
     if size <= MAX_CONFIG:
-        return is_tokenizer_config(stream.read(MAX_CONFIG))
+        data = stream.read(MAX_CONFIG)
+        return _KEY_BYTES.search(data) is not None and is_tokenizer_config(data)
     tail = b""
     while chunk := stream.read(_CHUNK):
         if _KEY_BYTES.search(tail + chunk):
@@ -83,8 +97,7 @@ def probe_tokenizer_config(head: bytes, stream: BinaryIO, size: int) -> bool:
 class TokenizerConfigScanner:
     """Reviews every chat template of a tokenizer or processor config; runs none of them."""
 
-    formats: frozenset[Format] = frozenset()
-    """Empty until ``Format`` has a member for tokenizer configs (see docs/scan-formats.md)."""
+    formats: frozenset[Format] = frozenset({Format.TOKENIZER_CONFIG})
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Steps: 1. read within the size limit; 2. parse the JSON; 3. find each template
