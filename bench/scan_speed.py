@@ -60,6 +60,16 @@ class Timing:
     note: str
 
 
+def compile_bastion() -> None:
+    """Byte-compile Bastion as ``pip install`` does for the peers (an editable install in an
+    environment with PYTHONDONTWRITEBYTECODE would otherwise recompile it on every run)."""
+    import compileall
+
+    import bastion
+
+    compileall.compile_dir(Path(bastion.__file__).parent, quiet=1)
+
+
 def ensure_peers() -> None:
     """picklescan and modelscan in their own venv (never in the project's)."""
     if (PEERS / "bin" / "picklescan").exists() and (PEERS / "bin" / "modelscan").exists():
@@ -222,6 +232,7 @@ def main() -> int:
     parser.add_argument("--digest", action="store_true", help="also time bastion --digest")
     args = parser.parse_args()
     ensure_peers()
+    compile_bastion()
     try:
         workloads = build(1 / 16 if args.small else 1.0)
         bare, _, _ = command([PYTHON, "-c", "pass"], args.repeat)

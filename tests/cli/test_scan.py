@@ -97,3 +97,22 @@ def test_errors_exit_2_with_a_message(argv: list[str], capsys: pytest.CaptureFix
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("bastion: error:") and "Traceback" not in err
+
+
+def test_progress_bar_only_on_terminals() -> None:
+    import io
+
+    from rich.console import Console
+
+    from bastion.cli._context import State
+    from bastion.cli.scan import _progress
+
+    piped = State(err=Console(file=io.StringIO()))
+    with _progress(piped) as update:
+        assert update is None  # pipes and files get no bar
+    screen = io.StringIO()
+    tty = State(err=Console(file=screen, force_terminal=True, width=80))
+    with _progress(tty) as update:
+        assert update is not None
+        update(3, 7)
+    assert "scanning" in screen.getvalue() and "3/7" in screen.getvalue()

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from bastion.cli._context import State, state
 from bastion.cli._output import emit_findings
@@ -87,6 +86,8 @@ def _progress(st: State) -> Iterator[ProgressCallback | None]:
     if not st.err.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     with Progress("scanning", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=st.err, transient=True) as bar:
         task = bar.add_task("scan", total=None)
