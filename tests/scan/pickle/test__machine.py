@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import pickle
 import struct
@@ -182,9 +183,12 @@ def _summary(a: object) -> tuple[object, ...]:
 
 _VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-    | st.binary(),
-    lambda inner: st.lists(inner) | st.tuples(inner, inner) | st.dictionaries(st.text(), inner)
-    | st.frozensets(st.integers()),
+    | st.binary() | st.binary(min_size=256, max_size=1000)  # SHORT_BINBYTES and BINBYTES
+    | st.complex_numbers(allow_nan=False) | st.decimals(allow_nan=False) | st.fractions()
+    | st.dates(),  # these four pickle as imports and calls
+    lambda inner: st.lists(inner) | st.tuples(inner, inner, inner) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(), inner) | st.frozensets(st.integers())
+    | st.builds(collections.OrderedDict, st.lists(st.tuples(st.text(), inner))),
     max_leaves=40,
 )
 

@@ -503,6 +503,34 @@ class _Machine:
                         stack.append(i32(buf, i + 1)[0])
                         i += 5
                         continue
+                    elif code == 0x87:  # TUPLE3
+                        if len(stack) >= 3:
+                            items = stack[-3:]
+                            for v in items:
+                                if type(v) is Call:
+                                    v.used = True
+                            stack[-3:] = [tuple(items)]
+                            i += 1
+                            continue
+                    elif code == 0x93:  # STACK_GLOBAL
+                        if len(stack) >= 2 and type(stack[-1]) is str and type(stack[-2]) is str:
+                            g = Global(stack[-2], stack[-1], base + i, "STACK_GLOBAL", self.proto)
+                            a.globals.append(g)
+                            stack[-2:] = [g]
+                            i += 1
+                            continue
+                    elif code == 0x43:  # SHORT_BINBYTES
+                        end = i + 2 + buf[i + 1]
+                        if end <= n:
+                            stack.append(buf[i + 2:end])
+                            i = end
+                            continue
+                    elif code == 0x42:  # BINBYTES
+                        end = i + 5 + u32(buf, i + 1)[0]
+                        if end <= n and end - i - 5 <= _KEEP_STR:
+                            stack.append(buf[i + 5:end])
+                            i = end
+                            continue
                     elif code == 0x7D:  # EMPTY_DICT
                         stack.append(DictValue())
                         i += 1

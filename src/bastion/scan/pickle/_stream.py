@@ -19,7 +19,6 @@ Rules (each a finding; see ``docs/scan.md``):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import BinaryIO, Final
 
 from bastion.findings import Finding, Location, Severity
@@ -88,7 +87,7 @@ def scan_pickles(
         yield finding(
             "pickle.stream.truncated", Severity.HIGH,
             f"expected {count} stacked pickles, found {index}",
-            replace(location, offset=pos), detail=_BREAK_DETAIL,
+            Location(location.path, location.member, pos), detail=_BREAK_DETAIL,
         )
 
 
@@ -96,7 +95,7 @@ def _trailing(location: Location, pos: int, end: int) -> Finding:
     return finding(
         "pickle.trailing-data", Severity.MEDIUM,
         f"{end - pos} bytes after the last pickle are not a pickle",
-        replace(location, offset=pos),
+        Location(location.path, location.member, pos),
         detail="A loader that reads several pickles, or a tool that reads this file "
         "differently, may interpret bytes the scan could not.",
         evidence={"bytes": end - pos},
@@ -108,7 +107,7 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
     where = f"pickle #{index + 1}" if index else "pickle"
 
     def at(offset: int) -> Location:
-        return replace(location, offset=offset)
+        return Location(location.path, location.member, offset)
 
     # 1. imports
     reported: dict[str, Global] = {}
