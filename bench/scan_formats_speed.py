@@ -4,9 +4,9 @@
     .venv/bin/python bench/scan_formats_speed.py --small  # 1/8 of the sizes
 
 For each format, a file with large tensors is written by the real library, then timed and
-measured (peak RSS of a fresh process) in the same run: ``bastion.scan.scan`` (sniffing and the
-SHA-256 of the whole file included), Bastion's format scanner alone, and the baseline that
-merely *parses* the file with the format's reference reader:
+measured (peak RSS of a fresh process) in the same run: ``bastion.scan.scan(digest=True)`` as
+the catalog runs it (sniffing and the SHA-256 of the whole file included), Bastion's format
+scanner alone, and the baseline that merely *parses* the file with the format's reference reader:
 ``onnx.load(..., load_external_data=False)``, safetensors' ``safe_open`` listing its tensors,
 ``gguf.GGUFReader`` (memory-mapped), ``h5py`` + ``json`` on a Keras ``.h5``'s ``model_config``.
 The baselines check nothing; they show what reading costs.
@@ -40,9 +40,9 @@ MEASURE = textwrap.dedent("""
     print(elapsed, peak_kb / 1024)
 """)
 
-# (imports, timed call) per tool. The engine also hashes every file (SHA-256, results are bound
-# to content), so the format scanner alone is timed too.
-BASTION = ("from bastion.scan import scan", "scan({path!r})")
+# (imports, timed call) per tool. The catalog's scan also hashes every file (SHA-256, results are
+# bound to content), so the format scanner alone is timed too.
+BASTION = ("from bastion.scan import scan", "scan({path!r}, digest=True)")
 SCANNER = (
     "import os, h5py\nfrom bastion.findings import Location\n"
     "from bastion.scan.formats import SCANNERS\n"
