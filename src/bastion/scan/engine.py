@@ -181,7 +181,9 @@ class _Job:
     digest: bool
 
     def __call__(self, path: str) -> tuple[list[Finding], list[ScannedFile]]:
-        ctx = _Context(self.policy, self.limits, time.monotonic() + self.limits.timeout_s)
+        # One budget of decompressed bytes for this file, shared by every nesting level.
+        limits = self.limits.for_file()
+        ctx = _Context(self.policy, limits, time.monotonic() + limits.timeout_s)
         size = os.stat(path).st_size
         digest: list[str] = []
         if size <= _SMALL_FILE:  # read once: sniffing, scanning and hashing share the bytes
@@ -224,6 +226,7 @@ class _Context:
     findings: list[Finding] = field(default_factory=list)
     files: list[ScannedFile] = field(default_factory=list)
     timed_out: bool = False
+    over_budget: bool = False
 
     def walk(self, source: Source) -> None:
         """Sniff, scan and recurse; every failure becomes a finding, none escapes."""
@@ -263,6 +266,8 @@ class _Context:
                 detail="Deep nesting hides content from scanners that give up early.",
             ))
             return
+        if self._spent(loc):
+            return
         if hasattr(scanner, "with_policy"):  # PolicyAware (isinstance on a Protocol is slow)
             scanner = cast(PolicyAware, scanner).with_policy(self.policy)
         try:
@@ -274,6 +279,8 @@ class _Context:
                     self.walk(item.source)
                 else:
                     self.findings.append(item)
+                if self._spent(loc):  # stops every enclosing level too (fail closed)
+                    return
         except Exception as exc:
             self.findings.append(_error(loc, f"scanning it as {fmt.value}", exc))
 
@@ -285,6 +292,27 @@ class _Context:
                 f"the {self.limits.timeout_s:.0f} s time limit was reached; the rest is not "
                 "scanned", loc,
             ))
+
+    def _spent(self, loc: Location) -> bool:
+        """Whether the file's budget of decompressed bytes is spent: then nothing more is read.
+
+        The decompressor that ran out reports where (``archive.bomb``, limit ``total``); this
+        only makes sure such a finding exists, whoever spent the budget.
+        """
+        if not self.limits.exhausted:
+            return False
+        if not self.over_budget:
+            self.over_budget = True
+            if not any(f.rule == "archive.bomb" and f.evidence.get("limit") == "total"
+                       for f in self.findings):
+                self.findings.append(finding(
+                    "archive.bomb", Severity.HIGH,
+                    f"more than {self.limits.max_total_bytes} bytes decompressed for this file "
+                    "(max_total_bytes); the rest is not scanned", loc,
+                    evidence={"limit": "total", "max_total_bytes": self.limits.max_total_bytes,
+                              "decompressed": self.limits.spent},
+                ))
+        return True
 
     def _polyglot(self, source: Source, fmt: Format) -> None:
         """A zip directory at the end of a non-container file: zip readers see another file.

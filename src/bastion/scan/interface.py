@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from bastion.errors import BastionError
@@ -65,14 +65,25 @@ class Format(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ScanLimits:
-    """Bounds that keep hostile input from exhausting the scanner. Hitting one is a finding."""
+    """Bounds that keep hostile input from exhausting the scanner. Hitting one is a finding.
+
+    An instance also keeps the tally of bytes decompressed against ``max_total_bytes``: the
+    scanner protocol hands every scanner these limits, so the tally reaches every decompressor
+    at every nesting depth. The engine takes a fresh copy per top-level file
+    (:meth:`for_file`); a caller driving scanners directly should do the same.
+    """
 
     max_depth: int = 5
     """Containers nested deeper than this are not opened."""
     max_member_bytes: int = 2 * 1024**3
     """Largest decompressed archive member read."""
     max_total_bytes: int = 20 * 1024**3
-    """Largest total of decompressed bytes per top-level file (zip-bomb guard)."""
+    """Most bytes decompressed for one top-level file, every nesting level counted together.
+
+    A zip of zips (42.zip) keeps each archive under every per-archive limit while the total
+    grows with each level; past this budget nothing more of the file is decompressed. Each
+    archive's declared sizes are also checked against it, before anything is decompressed.
+    """
     max_ratio: int = 200
     """Largest compression ratio accepted for a member before it counts as a bomb."""
     max_members: int = 100_000
@@ -83,6 +94,27 @@ class ScanLimits:
     """Most pickle memo entries per stream."""
     timeout_s: float = 300.0
     """Wall-clock budget per top-level file."""
+    _spent: list[int] = field(default_factory=lambda: [0], init=False, repr=False, compare=False)
+    """Bytes decompressed so far under these limits (a box: the limits themselves are frozen)."""
+
+    def for_file(self) -> ScanLimits:
+        """The same limits with nothing decompressed yet: one top-level file's budget."""
+        return replace(self)
+
+    def spend(self, n: int) -> bool:
+        """Count ``n`` more decompressed bytes; ``False`` once the total passes the budget."""
+        self._spent[0] += n
+        return self._spent[0] <= self.max_total_bytes
+
+    @property
+    def spent(self) -> int:
+        """Bytes decompressed so far under these limits, all nesting levels together."""
+        return self._spent[0]
+
+    @property
+    def exhausted(self) -> bool:
+        """``max_total_bytes`` has been passed: nothing more of this file is decompressed."""
+        return self._spent[0] > self.max_total_bytes
 
 
 @dataclass(frozen=True, slots=True)

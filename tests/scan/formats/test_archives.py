@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import struct
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bastion.findings import Finding, Location
+from bastion.findings import Finding, Location, Severity
 from bastion.scan import ScanLimits, scan
 from bastion.scan.formats.archives import (
     CompressedScanner,
@@ -199,3 +200,128 @@ def test_fuzz_compressed_streams_never_raise(tail: bytes, magic: bytes) -> None:
     findings, members = run(CompressedScanner(), magic + tail)
     assert all(isinstance(f, Finding) for f in findings)
     assert len(members) <= 1
+
+
+# -- one budget of decompressed bytes per top-level file, across nesting levels -------------
+
+_MIB = 1 << 20
+
+
+def _inner_zips(count: int, member_bytes: int = 3 * _MIB) -> dict[str, bytes]:
+    """``count`` zips, each one member of zeros: ~3 KB packed, ``member_bytes`` unpacked."""
+    return {f"inner{i}.zip": zipped({"big.bin": bytes(member_bytes)}, zipfile.ZIP_DEFLATED)
+            for i in range(count)}
+
+
+def _tar_gz(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue())
+
+
+_NESTED = {
+    "zip of zips": (lambda inner: zipped(inner, zipfile.ZIP_DEFLATED), ""),
+    "tar.gz of zips": (_tar_gz, "(gzip)!"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_NESTED))
+def test_nested_bomb_is_stopped_by_the_budget_across_levels(tmp_path: Path, kind: str) -> None:
+    # Every archive is far under every per-archive limit (the outer one declares ~12 KB, each
+    # inner one 3 MiB of an 8 MiB budget); together they decompress 12 MiB.
+    build, prefix = _NESTED[kind]
+    path = tmp_path / "nested.bin"
+    path.write_bytes(build(_inner_zips(4)))
+    limits = ScanLimits(max_total_bytes=8 * _MIB)
+    report = scan(path, limits=limits, workers=1)
+
+    serious = [f for f in report.findings if f.severity >= Severity.MEDIUM]
+    assert [(f.rule, f.severity, f.location) for f in serious] == [
+        ("archive.bomb", Severity.HIGH, Location(str(path), f"{prefix}inner2.zip")),
+    ]
+    (bomb,) = serious
+    assert bomb.evidence["member"] == "big.bin"
+    assert bomb.evidence["limit"] == "total"
+    assert bomb.evidence["max_total_bytes"] == 8 * _MIB
+    assert 8 * _MIB < int(bomb.evidence["decompressed"]) <= 9 * _MIB + 64 * 1024
+    assert "8388608 bytes" in bomb.title and "not scanned" in bomb.title
+    # Scanning stopped there: the third inner member never came out, the fourth zip was
+    # never opened, and nothing after the bomb was reported.
+    members = [f.location.member for f in report.files]
+    assert f"{prefix}inner1.zip!big.bin" in members
+    assert f"{prefix}inner2.zip!big.bin" not in members
+    assert not any(m and "inner3" in m for m in members)
+
+
+@pytest.mark.parametrize("kind", list(_NESTED))
+def test_benign_nested_archive_under_the_budget_is_scanned_whole(
+    tmp_path: Path, kind: str
+) -> None:
+    build, prefix = _NESTED[kind]
+    path = tmp_path / "nested.bin"
+    path.write_bytes(build(_inner_zips(4)))
+    report = scan(path, limits=ScanLimits(max_total_bytes=13 * _MIB), workers=1)
+    assert [f for f in report.findings if f.severity >= Severity.MEDIUM] == []
+    members = {f.location.member for f in report.files}
+    assert {f"{prefix}inner{i}.zip!big.bin" for i in range(4)} <= members
+
+
+def test_each_top_level_file_has_its_own_budget(tmp_path: Path) -> None:
+    for i in range(3):  # 3 MiB each, 9 MiB in all, under a 4 MiB budget per file
+        (tmp_path / f"{i}.zip").write_bytes(zipped({"big.bin": bytes(3 * _MIB)},
+                                                   zipfile.ZIP_DEFLATED))
+    report = scan(tmp_path, limits=ScanLimits(max_total_bytes=4 * _MIB), workers=1)
+    assert [f.rule for f in report.findings if f.severity >= Severity.MEDIUM] == []
+
+
+def test_a_spent_budget_decompresses_nothing_more() -> None:
+    limits = ScanLimits(max_total_bytes=_MIB)
+    assert not limits.spend(_MIB + 1) and limits.exhausted
+    findings, members = run(ZipScanner(), zipped({"a.bin": bytes(1000)}, zipfile.ZIP_DEFLATED),
+                            limits)
+    assert [(f.rule, f.evidence["member"], f.evidence["limit"]) for f in findings] == [
+        ("archive.bomb", "a.bin", "total")
+    ]
+    assert members == [] and limits.spent == _MIB + 1  # not one more byte decompressed
+    findings, members = run(CompressedScanner(), gzip.compress(b"x" * 1000), limits)
+    assert [(f.rule, f.evidence["member"]) for f in findings] == [("archive.bomb", "(gzip)")]
+    assert members == [] and limits.spent == _MIB + 1
+
+
+def test_stored_members_do_not_spend_the_budget() -> None:
+    # A stored member is a window onto bytes already counted (or on disk): nothing multiplies.
+    limits = ScanLimits(max_total_bytes=2000)
+    limits.spend(1500)
+    findings, members = run(ZipScanner(), zipped({"a.bin": bytes(900), "b.bin": bytes(900)}),
+                            limits)
+    assert findings == [] and len(members) == 2 and limits.spent == 1500
+
+
+def test_seven_zip_extraction_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
+    import py7zr
+
+    path = tmp_path / "a.7z"
+    with py7zr.SevenZipFile(path, "w") as z:
+        for i in range(3):
+            z.writestr(bytes(3 * _MIB), f"m{i}.bin")
+    limits = ScanLimits(max_total_bytes=10 * _MIB)  # the 9 MiB declared pass the check
+    limits.spend(5 * _MIB)  # what enclosing levels already decompressed
+    source = Source(Location(str(path)), path.stat().st_size, lambda: path.open("rb"))
+    items = list(SevenZipScanner().scan(source, limits))
+    assert [(f.rule, f.evidence["member"], f.evidence["limit"]) for f in items
+            if isinstance(f, Finding)] == [("archive.bomb", "m1.bin", "total")]
+    assert not any(isinstance(i, Member) for i in items)
+    assert limits.spent == 11 * _MIB  # py7zr stopped at m1.bin: m2.bin never came out
+
+
+def test_member_with_an_empty_name_is_scanned_not_a_crash() -> None:
+    # Found by the fuzzer: ZipInfo.is_dir() raises IndexError on a zero-length name.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(zipfile.ZipInfo(""), pickle.dumps(1))
+    findings, members = run(ZipScanner(), buf.getvalue())
+    assert findings == [] and [m.name for m in members] == [""]

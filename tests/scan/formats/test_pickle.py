@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import joblib
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bastion.findings import Finding, Location
+from bastion.findings import Finding, Location, Severity
 from bastion.scan import ScanLimits
 from bastion.scan.formats.pickle import PickleScanner
 from bastion.scan.interface import Source
@@ -67,33 +71,163 @@ def test_fuzz_mutated_joblib_never_raises(mutations) -> None:
         assert isinstance(f, Finding)
 
 
-def test_pickle_hidden_in_joblib_array_bytes(tmp_path, canary, monkeypatch) -> None:
-    """joblib skips array bytes; pickle.load would run them. Both readings are scanned."""
-    import pytest
+@pytest.fixture
+def old_joblib(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """joblib.dump writing arrays as joblib < 1.2 did: no alignment padding byte.
+
+    joblib still reads such files. With padding, ``pickle.load`` breaks on the padding byte
+    (not an opcode); without it, the array's first byte is the next opcode it interprets.
+    """
     from joblib import numpy_pickle
 
+    init = numpy_pickle.NumpyArrayWrapper.__init__
+
+    def unaligned(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        del self.numpy_array_alignment_bytes
+
+    monkeypatch.setattr(numpy_pickle.NumpyArrayWrapper, "__init__", unaligned)
+    yield
+    monkeypatch.undo()
+
+
+def hide(payload: bytes, path: Path) -> bytes:
+    """A real joblib dump whose one array's bytes are ``payload``; joblib reads it back."""
+    array = np.frombuffer(payload, dtype=np.uint8)
+    joblib.dump({"coef": array}, path)
+    assert (joblib.load(path)["coef"] == array).all()  # joblib sees an array
+    return path.read_bytes()
+
+
+def test_pickle_hidden_in_joblib_array_bytes(tmp_path, canary, old_joblib) -> None:
+    """joblib skips array bytes; pickle.load would run them. Both readings are scanned."""
     from bastion.scan.pickle import UnsafePickleError, restricted
 
     class Evil:
         def __reduce__(self):
             return os.system, (f"touch {canary}",)
 
-    init = numpy_pickle.NumpyArrayWrapper.__init__
-
-    def unaligned(self, *args, **kwargs) -> None:  # as joblib < 1.2 wrote arrays
-        init(self, *args, **kwargs)
-        del self.numpy_array_alignment_bytes
-
-    monkeypatch.setattr(numpy_pickle.NumpyArrayWrapper, "__init__", unaligned)
-    payload = np.frombuffer(pickle.dumps(Evil(), protocol=2), dtype=np.uint8)
-    path = tmp_path / "model.joblib"
-    joblib.dump({"coef": payload}, path)
-    monkeypatch.undo()
-    assert (joblib.load(path)["coef"] == payload).all()  # joblib sees an array
+    data = hide(pickle.dumps(Evil(), protocol=2), tmp_path / "model.joblib")
     with pytest.raises(UnsafePickleError, match=r"posix\.system"):  # pickle.load sees a call
-        restricted.loads(path.read_bytes())
-    found = run(path.read_bytes())
-    assert [(f.rule, f.evidence["global"]) for f in found] == [
-        ("joblib.array.hidden-pickle", "posix.system")
+        restricted.loads(data)
+    found = run(data)
+    assert [(f.rule, f.severity, f.evidence["global"]) for f in found] == [
+        ("joblib.array.hidden-pickle", Severity.CRITICAL, "posix.system")
     ]
+    assert "importing and calling posix.system" in found[0].title
     assert not canary.exists()
+
+
+# getattr(__import__("os"), "system")("touch <canary>"): the callable of the last REDUCE is
+# the result of a call, not an import.
+def _getattr_chain(canary: Path) -> bytes:
+    return (b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(Vos\ntRVsystem\ntR"
+            + f"(Vtouch {canary}\n".encode() + b"tR.")
+
+
+def test_hidden_call_of_a_call_result_is_judged(tmp_path, canary, old_joblib) -> None:
+    from bastion.scan.pickle import UnsafePickleError, restricted
+
+    data = hide(_getattr_chain(canary), tmp_path / "model.joblib")
+    with pytest.raises(UnsafePickleError, match=r"builtins\.getattr"):
+        restricted.loads(data)
+    found = run(data)
+    assert [(f.rule, f.severity, f.evidence.get("global"), f.evidence.get("opcode"))
+            for f in found] == [
+        ("joblib.array.hidden-pickle", Severity.CRITICAL, "builtins.getattr", "GLOBAL"),
+        ("joblib.array.hidden-pickle", Severity.CRITICAL, "builtins.__import__", "GLOBAL"),
+        ("joblib.array.hidden-pickle", Severity.CRITICAL, None, "REDUCE"),
+    ]
+    call = found[2]
+    assert call.evidence["callable"].startswith("the result of REDUCE at offset")
+    array_offset = call.evidence["array_offset"]
+    assert call.location.offset == array_offset + _getattr_chain(canary).rindex(b"R")
+    assert not canary.exists()
+
+
+def test_hidden_calls_and_builds_are_judged_even_when_every_import_is_allowed(
+    tmp_path, old_joblib
+) -> None:
+    # OrderedDict()() and BUILD (None, {"x": "y"}) on the OrderedDict class itself: both
+    # imports are on the allowlist, so only what is done with them can be reported. (Run,
+    # each raises TypeError: harmless.)
+    call = b"ccollections\nOrderedDict\n)R)R."
+    build = b"ccollections\nOrderedDict\nN}Vx\nVy\ns\x86b."
+    found = run(hide(call, tmp_path / "call.joblib"))
+    assert [(f.rule, f.severity, f.evidence["opcode"]) for f in found] == [
+        ("joblib.array.hidden-pickle", Severity.CRITICAL, "REDUCE")
+    ]
+    found = run(hide(build, tmp_path / "build.joblib"))
+    assert [(f.rule, f.severity, f.evidence["target"]) for f in found] == [
+        ("joblib.array.hidden-pickle", Severity.CRITICAL, "collections.OrderedDict")
+    ]
+    assert "BUILD" in found[0].title
+
+
+@pytest.mark.parametrize(("lead", "stop"), [
+    pytest.param(b"K\x05)R", "'int' object is not callable", id="calls-an-int"),
+    pytest.param(b"\x82\x07", "unregistered extension code 7", id="extension-code"),
+    pytest.param(b"c\x00\x00\nx\n", "refusing to import \x00\x00.x", id="nul-module"),
+])
+def test_nothing_after_a_certain_break_is_judged(
+    tmp_path, canary, old_joblib, lead, stop
+) -> None:
+    from bastion.scan.pickle import restricted
+
+    # pickle.load stops at ``lead``, before it reaches the import of os.system. (The NUL
+    # module is refused by the allowlist here; a plain load raises ModuleNotFoundError.)
+    payload = lead + f"cposix\nsystem\n(Vtouch {canary}\ntR.".encode()
+    data = hide(payload, tmp_path / "model.joblib")
+    with pytest.raises((TypeError, ValueError, pickle.UnpicklingError), match=re.escape(stop)):
+        restricted.loads(data)
+    assert [f for f in run(data) if f.severity >= Severity.MEDIUM] == []
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["joblib", "joblib<1.2"])
+def test_real_sklearn_dumps_have_no_finding_in_either_reading(
+    tmp_path, aligned, request
+) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import LabelEncoder, StandardScaler
+
+    if not aligned:
+        request.getfixturevalue("old_joblib")
+    x, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    models = {
+        "pipeline": make_pipeline(StandardScaler(), PCA(2), LogisticRegression(max_iter=300))
+        .fit(x, y),
+        "forest": RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y),
+        "boosting": GradientBoostingClassifier(n_estimators=3, random_state=0).fit(x, y),
+        "labels": LabelEncoder().fit(names),
+        "tfidf": TfidfVectorizer().fit(["a cat sat", "on the mat", "cats and dogs\n"]),
+    }
+    for name, model in models.items():
+        joblib.dump(model, tmp_path / name)
+        serious = [(f.rule, f.title) for f in run((tmp_path / name).read_bytes())
+                   if f.severity >= Severity.MEDIUM]
+        assert serious == [], name
+
+
+def test_random_arrays_in_old_joblib_files_have_no_finding(old_joblib) -> None:
+    # joblib < 1.2 files put the array's first byte where pickle.load reads its next opcode.
+    # Numbers break that reading within a few opcodes; before this reading stopped at
+    # certain breaks, about 1 array in 6 here was reported (extension codes, and small
+    # integers starting with 99 read as GLOBAL "\x00\x00...").
+    rng = np.random.default_rng(0)
+    for i in range(600):
+        n = int(rng.integers(1, 40))
+        array = [
+            rng.standard_normal(n), rng.standard_normal(n).astype(np.float32),
+            rng.integers(0, 200, n), rng.integers(0, 256, n).astype(np.uint8),
+            rng.integers(-3, 3, n).astype(np.int32),
+            np.array([99, 10, 10, *rng.integers(0, 100, n)], dtype=np.int64),
+        ][i % 6]
+        serious = [f.title for f in run(dump({"a": array})) if f.severity >= Severity.MEDIUM]
+        assert serious == [], (i, array)

@@ -3,6 +3,8 @@
 A stored member is a *window* (``[start, start + size)`` of its parent, read by seeking, so a
 2 GB checkpoint member costs nothing until read). A compressed one is decompressed once into a
 temporary file, stopping at the size and ratio limits (zip-bomb guard), and then read from there.
+Every byte decompressed is also drawn from the top-level file's budget
+(``ScanLimits.max_total_bytes``), so nesting archives cannot multiply what is decompressed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _BUFFER: Final = 1 << 16
 _CHUNK: Final = 1 << 20
 _RATIO_FLOOR: Final = 16 << 20
 """Ratios are only judged once this much has come out (tiny members compress very well)."""
+_STOPPED: Final = frozenset({"size", "ratio", "total"})
+"""Problems that stop a member at a limit: what came out is not scanned."""
 
 
 class _Window(io.RawIOBase):
@@ -87,12 +91,26 @@ class Spilled:
     size: int
     """Bytes written (up to where it stopped)."""
     problem: str | None = None
-    """Why it stopped early: ``"size"``, ``"ratio"`` or a decoder error message."""
+    """Why it stopped early: ``"size"``, ``"ratio"``, ``"total"`` or a decoder error message.
+
+    ``"total"``: the file's budget of decompressed bytes is spent (this member's share, or
+    before it started, in which case nothing was decompressed).
+    """
 
 
 @contextlib.contextmanager
 def spill(chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits) -> Iterator[Spilled]:
-    """Write decompressed ``chunks`` to a temporary file within the limits; delete it after."""
+    """Write decompressed ``chunks`` to a temporary file within the limits; delete it after.
+
+    Steps, each stopping it (``Spilled.path`` is then ``None``):
+
+    1. The file's budget (``max_total_bytes``) is already spent: nothing is decompressed.
+    2. Each piece is drawn from that budget first; the piece that passes it is the last.
+    3. The member's own size and compression ratio limits.
+    """
+    if limits.exhausted:  # 1.
+        yield Spilled(None, 0, "total")
+        return
     fd, path = tempfile.mkstemp(prefix="bastion-scan-")
     result: Spilled
     try:
@@ -102,7 +120,10 @@ def spill(chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits) -> 
             try:
                 for chunk in chunks:
                     written += len(chunk)
-                    if written > limits.max_member_bytes:
+                    if not limits.spend(len(chunk)):  # 2.
+                        problem = "total"
+                        break
+                    if written > limits.max_member_bytes:  # 3.
                         problem = "size"
                         break
                     if written > _RATIO_FLOOR and written > limits.max_ratio * max(
@@ -115,7 +136,7 @@ def spill(chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits) -> 
                 problem = f"{exc.__class__.__name__}: {exc}"
             except Exception as exc:
                 problem = f"{exc.__class__.__name__}: {exc}"
-        result = Spilled(None if problem in ("size", "ratio") else path, written, problem)
+        result = Spilled(None if problem in _STOPPED else path, written, problem)
         yield result
     finally:
         with contextlib.suppress(OSError):

@@ -1,8 +1,9 @@
 """Containers: zip (incl. PyTorch checkpoints and ``.npz``), tar, 7z, gzip, bzip2, xz, zlib.
 
 Each yields its members for the engine to sniff and scan, within the limits (member count,
-size, compression ratio, nesting depth), and reports what a lenient reader would read
-differently from a strict one.
+size, compression ratio, nesting depth, and the bytes decompressed for the whole top-level file
+at every depth together), and reports what a lenient reader would read differently from a
+strict one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, cast
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
 from bastion.scan._zipdir import zip_directory
-from bastion.scan.formats._io import member_source, read_chunks, spill, window
+from bastion.scan.formats._io import Spilled, member_source, read_chunks, spill, window
 from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.interface import Format, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy
@@ -75,7 +76,8 @@ class ZipScanner:
     Steps (each a finding when it fails):
 
     1. The central directory must parse; at most ``max_members`` members are read.
-    2. Declared sizes must stay within the limits (zip-bomb guard, before decompressing).
+    2. Declared sizes must stay within the limits (zip-bomb guard, before decompressing);
+       what is then decompressed is drawn from the top-level file's budget (nested bombs).
     3. For each member: no duplicate names, no path traversal, not encrypted, a local header
        whose name matches the central directory (PyTorch's reader uses the central name,
        Python's refuses a mismatch: scanners built on ``zipfile.open`` skip such members).
@@ -122,7 +124,7 @@ class ZipScanner:
         seen: set[str], prefixes: set[str], raw: re.Pattern[str] | None,
     ) -> Iterator[Finding | Member]:
         loc, name = source.location, info.filename
-        if info.is_dir():
+        if name.endswith("/"):  # ZipInfo.is_dir() raises on an empty name
             return
         # 3. names, encryption, local header
         if name in seen:
@@ -206,7 +208,7 @@ class ZipScanner:
             info.compress_size, limits,
         ) as out:
             if out.problem is not None and out.path is None:
-                yield _bomb(loc, name, out.problem, out.size)
+                yield _stopped(loc, name, out, limits)
                 return
             if out.problem is not None:
                 yield finding(
@@ -262,6 +264,13 @@ def _crc(location: Location, name: str) -> Finding:
     )
 
 
+def _stopped(location: Location, name: str, out: Spilled, limits: ScanLimits) -> Finding:
+    """The finding for a member that a limit stopped while it was decompressed."""
+    if out.problem == "total":
+        return _over_budget(location, name, limits)
+    return _bomb(location, name, out.problem or "size", out.size)
+
+
 def _bomb(location: Location, name: str, why: str, size: int) -> Finding:
     return finding(
         "archive.bomb", Severity.HIGH,
@@ -269,6 +278,21 @@ def _bomb(location: Location, name: str, why: str, size: int) -> Finding:
         _at(location),
         detail="A decompression bomb exhausts disk or memory; what lies beyond the limit "
         "was not scanned.", evidence={"member": name, "limit": why},
+    )
+
+
+def _over_budget(location: Location, name: str, limits: ScanLimits) -> Finding:
+    """The file's budget of decompressed bytes ran out at ``name``: the rest is not scanned."""
+    return finding(
+        "archive.bomb", Severity.HIGH,
+        f"decompressing member {name!r} passes the limit of {limits.max_total_bytes} bytes "
+        "decompressed per top-level file (max_total_bytes, every nesting level counted); it "
+        "and the rest of the file are not scanned", _at(location),
+        detail="Archives nested in archives (42.zip) keep each one under every per-archive "
+        "limit while the total grows with each level. Nothing more of this file was "
+        "decompressed, so what lies beyond this point is not vouched for.",
+        evidence={"member": name, "limit": "total", "max_total_bytes": limits.max_total_bytes,
+                  "decompressed": limits.spent},
     )
 
 
@@ -360,7 +384,7 @@ class CompressedScanner:
             chunks, kind = _decompressor(head, stream)
             with spill(chunks, source.size, limits) as out:
                 if out.problem is not None and out.path is None:
-                    yield _bomb(loc, f"({kind})", out.problem, out.size)
+                    yield _stopped(loc, f"({kind})", out, limits)
                     return
                 if out.problem is not None:
                     yield finding(
@@ -397,7 +421,10 @@ def _unzlib(stream: BinaryIO) -> Iterator[bytes]:
 
 @dataclass(frozen=True, slots=True)
 class SevenZipScanner:
-    """7z archives via py7zr, extracted into capped temporary files (sizes checked first)."""
+    """7z archives via py7zr, extracted into capped temporary files (sizes checked first).
+
+    Extraction stops as soon as the top-level file's budget of decompressed bytes is spent.
+    """
 
     formats: frozenset[Format] = frozenset({Format.SEVENZIP})
 
@@ -429,13 +456,19 @@ class SevenZipScanner:
             ):
                 yield _limit(loc, f"members declare {declared} bytes", rule="archive.bomb")
                 return
-            factory = _CappedFactory(Path(tmp), limits.max_member_bytes)
+            factory = _CappedFactory(Path(tmp), limits)
             try:
                 archive.extract(factory=cast("WriterFactory", factory))
-            except Exception as exc:
-                yield finding("archive.7z.corrupt", Severity.HIGH,
-                              f"the 7z archive cannot be extracted: {exc.__class__.__name__}",
-                              _at(loc))
+            except Exception as exc:  # _OverBudgetError included, however py7zr passes it on
+                if not limits.exhausted:
+                    yield finding("archive.7z.corrupt", Severity.HIGH,
+                                  f"the 7z archive cannot be extracted: "
+                                  f"{exc.__class__.__name__}", _at(loc))
+            finally:
+                factory.close()
+            if limits.exhausted:  # the file's budget ran out: nothing of it is handed on
+                yield _over_budget(loc, factory.stopped_at(), limits)
+                return
             for name, (path, size, over) in factory.files.items():
                 if _unsafe_name(name):
                     yield _traversal(loc, name)
@@ -445,33 +478,57 @@ class SevenZipScanner:
                 yield Member(name, member_source(source, name, size, _file_opener(str(path))))
 
 
+class _OverBudgetError(Exception):
+    """Raised from a 7z writer to stop py7zr once the file's decompression budget is spent."""
+
+
 @dataclass
 class _CappedFactory:
     """py7zr writer factory: each member into its own temporary file, capped in size."""
 
     root: Path
-    cap: int
+    limits: ScanLimits
     files: dict[str, tuple[Path, int, bool]] = field(default_factory=dict)
+    writers: list[_CappedWriter] = field(default_factory=list)
 
     def create(self, filename: str) -> _CappedWriter:
         path = self.root / str(len(self.files))
         self.files[filename] = (path, 0, False)
-        return _CappedWriter(path, self.cap, lambda w: self._done(filename, path, w))
+        writer = _CappedWriter(path, filename, self.limits,
+                               lambda w: self._done(filename, path, w))
+        self.writers.append(writer)
+        return writer
+
+    def stopped_at(self) -> str:
+        """The member whose writing spent the budget (``?`` if none did)."""
+        return next((w.name for w in self.writers if w.over_budget), "?")
+
+    def close(self) -> None:
+        """Close what py7zr left open (it does not when a writer raises)."""
+        for writer in self.writers:
+            writer.close()
 
     def _done(self, filename: str, path: Path, writer: _CappedWriter) -> None:
         self.files[filename] = (path, writer.written, writer.over)
 
 
 class _CappedWriter:
-    """py7zr's Py7zIO over a file, dropping bytes past the cap."""
+    """py7zr's Py7zIO over a file: drops bytes past the member cap, stops past the budget."""
 
-    def __init__(self, path: Path, cap: int, on_close: Callable[[_CappedWriter], None]) -> None:
+    def __init__(
+        self, path: Path, name: str, limits: ScanLimits,
+        on_close: Callable[[_CappedWriter], None],
+    ) -> None:
         self.file = path.open("w+b")
-        self.cap, self.written, self.over, self.on_close = cap, 0, False, on_close
+        self.name, self.limits, self.on_close = name, limits, on_close
+        self.written, self.over, self.over_budget = 0, False, False
 
     def write(self, data: bytes | bytearray) -> int:
         self.written += len(data)
-        if self.written > self.cap:
+        if not self.limits.spend(len(data)):
+            self.over_budget = True
+            raise _OverBudgetError
+        if self.written > self.limits.max_member_bytes:
             self.over = True
         else:
             self.file.write(data)

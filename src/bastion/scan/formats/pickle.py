@@ -17,7 +17,16 @@ from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import CODE_EXECUTION, finding
 from bastion.scan.interface import Format, FormatScanner, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy, scan_pickles
-from bastion.scan.pickle._machine import BrokenStreamError, Call, DictValue, Global, Reader, analyse
+from bastion.scan.pickle._machine import (
+    Analysis,
+    BrokenStreamError,
+    Call,
+    DictValue,
+    Global,
+    Reader,
+    analyse,
+    describe,
+)
 from bastion.scan.pickle._stream import judge
 from bastion.scan.pickle.policy import canonical
 
@@ -85,23 +94,89 @@ class _JoblibArrays:
         """Read the array bytes as opcodes too: plain ``pickle.load`` would run them.
 
         joblib skips an array's bytes; ``pickle.load`` on the same file carries on
-        interpreting them. Random array data breaks within a few opcodes; a pickle hidden
-        there does not, and its imports are reported.
+        interpreting them. The reading starts afresh (empty stack and memo), so whatever it
+        interprets uses only values the array bytes themselves made, as the real load would;
+        it ends at the first opcode that breaks the real load (:func:`_executed_until`).
+        Judged up to there, as for any pickle:
+
+        1. imports not on the allowlist (called or not);
+        2. calls of a value made at load time, not of an import (``getattr(...)(...)``);
+        3. BUILD on an imported object (``setattr`` on a class).
+
+        Random array data never gets as far as an import (it breaks within a few opcodes), and
+        2 and 3 need one, so none of them fires on real arrays. Discarded calls, persistent
+        ids and structural breaks are not judged: array data produces them by chance.
         """
         start = reader.pos
         hidden = analyse(reader.stream, start, reader.end, max_ops=10_000, timeout_s=5.0)
-        for g in hidden.globals:
+        until = _executed_until(hidden)
+        calls = [c for c in hidden.calls if c.offset < until]
+        called = {id(c.func) for c in calls}
+        reported: set[str] = set()
+        for g in hidden.globals:  # 1.
             verdict = self.policy.verdict(g.module, g.name, g.proto)
-            if g.known and not verdict.allowed:
-                self.findings.append(finding(
-                    "joblib.array.hidden-pickle", max(verdict.severity, Severity.HIGH),
-                    f"a joblib array's bytes also read as a pickle importing {verdict.qualified}",
-                    replace(self.location, offset=g.offset),
-                    detail="joblib.load skips these bytes, but pickle.load on the same file "
-                    "interprets them as opcodes and would run this import.",
-                    techniques=CODE_EXECUTION,
-                    evidence={"global": verdict.qualified, "array_offset": start},
-                ))
+            if g.offset >= until or verdict.allowed or verdict.qualified in reported:
+                continue
+            reported.add(verdict.qualified)
+            verb = "importing and calling" if id(g) in called else "importing"
+            self._hidden(
+                max(verdict.severity, Severity.HIGH), f"{verb} {verdict.qualified}", g.offset,
+                start, {"global": verdict.qualified, "opcode": g.opcode},
+            )
+        for c in calls:  # 2.
+            if type(c.func) is Call:
+                self._hidden(
+                    Severity.CRITICAL, f"calling {describe(c.func)} (a value built at load "
+                    "time, not an import)", c.offset, start,
+                    {"opcode": c.opcode, "callable": describe(c.func)},
+                )
+        for target, offset in hidden.builds:  # 3.
+            if offset < until and type(target) is Global:
+                self._hidden(
+                    Severity.CRITICAL, f"setting attributes on the imported "
+                    f"{target.module}.{target.name} (BUILD)", offset, start,
+                    {"opcode": "BUILD", "target": f"{target.module}.{target.name}"},
+                )
+
+    def _hidden(
+        self, severity: Severity, what: str, offset: int, start: int,
+        evidence: dict[str, object],
+    ) -> None:
+        self.findings.append(finding(
+            "joblib.array.hidden-pickle", severity,
+            f"a joblib array's bytes also read as a pickle {what}",
+            replace(self.location, offset=offset),
+            detail="joblib.load skips these bytes, but pickle.load on the same file "
+            "interprets them as opcodes and would do this.",
+            techniques=CODE_EXECUTION, evidence={**evidence, "array_offset": start},
+        ))
+
+
+def _executed_until(a: Analysis) -> int:
+    """The offset of the first opcode at which the real ``pickle.load`` certainly fails.
+
+    The symbolic machine carries on where CPython raises:
+
+    1. an import whose operands are not strings (``STACK_GLOBAL requires str``);
+    2. an extension code (``EXT1``/``2``/``4``): none is registered unless the loading process
+       calls ``copyreg.add_extension`` itself (``unregistered extension code``);
+    3. an import of an empty module name or one holding a NUL byte, which no finder can
+       find (a small integer array starting with ``c`` reads as ``GLOBAL "\\x00..."``);
+    4. a call of a value that cannot be called (a number, string, tuple, container or
+       persistent id: ``TypeError``).
+
+    Nothing after such a point runs. An import or a call result may be callable.
+    """
+    until = a.end
+    for g in a.globals:
+        if not g.known or g.opcode.startswith("EXT") or not g.module or "\x00" in g.module:
+            until = min(until, g.offset)
+            break
+    for c in a.calls:
+        if type(c.func) is not Global and type(c.func) is not Call:
+            until = min(until, c.offset)
+            break
+    return until
 
 
 def _array_layout(state: object) -> tuple[int, bool, bool] | None:
