@@ -2,8 +2,8 @@
 
 Parsing the directory of a checkpoint with a thousand tensors costs milliseconds, about as much
 as interpreting its pickle, so the last directory read from a real file is kept for the next
-reader of the same file (same device, inode, size and change times). Windows onto a parent,
-in-memory blobs and anything else are parsed every time.
+reader of the same file (same device, inode, size and change times) while that file is scanned.
+Windows onto a parent, in-memory blobs and anything else are parsed every time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import zipfile
 from typing import BinaryIO
 
-__all__ = ["zip_directory"]
+__all__ = ["forget_zip_directories", "zip_directory"]
 
 _LAST: dict[tuple[int, ...], list[zipfile.ZipInfo]] = {}
 """The last directory read from a real file (one entry), by file identity."""
@@ -30,6 +30,12 @@ def zip_directory(stream: BinaryIO) -> list[zipfile.ZipInfo]:
         _LAST.clear()
         _LAST[key] = infos
     return infos
+
+
+def forget_zip_directories() -> None:
+    """Drop the kept directory (the engine calls this per top-level file, so the cache only
+    ever serves the sniffing and scanning of one file)."""
+    _LAST.clear()
 
 
 def _identity(stream: BinaryIO) -> tuple[int, ...] | None:

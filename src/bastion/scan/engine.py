@@ -21,9 +21,11 @@ from typing import Final, cast
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
+from bastion.scan._zipdir import forget_zip_directories
 from bastion.scan.formats import CONTAINERS, SCANNERS
 from bastion.scan.interface import (
     Format,
+    FormatScanner,
     Member,
     PolicyAware,
     ScanError,
@@ -179,11 +181,14 @@ class _Job:
     policy: Policy
     limits: ScanLimits
     digest: bool
+    scanners: dict[Format, FormatScanner] = field(default_factory=dict, compare=False)
+    """Each format's scanner under ``policy``, made once per process rather than per file."""
 
     def __call__(self, path: str) -> tuple[list[Finding], list[ScannedFile]]:
+        forget_zip_directories()
         # One budget of decompressed bytes for this file, shared by every nesting level.
         limits = self.limits.for_file()
-        ctx = _Context(self.policy, limits, time.monotonic() + limits.timeout_s)
+        ctx = _Context(self.policy, limits, time.monotonic() + limits.timeout_s, self.scanners)
         size = os.stat(path).st_size
         digest: list[str] = []
         if size <= _SMALL_FILE:  # read once: sniffing, scanning and hashing share the bytes
@@ -223,6 +228,7 @@ class _Context:
     policy: Policy
     limits: ScanLimits
     deadline: float
+    scanners: dict[Format, FormatScanner] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     files: list[ScannedFile] = field(default_factory=list)
     timed_out: bool = False
@@ -268,8 +274,7 @@ class _Context:
             return
         if self._spent(loc):
             return
-        if hasattr(scanner, "with_policy"):  # PolicyAware (isinstance on a Protocol is slow)
-            scanner = cast(PolicyAware, scanner).with_policy(self.policy)
+        scanner = self._under_policy(fmt, scanner)
         try:
             for item in scanner.scan(source, self.limits):
                 if isinstance(item, Member):
@@ -292,6 +297,15 @@ class _Context:
                 f"the {self.limits.timeout_s:.0f} s time limit was reached; the rest is not "
                 "scanned", loc,
             ))
+
+    def _under_policy(self, fmt: Format, scanner: FormatScanner) -> FormatScanner:
+        mine = self.scanners.get(fmt)
+        if mine is None:
+            mine = scanner
+            if hasattr(scanner, "with_policy"):  # PolicyAware (isinstance on a Protocol is slow)
+                mine = cast(PolicyAware, scanner).with_policy(self.policy)
+            self.scanners[fmt] = mine
+        return mine
 
     def _spent(self, loc: Location) -> bool:
         """Whether the file's budget of decompressed bytes is spent: then nothing more is read.
