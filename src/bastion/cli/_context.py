@@ -2,27 +2,59 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from bastion.catalog.workspace import Workspace
 
 __all__ = ["State", "state", "workspace"]
 
 
-@dataclass
 class State:
-    """Global options, set by the top-level callback."""
+    """Global options, set by the top-level callback, and the consoles.
 
-    home: Path | None = None
-    debug: bool = False
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    The rich consoles are made on first use: a clean scan or a JSON report never imports rich
+    (a quarter of the command's start-up).
+    """
+
+    def __init__(self, home: Path | None = None, debug: bool = False,
+                 out: Console | None = None, err: Console | None = None) -> None:
+        self.home, self.debug = home, debug
+        self._out, self._err = out, err
+
+    @property
+    def out(self) -> Console:
+        """Standard output, for tables and other rich text."""
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(soft_wrap=True)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        """Standard error, for messages to people."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, soft_wrap=True)
+        return self._err
+
+    @property
+    def stdout(self) -> IO[str]:
+        """Where data goes: the output console's file, without making a console for it."""
+        return self._out.file if self._out is not None else sys.stdout
+
+    @property
+    def err_is_terminal(self) -> bool:
+        """Whether messages go to a terminal (progress bars only appear there)."""
+        return self._err.is_terminal if self._err is not None else sys.stderr.isatty()
 
 
 def state(ctx: typer.Context) -> State:

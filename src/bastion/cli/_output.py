@@ -14,7 +14,6 @@ from bastion.findings import Finding, Severity, at_or_above
 from bastion.report import OutputFormat
 from bastion.report.json_out import findings_document
 from bastion.report.sarif import sarif_document
-from bastion.report.table import print_findings
 
 __all__ = ["EXIT_CLEAN", "EXIT_ERROR", "EXIT_FINDINGS", "emit_findings", "write_text"]
 
@@ -26,8 +25,8 @@ EXIT_ERROR = 2
 def write_text(st: State, text: str, output: Path | None) -> None:
     """Data goes to ``--output`` (atomically) or to stdout."""
     if output is None:
-        st.out.file.write(text if text.endswith("\n") else text + "\n")
-        st.out.file.flush()
+        st.stdout.write(text if text.endswith("\n") else text + "\n")
+        st.stdout.flush()
     else:
         atomic_write(output, text.encode("utf-8"))
         st.err.print(f"wrote {output}")
@@ -47,7 +46,12 @@ def emit_findings(
     if fmt is OutputFormat.TABLE:
         if output is not None:
             raise UsageError("--output needs --format json or sarif")
-        print_findings(st.out, findings, title=f"bastion {tool}")
+        if findings:
+            from bastion.report.table import print_findings  # rich: only when there is a table
+
+            print_findings(st.out, findings, title=f"bastion {tool}")
+        else:
+            write_text(st, f"bastion {tool}: no findings", None)
     elif fmt is OutputFormat.JSON:
         document = findings_document(findings, tool=tool, summary=summary)
         write_text(st, json.dumps(document, indent=2), output)

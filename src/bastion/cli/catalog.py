@@ -108,7 +108,7 @@ def catalog(ctx: typer.Context) -> Catalog | RemoteCatalog:
 
 def busy(st: State, what: str) -> contextlib.AbstractContextManager[object]:
     """A spinner on a terminal; nothing in pipes and logs."""
-    return st.err.status(what) if st.err.is_terminal else contextlib.nullcontext()
+    return st.err.status(what) if st.err_is_terminal else contextlib.nullcontext()
 
 
 @model_app.command("add")

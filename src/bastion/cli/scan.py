@@ -83,7 +83,7 @@ def scan_command(
 @contextmanager
 def _progress(st: State) -> Iterator[ProgressCallback | None]:
     """A rich progress bar on a terminal; nothing in pipes."""
-    if not st.err.is_terminal:
+    if not st.err_is_terminal:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
