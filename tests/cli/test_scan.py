@@ -116,3 +116,20 @@ def test_progress_bar_only_on_terminals() -> None:
         assert update is not None
         update(3, 7)
     assert "scanning" in screen.getvalue() and "3/7" in screen.getvalue()
+
+
+def test_html_report(models: Path, tmp_path: Path, canary: Path) -> None:
+    out = tmp_path / "scan.html"
+    assert main(["scan", str(models), "--format", "html", "--output", str(out)]) == 1
+    html = out.read_text()
+    # The finding, where it is, and every file with its sniffed format.
+    assert "pickle.global.dangerous" in html and "posix.system" in html
+    assert f"{models / 'bad.bin'} @ " in html
+    assert "<td>bad.bin</td>" not in html and f"<td>{models / 'ok.pkl'}</td>" in html
+    assert "<td>pickle</td>" in html
+    assert not canary.exists()
+
+
+def test_html_needs_output(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(models / "ok.pkl"), "--format", "html"]) == 2
+    assert "--format html needs --output FILE" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion._fs import atomic_write
 from bastion.cli._context import State
@@ -14,6 +14,9 @@ from bastion.findings import Finding, Severity, at_or_above
 from bastion.report import OutputFormat
 from bastion.report.json_out import findings_document
 from bastion.report.sarif import sarif_document
+
+if TYPE_CHECKING:
+    from bastion.report.html import Section
 
 __all__ = ["EXIT_CLEAN", "EXIT_ERROR", "EXIT_FINDINGS", "emit_findings", "write_text"]
 
@@ -41,8 +44,13 @@ def emit_findings(
     fail_on: Severity,
     output: Path | None = None,
     summary: Mapping[str, Any] | None = None,
+    sections: Sequence[Section] | None = None,
 ) -> int:
-    """Render ``findings`` and return 1 if any is at or above ``fail_on``, else 0."""
+    """Render ``findings`` and return 1 if any is at or above ``fail_on``, else 0.
+
+    HTML (a self-contained page: the findings, then ``sections`` of tables and plots) is
+    offered by the commands that have sections to show.
+    """
     if fmt is OutputFormat.TABLE:
         if output is not None:
             raise UsageError("--output needs --format json or sarif")
@@ -57,6 +65,14 @@ def emit_findings(
         write_text(st, json.dumps(document, indent=2), output)
     elif fmt is OutputFormat.SARIF:
         write_text(st, json.dumps(sarif_document(findings, tool=tool), indent=2), output)
+    elif fmt is OutputFormat.HTML and sections is not None:
+        if output is None:
+            raise UsageError("--format html needs --output FILE")
+        from bastion.report.html import render_sections
+
+        render_sections(output, title=f"bastion {tool}", subtitle=str((summary or {}).get(
+            "source", "")), findings=findings, sections=sections)
+        st.err.print(f"wrote {output}")
     else:
         raise UsageError(f"--format {fmt.value} is not available for {tool}")
     failing = at_or_above(findings, fail_on)

@@ -15,10 +15,10 @@ from rich.table import Table
 
 from bastion._fs import atomic_write
 from bastion.cli._context import State, state, workspace
-from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
+from bastion.cli._output import emit_findings, write_text
 from bastion.data.choices import Method, Task
 from bastion.errors import UsageError
-from bastion.findings import Finding, Severity, at_or_above
+from bastion.findings import Finding, Severity
 from bastion.report import OutputFormat
 
 if TYPE_CHECKING:
@@ -108,18 +108,8 @@ def _finish(
     sections: list[Section],
 ) -> int:
     """Findings as table / JSON / SARIF, or an HTML report with the sections and plots."""
-    from bastion.report.html import render_sections
-
-    threshold = Severity.parse(fail_on)
-    if fmt is not OutputFormat.HTML:
-        return emit_findings(st, findings, tool=tool, fmt=fmt, fail_on=threshold,
-                             output=output, summary=summary)
-    if output is None:
-        raise UsageError("--format html needs --output FILE")
-    render_sections(output, title=f"bastion {tool}", subtitle=str(summary.get("source", "")),
-                    findings=findings, sections=sections)
-    st.err.print(f"wrote {output}")
-    return EXIT_FINDINGS if at_or_above(findings, threshold) else EXIT_CLEAN
+    return emit_findings(st, findings, tool=tool, fmt=fmt, fail_on=Severity.parse(fail_on),
+                         output=output, summary=summary, sections=sections)
 
 
 @app.command("profile")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +16,10 @@ from bastion.findings import Severity
 from bastion.report import OutputFormat
 from bastion.scan import Policy, scan
 from bastion.scan.engine import Progress as ProgressCallback
+
+if TYPE_CHECKING:
+    from bastion.report.html import Section
+    from bastion.scan.interface import ScanReport
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +34,8 @@ def scan_command(
     ],
     fmt: Annotated[
         OutputFormat,
-        typer.Option("--format", envvar="BASTION_FORMAT", help="table, json or sarif."),
+        typer.Option("--format", envvar="BASTION_FORMAT",
+                     help="table, json, sarif, or html (a self-contained page; needs --output)."),
     ] = OutputFormat.TABLE,
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 if any finding is at or above this severity.")
@@ -59,7 +65,8 @@ def scan_command(
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or runtime error.
 
-    Example:  bastion scan model.pt --format sarif --output scan.sarif
+    Examples:  bastion scan model.pt --format sarif --output scan.sarif
+               bastion scan models/ --format html --output scan.html
     """
     st = state(ctx)
     threshold = Severity.parse(fail_on)
@@ -69,6 +76,7 @@ def scan_command(
     with _progress(st) as progress:
         report = scan(*paths, policy=policy, progress=progress, digest=digest)
     summary = {
+        "source": " ".join(str(p) for p in paths),
         "elapsed_s": round(report.elapsed_s, 3),
         "files": [
             {"path": f.location.path, "member": f.location.member, "format": f.format.value,
@@ -77,7 +85,23 @@ def scan_command(
         ],
     }
     raise typer.Exit(emit_findings(st, report.findings, tool="scan", fmt=fmt, fail_on=threshold,
-                                   output=output, summary=summary))
+                                   output=output, summary=summary, sections=_sections(report)))
+
+
+def _sections(report: ScanReport) -> list[Section]:
+    """The HTML report's body after the findings: formats found, then every file scanned."""
+    from bastion.report.html import Section
+
+    formats = Counter(f.format.value for f in report.files)
+    files = [(f.location.path, f.location.member or "", f.format.value, f.size, f.sha256 or "")
+             for f in report.files]
+    return [
+        Section("Formats", f"{len(report.files)} files and archive members in "
+                f"{report.elapsed_s:.2f} s; formats recognised by content.",
+                tables=[(("format", "count"), formats.most_common())]),
+        Section("Files", "Every file and archive member scanned.",
+                tables=[(("path", "member", "format", "bytes", "SHA-256 (--digest)"), files)]),
+    ]
 
 
 @contextmanager
