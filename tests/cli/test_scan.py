@@ -133,3 +133,19 @@ def test_html_report(models: Path, tmp_path: Path, canary: Path) -> None:
 def test_html_needs_output(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scan", str(models / "ok.pkl"), "--format", "html"]) == 2
     assert "--format html needs --output FILE" in capsys.readouterr().err
+
+
+def test_clean_scan_loads_no_heavy_library(models: Path) -> None:
+    """Start-up is most of a scan's time: a clean scan must not import rich, jinja2, numpy,
+    torch or the catalog's database stack (a table is only drawn when there are findings)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bastion.cli.app import main; rc = main(['scan', sys.argv[1]]); "
+            "print(rc, sorted({m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code, str(models / "ok.pkl")],
+                         capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    rc, loaded = out.split(" ", 1)
+    assert rc == "0"
+    for heavy in ("rich", "jinja2", "numpy", "torch", "sqlalchemy", "pydantic"):
+        assert f"'{heavy}'" not in loaded, heavy
