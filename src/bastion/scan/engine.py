@@ -68,8 +68,9 @@ def scan(
             bytes scanned. Off by default: it reads every byte (about 1 s per GB here), while
             the scan itself reads only pickles, headers and directories. The catalog turns
             it on, and refuses a file whose stored bytes differ from the scanned ones.
-        workers: processes to use (default: one per core not already busy, as ``make -l``
-            does; a busy machine gains nothing from more processes than free cores).
+        workers: processes to use (default: one per core this process may run on). The load
+            average is not consulted: it trails by a minute, so on a small machine a scan
+            that followed another would halve its own workers.
 
     Raises:
         ScanError: a path does not exist or nothing was given.
@@ -82,7 +83,7 @@ def scan(
     files, findings = _collect([Path(p) for p in paths])
     scanned: list[ScannedFile] = []
     job = _Job(policy, limits, digest)
-    workers = max(1, min(workers or _free_cores(), len(files)))
+    workers = max(1, min(workers or _cores(), len(files)))
     if workers == 1 or len(files) < _POOL_MIN_FILES:
         for i, path in enumerate(files, 1):
             f, s = job(path)
@@ -111,9 +112,9 @@ def scan(
     return ScanReport(tuple(findings), tuple(scanned), time.monotonic() - started)
 
 
-def _free_cores() -> int:
+def _cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) - int(os.getloadavg()[0]))
+    return cores or 1
 
 
 def _order(f: Finding) -> tuple[int, str, str, int, str]:
