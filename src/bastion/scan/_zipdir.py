@@ -2,7 +2,7 @@
 
 Parsing the directory of a checkpoint with a thousand tensors costs milliseconds, about as much
 as interpreting its pickle, so the last directory read from a real file is kept for the next
-reader of the same file (same device, inode, size and change times) while that file is scanned.
+reader of the same file (same path, device, inode, size and change times) while it is scanned.
 Windows onto a parent, in-memory blobs and anything else are parsed every time.
 """
 
@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 __all__ = ["forget_zip_directories", "zip_directory"]
 
-_LAST: dict[tuple[int, ...], list[zipfile.ZipInfo]] = {}
+_LAST: dict[tuple[object, ...], list[zipfile.ZipInfo]] = {}
 """The last directory read from a real file (one entry), by file identity."""
 
 
@@ -38,8 +38,11 @@ def forget_zip_directories() -> None:
     _LAST.clear()
 
 
-def _identity(stream: BinaryIO) -> tuple[int, ...] | None:
-    if not isinstance(getattr(stream, "raw", None), io.FileIO):
+def _identity(stream: BinaryIO) -> tuple[object, ...] | None:
+    """The file's path and identity. The path matters: a temporary file that a nested archive
+    was decompressed into may reuse a deleted one's inode, size and (coarse) times."""
+    raw = getattr(stream, "raw", None)
+    if not isinstance(raw, io.FileIO) or not isinstance(raw.name, str):
         return None
-    st = os.fstat(stream.fileno())
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    st = os.fstat(raw.fileno())
+    return (raw.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
