@@ -197,6 +197,8 @@ _VALUES = st.recursive(
 @given(
     st.one_of(
         st.builds(lambda v, p: pickle.dumps([v, v], protocol=p), _VALUES, st.integers(0, 5)),
+        st.builds(lambda v, p, cut: pickle.dumps([v, v], protocol=p)[:cut],  # truncated
+                  _VALUES, st.integers(0, 5), st.integers(0, 400)),
         st.builds(lambda ps: PROTO2 + b"".join(ps) + STOP, st.lists(st.sampled_from(_PIECES))),
         st.binary(max_size=300),
     )
