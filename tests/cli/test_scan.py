@@ -149,3 +149,11 @@ def test_clean_scan_loads_no_heavy_library(models: Path) -> None:
     assert rc == "0"
     for heavy in ("rich", "jinja2", "numpy", "torch", "sqlalchemy", "pydantic"):
         assert f"'{heavy}'" not in loaded, heavy
+
+
+def test_table_with_output_names_the_file_formats(
+    models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", str(models / "ok.pkl"), "--output", str(tmp_path / "r")]) == 2
+    assert "--output needs --format json, sarif or html" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,16 +44,17 @@ def emit_findings(
     fail_on: Severity,
     output: Path | None = None,
     summary: Mapping[str, Any] | None = None,
-    sections: Sequence[Section] | None = None,
+    sections: Callable[[], Sequence[Section]] | None = None,
 ) -> int:
     """Render ``findings`` and return 1 if any is at or above ``fail_on``, else 0.
 
-    HTML (a self-contained page: the findings, then ``sections`` of tables and plots) is
-    offered by the commands that have sections to show.
+    HTML (a self-contained page: the findings, then the tables and plots ``sections()``
+    makes, only when HTML is asked for) is offered by the commands that pass ``sections``.
     """
     if fmt is OutputFormat.TABLE:
         if output is not None:
-            raise UsageError("--output needs --format json or sarif")
+            formats = "json, sarif or html" if sections is not None else "json or sarif"
+            raise UsageError(f"--output needs --format {formats}")
         if findings:
             from bastion.report.table import print_findings  # rich: only when there is a table
 
@@ -71,7 +72,7 @@ def emit_findings(
         from bastion.report.html import render_sections
 
         render_sections(output, title=f"bastion {tool}", subtitle=str((summary or {}).get(
-            "source", "")), findings=findings, sections=sections)
+            "source", "")), findings=findings, sections=sections())
         st.err.print(f"wrote {output}")
     else:
         raise UsageError(f"--format {fmt.value} is not available for {tool}")

@@ -109,7 +109,7 @@ def _finish(
 ) -> int:
     """Findings as table / JSON / SARIF, or an HTML report with the sections and plots."""
     return emit_findings(st, findings, tool=tool, fmt=fmt, fail_on=Severity.parse(fail_on),
-                         output=output, summary=summary, sections=sections)
+                         output=output, summary=summary, sections=lambda: sections)
 
 
 @app.command("profile")

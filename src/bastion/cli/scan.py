@@ -84,9 +84,9 @@ def scan_command(
             for f in report.files
         ],
     }
-    sections = _sections(report) if fmt is OutputFormat.HTML else None  # jinja2 only for HTML
     raise typer.Exit(emit_findings(st, report.findings, tool="scan", fmt=fmt, fail_on=threshold,
-                                   output=output, summary=summary, sections=sections))
+                                   output=output, summary=summary,
+                                   sections=lambda: _sections(report)))  # jinja2 only for HTML
 
 
 def _sections(report: ScanReport) -> list[Section]:
