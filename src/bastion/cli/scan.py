@@ -59,11 +59,13 @@ def scan_command(
 ) -> None:
     """Scan model files without loading or executing them.
 
-    Formats are recognised by content, not name: pickle, PyTorch (zip, legacy), joblib, NumPy,
-    Keras, HDF5, SavedModel, ONNX, safetensors, GGUF, and zip/tar/7z/gzip/bzip2/xz containers.
-    Pickles are interpreted symbolically and every import is checked against an allowlist.
+    Formats are recognised by content, not by name: pickle, PyTorch (zip,
+    legacy), joblib, NumPy, Keras, HDF5, SavedModel, ONNX, safetensors, GGUF,
+    Hugging Face chat templates, and zip/tar/7z/gzip/bzip2/xz containers.
+    Pickles are interpreted symbolically; every import is checked against an
+    allowlist (extend it with --allow or --policy, only for code you trust).
 
-    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or runtime error.
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or error.
 
     Examples:  bastion scan model.pt --format sarif --output scan.sarif
                bastion scan models/ --format html --output scan.html
