@@ -1,12 +1,20 @@
-"""The zip directory cache serves one file's sniff and scan, and nothing it should not."""
+"""The zip directory: read as ``zipfile`` reads it (real and damaged archives), and cached for
+one file's sniff and scan, and nothing it should not."""
 
 from __future__ import annotations
 
 import io
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
+from unittest import mock
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bastion.scan._zipdir import forget_zip_directories, zip_directory
 from bastion.scan.formats._io import window
@@ -68,3 +76,82 @@ def test_windows_and_memory_are_never_cached(tmp_path: Path) -> None:
         assert zip_directory(one) is not zip_directory(two)
     assert zip_directory(io.BytesIO(inner.getvalue())) is not zip_directory(
         io.BytesIO(inner.getvalue()))
+
+
+# -- the same entries as zipfile ----------------------------------------------------------------
+def zipfile_entries(data: bytes) -> list[tuple[object, ...]] | type[BaseException]:
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except Exception as exc:
+        return type(exc)
+    return [(i.filename, i.orig_filename, i.flag_bits, i.compress_type, i.CRC, i.compress_size,
+             i.file_size, i.header_offset) for i in infos]
+
+
+def our_entries(data: bytes) -> list[tuple[object, ...]] | type[BaseException]:
+    try:
+        return [tuple(e) for e in zip_directory(io.BytesIO(data))]
+    except Exception as exc:
+        return type(exc)
+
+
+_names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12) | \
+    st.sampled_from(["../up.pkl", "archive/data.pkl", "dir/"])
+
+
+@st.composite
+def archives(draw: st.DrawFn) -> bytes:
+    """Zips as zipfile writes them: any names, methods, comments, Zip64 records (per member,
+    and the end records of a big archive), and data prepended to the archive (a stub)."""
+    out = io.BytesIO()
+    big = 0 if draw(st.booleans()) else zipfile.ZIP_FILECOUNT_LIMIT  # 0: Zip64 end records
+    with mock.patch.object(zipfile, "ZIP_FILECOUNT_LIMIT", big), warnings.catch_warnings(), \
+            zipfile.ZipFile(out, "w") as z:
+        warnings.simplefilter("ignore")  # duplicate names are wanted here
+        for name in draw(st.lists(_names, max_size=6)):
+            method = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+            info = zipfile.ZipInfo(name)
+            info.compress_type = method
+            with z.open(info, "w", force_zip64=draw(st.booleans())) as member:
+                member.write(draw(st.binary(max_size=64)))
+        z.comment = draw(st.binary(max_size=40))
+    return draw(st.binary(max_size=30)) + out.getvalue()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(archives())
+def test_entries_are_zipfiles(data: bytes) -> None:
+    assert our_entries(data) == zipfile_entries(data)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(archives(), st.data())
+def test_damaged_archives_fail_or_agree_as_zipfile_does(data: bytes, draw: st.DataObject) -> None:
+    """Flipped bytes and cut tails: the same entries, or the same kind of error."""
+    damaged = bytearray(data)
+    for _ in range(draw.draw(st.integers(1, 4))):
+        at = draw.draw(st.integers(0, len(damaged) - 1))
+        damaged[at] = draw.draw(st.integers(0, 255))
+    cut = draw.draw(st.integers(0, len(damaged)))
+    for sample in (bytes(damaged), data[:cut], bytes(damaged[-cut:])):
+        assert our_entries(sample) == zipfile_entries(sample)
+
+
+def test_real_checkpoints_and_archives(tmp_path: Path) -> None:
+    torch.save({"w": torch.zeros(3), "b": torch.ones(2)}, tmp_path / "model.pt")
+    np.savez(tmp_path / "arrays.npz", a=np.arange(3), b=np.zeros(2))
+    for path in (tmp_path / "model.pt", tmp_path / "arrays.npz"):
+        data = path.read_bytes()
+        entries = our_entries(data)
+        assert isinstance(entries, list) and len(entries) >= 2
+        assert entries == zipfile_entries(data)
+
+
+def test_names_end_at_a_nul_as_zipfile_reads_them() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("evil.pkl", b"x")
+    data = out.getvalue().replace(b"evil.pkl", b"e\0il.pkl")  # zipfile never writes a NUL
+    (entry,) = zip_directory(io.BytesIO(data))
+    assert (entry.filename, entry.orig_filename) == ("e", "e\0il.pkl")
+    assert our_entries(data) == zipfile_entries(data)

@@ -1,35 +1,67 @@
 """A zip's central directory, parsed once per file: sniffing and scanning both need it.
 
-Parsing the directory of a checkpoint with a thousand tensors costs milliseconds, about as much
-as interpreting its pickle, so the last directory read from a real file is kept for the next
-reader of the same file (same path, device, inode, size and change times) while it is scanned.
-Windows onto a parent, in-memory blobs and anything else are parsed every time.
+The directory is read the way :mod:`zipfile` reads it (the same end-record search, Zip64
+records, prepended-data offset, name decoding and NUL truncation, and the same errors), into
+plain tuples: a checkpoint with a thousand tensors has a thousand entries, and building a
+``ZipInfo`` for each costs about as much as interpreting the checkpoint's pickle. A test
+compares the two readers on real and damaged archives.
+
+The last directory read from a real file is kept for the next reader of the same file (same
+path, device, inode, size and change times) while it is scanned. Windows onto a parent,
+in-memory blobs and anything else are parsed every time.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import zipfile
-from typing import BinaryIO
+import struct
+from typing import BinaryIO, Final, NamedTuple
+from zipfile import BadZipFile
 
-__all__ = ["forget_zip_directories", "zip_directory"]
+__all__ = ["ZipEntry", "forget_zip_directories", "zip_directory"]
 
-_LAST: dict[tuple[object, ...], list[zipfile.ZipInfo]] = {}
+_END: Final = struct.Struct("<4s4H2LH")
+_END64: Final = struct.Struct("<4sQ2H2L4Q")
+_LOCATOR64: Final = struct.Struct("<4sLQL")
+_CENTRAL: Final = struct.Struct("<4s4B4HL2L5H2L")
+_EXTRA: Final = struct.Struct("<HH")
+_U64: Final = struct.Struct("<Q")
+_MAX_VERSION: Final = 63
+"""The highest "version needed to extract" :mod:`zipfile` accepts."""
+_MAX_COMMENT: Final = 1 << 16
+
+
+class ZipEntry(NamedTuple):
+    """One central-directory entry (the fields of ``zipfile.ZipInfo`` the scanners use)."""
+
+    filename: str
+    """The name up to its first NUL, as ``zipfile`` names the member."""
+    orig_filename: str
+    """The name as written."""
+    flag_bits: int
+    compress_type: int
+    crc: int
+    compress_size: int
+    file_size: int
+    header_offset: int
+    """Where the local header is, corrected for data prepended to the archive."""
+
+
+_LAST: dict[tuple[object, ...], list[ZipEntry]] = {}
 """The last directory read from a real file (one entry), by file identity."""
 
 
-def zip_directory(stream: BinaryIO) -> list[zipfile.ZipInfo]:
+def zip_directory(stream: BinaryIO) -> list[ZipEntry]:
     """The members ``zipfile`` lists for ``stream``; raises what ``zipfile`` raises."""
     key = _identity(stream)
     if key is not None and key in _LAST:
         return _LAST[key]
-    stream.seek(0)
-    infos = zipfile.ZipFile(stream).infolist()
+    entries = _read(stream)
     if key is not None:
         _LAST.clear()
-        _LAST[key] = infos
-    return infos
+        _LAST[key] = entries
+    return entries
 
 
 def forget_zip_directories() -> None:
@@ -46,3 +78,115 @@ def _identity(stream: BinaryIO) -> tuple[object, ...] | None:
         return None
     st = os.fstat(raw.fileno())
     return (raw.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read(stream: BinaryIO) -> list[ZipEntry]:
+    start, size, shift = _directory(stream)
+    stream.seek(start)
+    data = stream.read(size)
+    entries: list[ZipEntry] = []
+    central, n = _CENTRAL.unpack_from, _CENTRAL.size
+    total = 0
+    while total < size:
+        if total + n > len(data):
+            raise BadZipFile("Truncated central directory")
+        (signature, _, _, version, _, flags, method, _, _, crc, compressed, file_size,
+         name_len, extra_len, comment_len, _, _, _, offset) = central(data, total)
+        if signature != b"PK\x01\x02":
+            raise BadZipFile("Bad magic number for central directory")
+        at = total + n
+        name = data[at:at + name_len].decode("utf-8" if flags & 0x800 else "cp437")
+        if version > _MAX_VERSION:
+            raise NotImplementedError(f"zip file version {version / 10:.1f}")
+        if extra_len:
+            extra = data[at + name_len:at + name_len + extra_len]
+            file_size, compressed, offset = _zip64(extra, file_size, compressed, offset)
+        nul = name.find("\0")
+        entries.append(ZipEntry(name if nul < 0 else name[:nul], name, flags, method, crc,
+                                compressed, file_size, offset + shift))
+        total = at + name_len + extra_len + comment_len
+    return entries
+
+
+def _directory(stream: BinaryIO) -> tuple[int, int, int]:
+    """The central directory's offset and size, and how far the archive was shifted by data
+    prepended to it (``zipfile``'s "concat")."""
+    stream.seek(0, 2)
+    file_size = stream.tell()
+    if file_size < _END.size:
+        raise BadZipFile("File is not a zip file")
+    stream.seek(file_size - _END.size)
+    end = stream.read()
+    found = file_size - _END.size
+    if end[:4] != b"PK\x05\x06" or end[-2:] != b"\0\0":  # not a comment-less end record
+        search = max(file_size - _MAX_COMMENT - _END.size, 0)
+        stream.seek(search)
+        tail = stream.read()
+        i = tail.rfind(b"PK\x05\x06")
+        end = tail[i:i + _END.size]
+        if i < 0 or len(end) != _END.size:
+            raise BadZipFile("File is not a zip file")
+        found = search + i
+    *_, size, offset, _ = _END.unpack(end)
+    located = found
+    z64 = _zip64_end(stream, found)
+    if z64 is not None:
+        size, offset = z64
+        located -= _END64.size + _LOCATOR64.size
+    start = located - size
+    if start < 0:
+        raise BadZipFile("Bad offset for central directory")
+    return start, size, start - offset
+
+
+def _zip64_end(stream: BinaryIO, found: int) -> tuple[int, int] | None:
+    """The Zip64 end record's directory size and offset, when the archive has one."""
+    if found < _LOCATOR64.size:
+        return None
+    stream.seek(found - _LOCATOR64.size)
+    locator = stream.read(_LOCATOR64.size)
+    if len(locator) != _LOCATOR64.size:
+        return None
+    signature, disk, _, disks = _LOCATOR64.unpack(locator)
+    if signature != b"PK\x06\x07":
+        return None
+    if disk != 0 or disks > 1:
+        raise BadZipFile("zipfiles that span multiple disks are not supported")
+    at = found - _LOCATOR64.size - _END64.size
+    if at < 0:
+        raise BadZipFile("File is not a zip file")
+    stream.seek(at)
+    record = stream.read(_END64.size)
+    if len(record) != _END64.size:
+        return None
+    signature, *_, size, offset = _END64.unpack(record)
+    if signature != b"PK\x06\x06":
+        return None
+    return size, offset
+
+
+def _zip64(extra: bytes, file_size: int, compressed: int, offset: int) -> tuple[int, int, int]:
+    """Sizes and offset after the extra fields' Zip64 records (``ZipInfo._decodeExtra``)."""
+    while len(extra) >= 4:
+        kind, n = _EXTRA.unpack_from(extra)
+        if n + 4 > len(extra):
+            raise BadZipFile(f"Corrupt extra field {kind:04x} (size={n})")
+        if kind == 1:
+            data = extra[4:n + 4]
+            field = ""
+            try:
+                if file_size in (0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF):
+                    field = "File size"
+                    (file_size,) = _U64.unpack(data[:8])
+                    data = data[8:]
+                if compressed == 0xFFFF_FFFF:
+                    field = "Compress size"
+                    (compressed,) = _U64.unpack(data[:8])
+                    data = data[8:]
+                if offset == 0xFFFF_FFFF:
+                    field = "Header offset"
+                    (offset,) = _U64.unpack(data[:8])
+            except struct.error:
+                raise BadZipFile(f"Corrupt zip64 extra field. {field} not found.") from None
+        extra = extra[n + 4:]
+    return file_size, compressed, offset

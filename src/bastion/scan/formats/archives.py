@@ -9,8 +9,11 @@ strict one.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
+import io
 import lzma
+import os
 import posixpath
 import re
 import struct
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
-from bastion.scan._zipdir import zip_directory
+from bastion.scan._zipdir import ZipEntry, zip_directory
 from bastion.scan.formats._io import Spilled, member_source, read_chunks, spill, window
 from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.interface import Format, Member, ScanLimits, Source
@@ -41,6 +44,7 @@ _CRC_MAX: Final = 256 << 20
 """Stored members up to this size have their CRC checked (larger ones are read only as needed)."""
 _NAME_READ: Final = 256
 """Bytes of member name read with each local header (longer names take a second read)."""
+_NAME_EXTRA: Final = struct.Struct("<HH").unpack_from
 _TORCH_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _TORCH_META: Final = frozenset({
     "byteorder", "version", ".data/version", ".data/serialization_id", ".format_version",
@@ -54,10 +58,12 @@ def _at(location: Location, offset: int | None = None) -> Location:
 
 
 def _unsafe_name(name: str) -> bool:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    if ".." not in name:  # normpath only makes ".." from ".." (and most names have none)
+        return False
     norm = posixpath.normpath(name.replace("\\", "/"))
-    return name.startswith(("/", "\\")) or norm == ".." or norm.startswith("../") or (
-        len(name) > 1 and name[1] == ":"
-    )
+    return norm == ".." or norm.startswith("../")
 
 
 def _traversal(location: Location, name: str) -> Finding:
@@ -116,72 +122,27 @@ class ZipScanner:
             raw = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})/data/\d+$") if prefixes \
                 else None
             seen: set[str] = set()
+            read_at = _reader(stream)
             for info in infos:
-                yield from self._member(source, stream, info, limits, seen, prefixes, raw)
+                start, problems = _check_member(source, read_at, info, seen)
+                yield from problems
+                if start is None:
+                    continue
+                # 5. PyTorch raw storages and text records
+                name = info.filename
+                if raw is not None and raw.match(name):
+                    continue
+                if info.file_size <= 64 and any(
+                    name == f"{p}/{m}" for p in prefixes for m in _TORCH_META
+                ):
+                    continue
+                yield from self._content(source, info, start, limits)
 
-    def _member(
-        self, source: Source, stream: BinaryIO, info: zipfile.ZipInfo, limits: ScanLimits,
-        seen: set[str], prefixes: set[str], raw: re.Pattern[str] | None,
+    def _content(
+        self, source: Source, info: ZipEntry, start: int, limits: ScanLimits,
     ) -> Iterator[Finding | Member]:
+        """The member at ``start`` (after its local header) for the engine to scan."""
         loc, name = source.location, info.filename
-        if name.endswith("/"):  # ZipInfo.is_dir() raises on an empty name
-            return
-        # 3. names, encryption, local header
-        if name in seen:
-            yield finding(
-                "archive.zip.duplicate-name", Severity.MEDIUM,
-                f"the name {name!r} appears more than once", _at(loc),
-                detail="Readers disagree on which copy they use; both are scanned.",
-                evidence={"member": name},
-            )
-        seen.add(name)
-        if _unsafe_name(name):
-            yield _traversal(loc, name)
-        if info.flag_bits & 0x1:
-            yield finding(
-                "archive.zip.encrypted", Severity.HIGH, f"member {name!r} is encrypted",
-                _at(loc), detail="Its content cannot be scanned.", evidence={"member": name},
-            )
-            return
-        header = b""
-        if 0 <= info.header_offset < source.size:
-            stream.seek(info.header_offset)
-            header = stream.read(30 + _NAME_READ)  # one read for the header and its name
-        if len(header) < 30 or header[:4] != b"PK\x03\x04":
-            yield finding(
-                "archive.zip.bad-local-header", Severity.HIGH,
-                f"member {name!r} has no valid local header", _at(loc, info.header_offset),
-                evidence={"member": name},
-            )
-            return
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        local_raw = header[30:30 + name_len]
-        if len(local_raw) < name_len:
-            local_raw += stream.read(name_len - len(local_raw))
-        local = local_raw.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
-        if local != info.orig_filename:
-            yield finding(
-                "archive.zip.name-mismatch", Severity.HIGH,
-                f"member {name!r} is named {local!r} in its local header",
-                _at(loc, info.header_offset),
-                detail="PyTorch reads members by their central-directory name and ignores the "
-                "local one; Python's zipfile refuses them, so scanners built on it skip them.",
-                evidence={"central": name, "local": local},
-            )
-        start = info.header_offset + 30 + name_len + extra_len
-        if start + info.compress_size > source.size:
-            yield finding(
-                "archive.zip.truncated", Severity.HIGH,
-                f"member {name!r} runs past the end of the file", _at(loc, start),
-                evidence={"member": name},
-            )
-            return
-        # 5. PyTorch raw storages and text records
-        if raw is not None and raw.match(name):
-            return
-        if any(name == f"{p}/{m}" for p in prefixes for m in _TORCH_META) and \
-                info.file_size <= 64:
-            return
         # 4. content, read leniently; CRC checked on the side
         if info.compress_type == zipfile.ZIP_STORED:
             opener = window(source.open, start, info.compress_size)
@@ -190,7 +151,7 @@ class ZipScanner:
                     crc = 0
                     for chunk in read_chunks(member):
                         crc = zlib.crc32(chunk, crc)
-                if crc != info.CRC:
+                if crc != info.crc:
                     yield _crc(loc, name)
             yield Member(name, member_source(source, name, info.compress_size, opener))
             return
@@ -216,11 +177,84 @@ class ZipScanner:
                     f"member {name!r} cannot be decompressed fully: {out.problem}", _at(loc),
                     evidence={"member": name},
                 )
-            elif crc_box[0] != info.CRC:
+            elif crc_box[0] != info.crc:
                 yield _crc(loc, name)
             if out.path is not None:
                 opener = _file_opener(out.path)
                 yield Member(name, member_source(source, name, out.size, opener))
+
+
+def _reader(stream: BinaryIO) -> Callable[[int, int], bytes]:
+    """``read_at(n, offset)``: one ``pread`` on a real file (no seek, no read-ahead of a
+    buffer's worth for each of a checkpoint's thousand local headers), else seek and read."""
+    raw = getattr(stream, "raw", None)
+    if isinstance(raw, io.FileIO):
+        return functools.partial(os.pread, raw.fileno())
+
+    def seek_read(n: int, offset: int) -> bytes:
+        stream.seek(offset)
+        return stream.read(n)
+
+    return seek_read
+
+
+def _check_member(
+    source: Source, read_at: Callable[[int, int], bytes], info: ZipEntry, seen: set[str],
+) -> tuple[int | None, list[Finding]]:
+    """Step 3 for one member: where its data starts (``None``: not to be read) and what is
+    wrong with its name, encryption or local header. A plain function, not a generator: it
+    runs for each of a checkpoint's thousand tensor records."""
+    name, central, flags, _, _, compressed, _, offset = info
+    loc, size = source.location, source.size
+    problems: list[Finding] = []
+    if name.endswith("/"):  # ZipInfo.is_dir() raises on an empty name
+        return None, problems
+    if name in seen:
+        problems.append(finding(
+            "archive.zip.duplicate-name", Severity.MEDIUM,
+            f"the name {name!r} appears more than once", _at(loc),
+            detail="Readers disagree on which copy they use; both are scanned.",
+            evidence={"member": name},
+        ))
+    seen.add(name)
+    if _unsafe_name(name):
+        problems.append(_traversal(loc, name))
+    if flags & 0x1:
+        problems.append(finding(
+            "archive.zip.encrypted", Severity.HIGH, f"member {name!r} is encrypted",
+            _at(loc), detail="Its content cannot be scanned.", evidence={"member": name},
+        ))
+        return None, problems
+    header = read_at(30 + _NAME_READ, offset) if 0 <= offset < size else b""  # + its name
+    if len(header) < 30 or not header.startswith(b"PK\x03\x04"):
+        problems.append(finding(
+            "archive.zip.bad-local-header", Severity.HIGH,
+            f"member {name!r} has no valid local header", _at(loc, offset),
+            evidence={"member": name},
+        ))
+        return None, problems
+    name_len, extra_len = _NAME_EXTRA(header, 26)
+    local_raw = header[30:30 + name_len]
+    if len(local_raw) < name_len:
+        local_raw += read_at(name_len - len(local_raw), offset + len(header))
+    local = local_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    if local != central:
+        problems.append(finding(
+            "archive.zip.name-mismatch", Severity.HIGH,
+            f"member {name!r} is named {local!r} in its local header", _at(loc, offset),
+            detail="PyTorch reads members by their central-directory name and ignores the "
+            "local one; Python's zipfile refuses them, so scanners built on it skip them.",
+            evidence={"central": name, "local": local},
+        ))
+    start = offset + 30 + name_len + extra_len
+    if start + compressed > size:
+        problems.append(finding(
+            "archive.zip.truncated", Severity.HIGH,
+            f"member {name!r} runs past the end of the file", _at(loc, start),
+            evidence={"member": name},
+        ))
+        return None, problems
+    return start, problems
 
 
 def _file_opener(path: str) -> Callable[[], BinaryIO]:

@@ -23,6 +23,7 @@ so ``collections`` + ``OrderedDict.__init__.__globals__`` is neither ``OrderedDi
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -113,8 +114,7 @@ class Policy:
     @classmethod
     def default(cls) -> Self:
         """The curated built-in allowlist (``allowlist.json`` next to this module)."""
-        data = json.loads(_ALLOWLIST.read_text("utf-8"))
-        return cls(frozenset(data["allow"]))
+        return cls(_builtin_allowlist())
 
     def allowing(self, names: Iterable[str]) -> Self:
         """A copy that also allows ``names`` (``module.name``, ``module:name`` or ``module.*``)."""
@@ -176,6 +176,12 @@ class Policy:
                            "a dunder attribute reaches interpreter internals")
         return Verdict(module, name, False, Severity.HIGH,
                        "not on the allowlist: importing and calling it runs unvetted code")
+
+
+@functools.cache
+def _builtin_allowlist() -> frozenset[str]:
+    """Read once per process (every ``scan()`` call starts from the default policy)."""
+    return frozenset(json.loads(_ALLOWLIST.read_text("utf-8"))["allow"])
 
 
 def _in_modules(module: str, modules: frozenset[str]) -> bool:
