@@ -10,6 +10,7 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.scan.corpus import MARK, PROTO2, PROTO4, REDUCE, STOP, TUPLE1, g, u
+from tests.scan.pickle.summary import summary
 
 from bastion.scan.pickle._machine import OPCODES, Call, Global, analyse
 
@@ -144,43 +145,6 @@ def test_fuzz_opcode_soup_never_raises(pieces: list[bytes]) -> None:
     assert a.complete or a.problems
 
 
-def _shape(v: object, depth: int = 0) -> object:
-    """A symbolic value in comparable form (bounded: memo cycles make cyclic values)."""
-    from bastion.scan.pickle._machine import DictValue, ListValue, Opaque, Persistent
-
-    if depth > 8:
-        return "..."
-    if type(v) is tuple:
-        return tuple(_shape(x, depth + 1) for x in v)
-    if type(v) is Call:
-        return ("call", v.opcode, v.offset, v.used, _shape(v.func, depth + 1))
-    if type(v) is Global:
-        return ("global", v.module, v.name)
-    if isinstance(v, DictValue):
-        return ("dict", [(_shape(k, depth + 1), _shape(x, depth + 1)) for k, x in v.items])
-    if isinstance(v, ListValue):
-        return (v.kind, [_shape(x, depth + 1) for x in v.items])
-    if isinstance(v, Persistent):
-        return ("pid", _shape(v.pid, depth + 1))
-    if isinstance(v, Opaque):
-        return ("opaque", v.kind, v.size)
-    return (type(v).__name__, repr(v))
-
-
-def _summary(a: object) -> tuple[object, ...]:
-    """Everything the judge reads from an analysis, in comparable form."""
-    from bastion.scan.pickle._machine import Analysis
-
-    assert isinstance(a, Analysis)
-    return (
-        a.complete, a.end, a.ops, _shape(a.result),
-        [(g.module, g.name, g.offset, g.opcode, g.proto, g.known) for g in a.globals],
-        [(_shape(c), _shape(c.args)) for c in a.calls],
-        [(p.rule, p.offset, p.message) for p in a.problems],
-        [(_shape(t), offset) for t, offset in a.builds],
-    )
-
-
 _VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
     | st.binary() | st.binary(min_size=256, max_size=1000)  # SHORT_BINBYTES and BINBYTES
@@ -215,4 +179,4 @@ def test_fast_path_agrees_with_the_handlers(data: bytes) -> None:
         slow = run(data)
     finally:
         _machine._BUFFER = saved
-    assert _summary(fast) == _summary(slow)
+    assert summary(fast) == summary(slow)

@@ -23,8 +23,20 @@ import itertools
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import BinaryIO, Final
+
+from bastion.scan.pickle._tensor_record import RECORD, replay_record
+from bastion.scan.pickle._values import (
+    Analysis,
+    Call,
+    DictValue,
+    Global,
+    ListValue,
+    Opaque,
+    Persistent,
+    Problem,
+    describe,
+)
 
 __all__ = [
     "Analysis",
@@ -138,99 +150,6 @@ class Reader:
             self._fill(available + 1)
 
 
-@dataclass(slots=True, eq=False)
-class Global:
-    """An imported object: what ``find_class(module, name)`` would return."""
-
-    module: str
-    name: str
-    offset: int
-    opcode: str
-    proto: int
-    """The protocol in force (names are remapped below 3, dotted paths walked from 4)."""
-    known: bool = True
-    """False when the operands were not strings (reported once as indeterminate)."""
-
-
-@dataclass(slots=True, eq=False)
-class Call:
-    """The result of calling ``func``: REDUCE, NEWOBJ, NEWOBJ_EX, OBJ or INST."""
-
-    func: object
-    args: object
-    offset: int
-    opcode: str
-    used: bool = False
-    """Whether the result reached anything (a container, another call, the returned value)."""
-    state: object = None
-    """The last BUILD state applied to it."""
-
-
-@dataclass(slots=True, eq=False)
-class Opaque:
-    """A value the analysis does not need in full (a large string, a persistent id, a buffer)."""
-
-    kind: str
-    size: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class Persistent:
-    """What the loader's ``persistent_load`` returns for ``pid`` (PyTorch: storages, classes)."""
-
-    pid: object
-
-
-@dataclass(slots=True, eq=False)
-class DictValue:
-    """A dict (first items kept)."""
-
-    items: list[tuple[object, object]] = field(default_factory=list)
-
-    def get(self, key: object) -> object:
-        for k, v in self.items:
-            if k == key and type(k) is type(key):
-                return v
-        return None
-
-
-@dataclass(slots=True, eq=False)
-class ListValue:
-    """A list, set or frozenset (first items kept)."""
-
-    items: list[object] = field(default_factory=list)
-    kind: str = "list"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something structurally wrong or suspicious, found while interpreting."""
-
-    rule: str
-    offset: int
-    message: str
-    evidence: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Analysis:
-    """What one pickle stream (from PROTO to STOP) would do."""
-
-    start: int
-    end: int = 0
-    """Offset just past STOP (or where interpretation stopped)."""
-    complete: bool = False
-    """STOP was reached."""
-    ops: int = 0
-    globals: list[Global] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    builds: list[tuple[object, int]] = field(default_factory=list)
-    """BUILD targets and their offsets."""
-    problems: list[Problem] = field(default_factory=list)
-    result: object = None
-    """The value STOP returned."""
-
-
 BuildHook = Callable[[Call, object, Reader], None]
 """Called after BUILD on a call result; may consume bytes (joblib writes arrays inline)."""
 
@@ -245,8 +164,9 @@ def _use(value: object) -> None:
 
 
 def _keep(items: list[object]) -> list[object]:
-    for v in items:
-        _use(v)
+    for v in items:  # _use, inlined: a state dict's SETITEMS holds a thousand values
+        if type(v) is Call:
+            v.used = True
     return items[:_KEEP_ITEMS]
 
 
@@ -368,6 +288,8 @@ class _Machine:
         n = len(buf)
         fast_until = n - 9  # the fast path needs the opcode and up to 8 operand bytes at hand
         ops = a.ops
+        extra = 0  # opcodes beyond one per iteration (tensor records replayed whole)
+        record, replay = RECORD.match, replay_record
         try:
             for ops in itertools.count(a.ops + 1):
                 if i <= fast_until:  # ordered by frequency in torch and numpy pickles
@@ -379,6 +301,12 @@ class _Machine:
                             i += 5
                             continue
                     elif code == 0x68:  # BINGET
+                        if buf[i + 2] == 0x28 and (m := record(buf, i)) is not None and (
+                            k := replay(m, base, stack, memo, calls, max_memo)
+                        ):
+                            extra += k - 1
+                            i = m.end()
+                            continue
                         index = buf[i + 1]
                         if index in memo:
                             stack.append(memo[index])
@@ -490,6 +418,12 @@ class _Machine:
                             i += 1
                             continue
                     elif code == 0x6A:  # LONG_BINGET
+                        if buf[i + 5] == 0x28 and (m := record(buf, i)) is not None and (
+                            k := replay(m, base, stack, memo, calls, max_memo)
+                        ):
+                            extra += k - 1
+                            i = m.end()
+                            continue
                         index = u32(buf, i + 1)[0]
                         if index in memo:
                             stack.append(memo[index])
@@ -543,7 +477,7 @@ class _Machine:
                 # Every fast opcode consumes a byte of a bounded buffer, so the limits are
                 # checked here at least once per buffer's worth of opcodes.
                 self.stack, r.i, self.offset = stack, i, base + i
-                if ops > max_ops:
+                if ops + extra > max_ops:
                     raise BrokenStreamError("pickle.limit.ops", f"more than {max_ops} opcodes")
                 if time.monotonic() > self.deadline:
                     raise BrokenStreamError("pickle.limit.time", "the time limit was reached")
@@ -560,7 +494,7 @@ class _Machine:
                 n = len(buf)
                 fast_until = n - 9
         finally:
-            a.ops = ops
+            a.ops = ops + extra
 
     # -- opcodes -------------------------------------------------------------------------
     def op_proto(self) -> None:
@@ -796,8 +730,8 @@ class _Machine:
         if isinstance(target, DictValue):
             room = _KEEP_ITEMS - len(target.items)
             if room > 0:
-                pairs = list(zip(items[::2], items[1::2], strict=True))
-                target.items.extend(pairs[:room])
+                kept = items[:2 * room]
+                target.items.extend(zip(kept[::2], kept[1::2], strict=True))
         elif type(target) is Global:
             self.a.problems.append(Problem(
                 "pickle.call.method-on-global", self.offset,
@@ -924,19 +858,6 @@ class _Machine:
 
 def r_byte(r: Reader) -> int:
     return r.byte()
-
-
-def describe(value: object) -> str:
-    """A value in words, for findings."""
-    if type(value) is Call:
-        return f"the result of {value.opcode} at offset {value.offset}"
-    if type(value) is Global:
-        return f"{value.module}.{value.name}"
-    if isinstance(value, Opaque):
-        return value.kind
-    if isinstance(value, Persistent):
-        return "an object from the loader's persistent_load"
-    return type(value).__name__
 
 
 _OPS: dict[bytes, str] = {

@@ -1,0 +1,175 @@
+"""PyTorch's tensor record, recognised whole and replayed in one step.
+
+Almost all of a checkpoint's pickle is one record per tensor, 22 to 30 opcodes each::
+
+    BINGET _rebuild_tensor_v2  MARK  MARK  BINGET 'storage'  BINGET <Storage class>
+    BINUNICODE <key>  BINPUT  BINGET <location>  <numel>  [NONE]  TUPLE  BINPUT  BINPERSID
+    <offset>  <size> [BINPUT]  <stride> [BINPUT]  NEWFALSE|NEWTRUE
+    BINGET OrderedDict  EMPTY_TUPLE  REDUCE  BINPUT  TUPLE  BINPUT  REDUCE  BINPUT
+
+``NONE`` is the legacy format's view metadata; memo indices past 255 take ``LONG_BINGET`` and
+``LONG_BINPUT``; ints take ``BININT1``, ``BININT2`` or ``BININT``; a size or stride is
+``EMPTY_TUPLE`` or ``TUPLE1``-``TUPLE3`` or ``MARK ... TUPLE`` of ints. Interpreting a record
+opcode by opcode costs the machine's dispatch every time; :data:`RECORD` checks the same bytes
+at C speed, and :func:`replay_record` makes exactly the stack, memo and call changes those
+opcodes make, in their order.
+
+The machine stays the authority. A record is replayed only when its replay is certainly exact:
+every index it gets is stored, none is one the record itself stores (so order cannot matter),
+and the memo limit is out of reach. Anything else (another layout, a newer PyTorch's extra
+arguments, a crafted near-miss) is interpreted opcode by opcode as before. A differential test
+runs real checkpoints and mutated records both ways and requires the same analysis.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Final
+
+from bastion.scan.pickle._values import Call, Persistent
+
+__all__ = ["RECORD", "replay_record"]
+
+_U32: Final = struct.Struct("<I").unpack_from
+_I32: Final = struct.Struct("<i").unpack_from
+
+_GET: Final = rb"(?:h(.)|j(.{4}))"
+_PUT: Final = rb"(?:q(.)|r(.{4}))"
+_INT: Final = rb"(?:K.|M.{2}|J.{4})"
+_KEY: Final = rb"X(" + rb"|".join(
+    bytes([n, 0, 0, 0]) + rb"[0-9]{%d}" % n for n in range(1, 21)
+) + rb")"
+"""A storage key: 1-20 decimal digits (so decoding it cannot fail)."""
+_TUPLE: Final = (
+    rb"(\)|(?:" + _INT + rb"\x85|" + _INT * 2 + rb"\x86|" + _INT * 3 + rb"\x87|\(" + _INT
+    + rb"{0,64}t)" + _PUT + rb")"
+)
+"""A size or stride: EMPTY_TUPLE, or a tuple of ints and the BINPUT that stores it."""
+RECORD: Final = re.compile(
+    _GET + rb"\(\(" + _GET + _GET + _KEY + _PUT + _GET + rb"(" + _INT + rb")(N?)t" + _PUT
+    + rb"Q(" + _INT + rb")" + _TUPLE + _TUPLE + rb"([\x88\x89])" + _GET + rb"\)()R" + _PUT
+    + rb"t" + _PUT + rb"()R" + _PUT,
+    re.DOTALL,
+)
+"""One tensor record, from the BINGET of the rebuild function to the BINPUT of its result."""
+_HOOKS_REDUCE: Final = 26
+_RESULT_REDUCE: Final = 31
+"""The (empty) groups just before the two REDUCEs: where the calls are."""
+_FIXED_OPS: Final = 22
+"""Opcodes in every record (the NONE, sizes, strides and their BINPUTs come on top)."""
+
+
+def _int(op: bytes) -> int:
+    code = op[0]
+    if code == 0x4B:
+        return op[1]
+    if code == 0x4D:
+        return op[1] | op[2] << 8
+    return int(_I32(op, 1)[0])
+
+
+_TUPLES: dict[bytes, tuple[tuple[int, ...], int]] = {}
+"""Short sizes and strides already decoded (a model repeats a few shapes): the bytes, then
+the tuple and its opcode count."""
+
+
+def _ints(span: bytes) -> tuple[tuple[int, ...], int]:
+    """A matched size or stride (its BINPUT cut off): the tuple and its opcode count."""
+    if span == b")":
+        return (), 1
+    values: list[int] = []
+    marked = span[0] == 0x28
+    j, end = (1 if marked else 0), len(span) - 1
+    while j < end:
+        code = span[j]
+        if code == 0x4B:
+            values.append(span[j + 1])
+            j += 2
+        elif code == 0x4D:
+            values.append(span[j + 1] | span[j + 2] << 8)
+            j += 3
+        else:
+            values.append(int(_I32(span, j + 1)[0]))
+            j += 5
+    result = (tuple(values), len(values) + (2 if marked else 1))
+    if len(span) <= 32:
+        if len(_TUPLES) >= 4096:
+            _TUPLES.clear()
+        _TUPLES[span] = result
+    return result
+
+
+def replay_record(
+    m: re.Match[bytes], base: int, stack: list[object], memo: dict[int, object],
+    calls: list[Call], max_memo: int,
+) -> int:
+    """Apply the record ``m`` matched at ``base + m.start()`` to the machine's ``stack``,
+    ``memo`` and ``calls``; return its opcode count, or 0 (nothing changed) when it must be
+    interpreted opcode by opcode."""
+    (r1, r4, s1, s4, c1, c4, key, k1, k4, l1, l4, numel, none, p1, p4, offset,
+     size, z1, z4, stride, t1, t4, grad, h1, h4, _, hp1, hp4, a1, a4, _, x1, x4) = m.groups()
+    u32 = _U32  # each index is one byte (BINGET/BINPUT) or four (the LONG_ forms)
+    rebuild_at = r1[0] if r1 else u32(r4)[0]
+    storage_at = s1[0] if s1 else u32(s4)[0]
+    class_at = c1[0] if c1 else u32(c4)[0]
+    location_at = l1[0] if l1 else u32(l4)[0]
+    hooks_at = h1[0] if h1 else u32(h4)[0]
+    key_at = k1[0] if k1 else u32(k4)[0]
+    pid_at = p1[0] if p1 else u32(p4)[0]
+    hooks_call_at = hp1[0] if hp1 else u32(hp4)[0]
+    args_at = a1[0] if a1 else u32(a4)[0]
+    result_at = x1[0] if x1 else u32(x4)[0]
+    size_at = stride_at = None
+    if z1 or z4:
+        size_at = z1[0] if z1 else u32(z4)[0]
+        size = size[:-1 - len(z1 or z4)]
+    if t1 or t4:
+        stride_at = t1[0] if t1 else u32(t4)[0]
+        stride = stride[:-1 - len(t1 or t4)]
+    first_put = min(key_at, pid_at, hooks_call_at, args_at, result_at,
+                    key_at if size_at is None else size_at,
+                    key_at if stride_at is None else stride_at)
+    if len(memo) + 7 > max_memo or \
+            max(rebuild_at, storage_at, class_at, location_at, hooks_at) >= first_put:
+        return 0
+    try:
+        rebuild, storage, cls = memo[rebuild_at], memo[storage_at], memo[class_at]
+        location, hooks = memo[location_at], memo[hooks_at]
+    except KeyError:
+        return 0
+
+    name = key[4:].decode("ascii")  # BINUNICODE, BINPUT
+    memo[key_at] = name
+    count = numel[1] if numel[0] == 0x4B else _int(numel)
+    pid = (storage, cls, name, location, count, None) if none else \
+        (storage, cls, name, location, count)  # TUPLE (marks calls in it used), BINPUT
+    if type(storage) is Call:
+        storage.used = True
+    if type(cls) is Call:
+        cls.used = True
+    if type(location) is Call:
+        location.used = True
+    memo[pid_at] = pid
+    size_value, size_ops = _TUPLES.get(size) or _ints(size)
+    if size_at is not None:
+        memo[size_at] = size_value
+    stride_value, stride_ops = _TUPLES.get(stride) or _ints(stride)
+    if stride_at is not None:
+        memo[stride_at] = stride_value
+    if type(hooks) is Call:  # REDUCE uses its callable
+        hooks.used = True
+    hooks_call = Call(hooks, (), base + m.start(_HOOKS_REDUCE), "REDUCE", True)  # used: TUPLE
+    calls.append(hooks_call)
+    memo[hooks_call_at] = hooks_call
+    args = (Persistent(pid), offset[1] if offset[0] == 0x4B else _int(offset), size_value,
+            stride_value, grad == b"\x88", hooks_call)
+    memo[args_at] = args
+    if type(rebuild) is Call:
+        rebuild.used = True
+    result = Call(rebuild, args, base + m.start(_RESULT_REDUCE), "REDUCE")
+    calls.append(result)
+    memo[result_at] = result
+    stack.append(result)
+    return _FIXED_OPS + len(none) + size_ops + stride_ops + (size_at is not None) + \
+        (stride_at is not None)

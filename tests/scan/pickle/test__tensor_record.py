@@ -1,0 +1,217 @@
+"""Replaying PyTorch's tensor records whole changes nothing: each input analysed with records
+replayed and with every opcode interpreted gives the same analysis, and the memo the records
+left behind reads back the same."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.scan.corpus import MARK, PROTO2, STOP, g
+from tests.scan.pickle.summary import summary
+
+from bastion.scan.pickle import _machine, _tensor_record
+from bastion.scan.pickle._machine import Analysis, analyse
+
+_NEVER = re.compile(rb"(?!)")
+
+
+def run(data: bytes, start: int = 0, max_memo: int = 100_000) -> Analysis:
+    return analyse(io.BytesIO(data), start, len(data), max_ops=1_000_000, max_memo=max_memo)
+
+
+def replayed(data: bytes, monkeypatch: pytest.MonkeyPatch, **kw: int) -> tuple[Analysis, int]:
+    """The analysis with records replayed, and how many were."""
+    count = 0
+    real = _tensor_record.replay_record
+
+    def counting(*args: object) -> int:
+        nonlocal count
+        n = real(*args)  # type: ignore[arg-type]
+        count += n > 0
+        return n
+
+    with monkeypatch.context() as m:
+        m.setattr(_machine, "replay_record", counting)
+        return run(data, **kw), count
+
+
+def interpreted(data: bytes, monkeypatch: pytest.MonkeyPatch, **kw: int) -> Analysis:
+    """The analysis with every opcode interpreted (no record is recognised)."""
+    with monkeypatch.context() as m:
+        m.setattr(_machine, "RECORD", _NEVER)
+        return run(data, **kw)
+
+
+def checkpoints() -> Iterator[tuple[str, object]]:
+    """What people save: state dicts, optimizer state, views, odd shapes, dtypes, grads."""
+    torch.manual_seed(0)
+    base = torch.arange(24.0)
+    yield "state dict", torch.nn.Sequential(
+        torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Conv2d(2, 2, 3)
+    ).state_dict()
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    yield "optimizer", {"model": model.state_dict(), "optimizer": opt.state_dict()}
+    yield "shapes", {
+        "scalar": torch.tensor(3.5), "empty": torch.zeros(0), "five-d": torch.zeros(1, 2, 1, 2, 1),
+        "big": torch.zeros(70_000), "wide": torch.zeros(300, 2),
+    }
+    yield "views", {"view": base[5:], "transposed": base.view(4, 6).t(), "same": base}
+    yield "dtypes", {f"{d}{i}": torch.ones(2, dtype=getattr(torch, d))  # a class per dtype
+                     for d in ("float16", "bfloat16", "int64", "bool", "uint8") for i in (0, 1)}
+    yield "grads", {"leaf": torch.ones(3, requires_grad=True)}
+    yield "parameters", list(torch.nn.Linear(2, 2).parameters())
+    yield "many", {f"t{i}": torch.zeros(i % 7 + 1) for i in range(400)}  # LONG_ memo forms
+
+
+def written(obj: object, tmp_path: Path, legacy: bool) -> bytes:
+    path = tmp_path / "c.pt"
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    raw = path.read_bytes()
+    if legacy:
+        return raw
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_real_checkpoints_analyse_the_same_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool
+) -> None:
+    total = 0
+    for what, obj in checkpoints():
+        data = written(obj, tmp_path, legacy)
+        start = 0
+        if legacy:  # the object is the fourth pickle
+            for _ in range(3):
+                start = run(data, start).end
+        fast, count = replayed(data, monkeypatch, start=start)
+        slow = interpreted(data, monkeypatch, start=start)
+        assert fast.complete and not fast.problems, what
+        assert summary(fast) == summary(slow), what
+        total += count
+    # All but the first tensor of each storage class are replayed (the first one's imports are
+    # not in the memo yet), so the comparison above did test the replay.
+    assert total > 400
+
+
+# -- crafted records ----------------------------------------------------------------------------
+def _get(i: int) -> bytes:
+    return b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i)
+
+
+def _put(i: int) -> bytes:
+    return b"q" + bytes([i]) if i < 256 else b"r" + struct.pack("<I", i)
+
+
+def _int(v: int) -> bytes:
+    if 0 <= v < 256:
+        return b"K" + bytes([v])
+    if 0 <= v < 65536:
+        return b"M" + struct.pack("<H", v)
+    return b"J" + struct.pack("<i", v)
+
+
+def _tuple(values: list[int], put: int) -> bytes:
+    if not values:
+        return b")"
+    body = b"".join(_int(v) for v in values)
+    closed = body + b"\x85\x86\x87"[len(values) - 1:len(values)] if len(values) <= 3 \
+        else MARK + body + b"t"
+    return closed + _put(put)
+
+
+_SETUP = (
+    PROTO2 + g("torch._utils", "_rebuild_tensor_v2") + _put(0)
+    + b"X\x07\x00\x00\x00storage" + _put(1) + g("torch", "FloatStorage") + _put(2)
+    + b"X\x03\x00\x00\x00cpu" + _put(3) + g("collections", "OrderedDict") + _put(4)
+    + b"".join(g("builtins", "getattr") + b")R" + _put(i) + b"0" for i in (5, 6, 7))
+)
+"""Memo 0-4 hold what a record gets; 5-7 hold three unused call results (to see which a
+record marks used)."""
+
+_gets = st.sampled_from([*range(8)] * 3 + [8, 260])  # mostly set; 8 and 260 never are
+_puts = st.sampled_from([*range(9, 30)] * 2 + [300, 301, 600, 2, 5])  # some overwrite a get
+_ints = st.integers(0, 300) | st.integers(60_000, 70_000) | st.integers(-5, -1)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    """A record in one of the layouts PyTorch writes, and the memo indices it stores."""
+    key = draw(st.text("0123456789", min_size=1, max_size=20)).encode()
+    size = draw(st.lists(st.integers(0, 70_000), max_size=5)
+                | st.lists(st.integers(0, 9), min_size=63, max_size=66))  # the 64 kept
+    stride = draw(st.lists(_ints, max_size=5))
+    puts = [draw(_puts) for _ in range(7)]
+    record = b"".join([
+        _get(draw(_gets)), MARK, MARK, _get(draw(_gets)), _get(draw(_gets)),
+        b"X" + struct.pack("<I", len(key)) + key, _put(puts[0]), _get(draw(_gets)),
+        _int(draw(st.integers(0, 70_000))), b"N" if draw(st.booleans()) else b"", b"t",
+        _put(puts[1]), b"Q", _int(draw(st.integers(0, 70_000))),
+        _tuple(size, puts[2]), _tuple(stride, puts[3]),
+        b"\x88" if draw(st.booleans()) else b"\x89", _get(draw(_gets)), b")R", _put(puts[4]),
+        b"t", _put(puts[5]), b"R", _put(puts[6]),
+    ])
+    return record, puts[:2] + puts[4:] + ([puts[2]] if size else []) + ([puts[3]] if stride else [])
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> bytes:
+    """Records (some damaged), then a list of memo reads, so the memo left is compared too
+    (reads only of indices an intact record stored: a read of an unset one ends the stream)."""
+    body = b""
+    stored = set(range(8))
+    for intact, puts in draw(st.lists(records(), min_size=1, max_size=4)):
+        record = intact
+        if draw(st.integers(0, 3)) == 0:
+            at = draw(st.integers(0, len(intact) - 1))
+            record = intact[:at] + bytes([draw(st.integers(0, 255))]) + intact[at + 1:]
+        else:
+            stored.update(puts)
+        body += record + b"0"  # POP: the next record starts on a clean stack
+    reads = b"".join(_get(i) for i in draw(st.lists(st.sampled_from(sorted(stored)),
+                                                    max_size=16)))
+    return _SETUP + body + b"]" + MARK + reads + b"e" + STOP
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(data=streams(), max_memo=st.sampled_from([100_000, 12, 20]))
+def test_crafted_records_analyse_the_same_both_ways(
+    data: bytes, max_memo: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, _ = replayed(data, monkeypatch, max_memo=max_memo)
+    slow = interpreted(data, monkeypatch, max_memo=max_memo)
+    assert summary(fast) == summary(slow)
+
+
+def test_a_plain_record_is_replayed_and_marks_what_it_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hand-built record of the strategies is one the replay takes (else the property
+    above would compare the machine with itself)."""
+    record = b"".join([
+        _get(0), MARK, MARK, _get(1), _get(5), b"X\x01\x00\x00\x007", _put(10), _get(3),
+        _int(6), b"t", _put(11), b"Q", _int(0), _tuple([2, 3], 12), _tuple([3, 1], 13), b"\x89",
+        _get(4), b")R", _put(14), b"t", _put(15), b"R", _put(16),
+    ])
+    data = _SETUP + record + b"0]" + MARK + _get(12) + _get(15) + b"e" + STOP
+    fast, count = replayed(data, monkeypatch)
+    assert count == 1
+    assert summary(fast) == summary(interpreted(data, monkeypatch))
+    getattr_call, _, _, hooks, result = fast.calls
+    assert getattr_call.used  # the storage class slot held it: TUPLE used it
+    assert hooks.used and not result.used  # the record's result was POPped
+    assert fast.result.items[0] == (2, 3)  # type: ignore[attr-defined]
