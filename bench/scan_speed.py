@@ -13,8 +13,11 @@ Two measurements per tool, both on warm files:
 
 * **scan work**: the tool's own Python API called in a process where it is already imported
   (``bastion.scan.scan``, picklescan's ``scan_file_path`` / ``scan_directory_path``,
-  modelscan's ``ModelScan().scan``); the median of ``--repeat`` calls after one warm-up call.
-  This is the cost of scanning, which is what a tool can change.
+  modelscan's ``ModelScan().scan``); the best of ``--repeat`` calls after one warm-up call,
+  with the median beside it. Best-of is timeit's convention: on a shared machine noise only
+  ever adds time, and it adds the same milliseconds to a fast tool as to a slow one, so
+  medians understate the ratio between them. This is the cost of scanning, which is what a
+  tool can change.
 * **command**: the tool's command line as a user runs it, interpreter start-up and imports
   included (the best of ``--repeat`` runs), with the child's peak RSS. A bare
   ``python -c pass`` is timed too: no Python tool can finish faster than that.
@@ -59,7 +62,8 @@ NOT_A_BASELINE = {
 class Timing:
     tool: str
     work_s: float | None
-    """Median in-process scan time (``None`` when the tool failed in-process)."""
+    """Best in-process scan time (``None`` when the tool failed in-process)."""
+    work_median_s: float | None
     command_s: float
     peak_mb: float
     note: str
@@ -179,19 +183,21 @@ _WORK = textwrap.dedent("""
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    print(json.dumps(statistics.median(times)))
+    print(json.dumps([min(times), statistics.median(times)]))
 """)
 
 
-def scan_work(tool: str, path: Path, repeat: int) -> float | None:
+def scan_work(tool: str, path: Path, repeat: int) -> tuple[float | None, float | None]:
+    """The best and the median in-process scan time (``None`` when the tool failed)."""
     python = PYTHON if tool.startswith("bastion") else PEER_PYTHON
     proc = subprocess.run([python, "-c", _WORK, tool, str(path), str(repeat)],
                           capture_output=True, text=True, check=False)
     try:
-        return float(json.loads(proc.stdout.strip().splitlines()[-1]))
-    except (IndexError, ValueError):
+        best, median = json.loads(proc.stdout.strip().splitlines()[-1])
+        return float(best), float(median)
+    except (IndexError, ValueError, TypeError):
         print(f"  {tool} failed in-process: {proc.stderr.strip()[-200:]}", file=sys.stderr)
-        return None
+        return None, None
 
 
 def command(argv: list[str], repeat: int) -> tuple[float, float, str]:
@@ -219,10 +225,14 @@ def timings(path: Path, repeat: int, digest: bool) -> list[Timing]:
         commands["bastion --digest"] = [BASTION_CLI, "scan", "--digest", str(path)]
     out = []
     for tool, argv in commands.items():
-        work = scan_work(tool.replace(" --", " "), path, repeat)
+        best, median = scan_work(tool.replace(" --", " "), path, repeat)
         seconds, peak, note = command(argv, repeat)
-        out.append(Timing(tool, work, seconds, peak, note))
+        out.append(Timing(tool, best, median, seconds, peak, note))
     return out
+
+
+def _ms(seconds: float | None) -> str:
+    return f"{seconds * 1000:8.1f}ms" if seconds is not None else "      fail"
 
 
 def _ratio(peer: float | None, ours: float | None) -> str:
@@ -242,20 +252,22 @@ def main() -> int:
         workloads = build(1 / 16 if args.small else 1.0)
         bare, _, _ = command([PYTHON, "-c", "pass"], args.repeat)
         print(f"bare interpreter start-up (python -c pass): {bare * 1000:.0f} ms\n")
-        print(f"{'workload':20} {'tool':17} {'scan work':>10} {'command':>9} {'peak MB':>8}"
-              f" {'work vs fastest peer':>21} {'command vs fastest':>19}  output")
+        print(f"{'workload':20} {'tool':17} {'scan work':>10} {'(median)':>10} {'command':>9}"
+              f" {'peak MB':>8} {'work vs fastest peer':>21} {'command vs fastest':>19}  output")
         for name, path in workloads.items():
             warm(path)
             runs = timings(path, args.repeat, args.digest)
             peers = [r for r in runs if not r.tool.startswith("bastion")
                      and (name, r.tool) not in NOT_A_BASELINE]
             peer_work = min((r.work_s for r in peers if r.work_s), default=None)
+            peer_median = min((r.work_median_s for r in peers if r.work_median_s), default=None)
             peer_cmd = min(r.command_s for r in peers)
             for r in runs:
                 mine = r.tool.startswith("bastion")
-                work = f"{r.work_s * 1000:8.1f}ms" if r.work_s is not None else "      fail"
-                print(f"{name:20} {r.tool:17} {work:>10} {r.command_s:8.2f}s {r.peak_mb:8.0f}"
-                      f" {_ratio(peer_work, r.work_s) if mine else '':>21}"
+                ratio = f"{_ratio(peer_work, r.work_s)} ({_ratio(peer_median, r.work_median_s)})"
+                print(f"{name:20} {r.tool:17} {_ms(r.work_s):>10} {_ms(r.work_median_s):>10}"
+                      f" {r.command_s:8.2f}s {r.peak_mb:8.0f}"
+                      f" {ratio if mine else '':>21}"
                       f" {_ratio(peer_cmd, r.command_s) if mine else '':>19}  "
                       f"{NOT_A_BASELINE.get((name, r.tool), r.note)}")
     finally:
