@@ -22,6 +22,10 @@ Two measurements per tool, both on warm files:
   included (the best of ``--repeat`` runs), with the child's peak RSS. A bare
   ``python -c pass`` is timed too: no Python tool can finish faster than that.
 
+The tools take turns, round by round (one call or run of each, then the next round): this
+machine's speed drifts over minutes, and timing each tool's repeats back to back would compare
+one tool's slow minute with another's fast one.
+
 Bastion runs without digests (the default); ``--digest`` adds a run with SHA-256 of every
 file, which reads every byte. Targets (issue 3): >= 5x faster than the fastest peer on the
 large files, not slower on the many small files, peak memory < 100 MB whatever the size. Peers
@@ -32,9 +36,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import pickle
 import shutil
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -160,10 +164,11 @@ def warm(path: Path) -> None:
                 pass
 
 
-# Run inside the tool's own interpreter: import, one warm-up call, then the timed calls.
-_WORK = textwrap.dedent("""
-    import json, os, statistics, sys, time
-    tool, path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# A worker per tool, in the tool's own interpreter: import, one warm-up call, then one timed
+# call per line read from stdin, its seconds printed back ("fail" when it raised).
+_WORKER = textwrap.dedent("""
+    import os, sys, time
+    tool, path = sys.argv[1], sys.argv[2]
     if tool == "picklescan":
         from picklescan.scanner import scan_directory_path, scan_file_path
         call = (lambda: scan_directory_path(path)) if os.path.isdir(path) else \\
@@ -177,45 +182,74 @@ _WORK = textwrap.dedent("""
         from bastion.scan import scan
         digest = tool.endswith("digest")
         call = lambda: scan(path, digest=digest)
-    call()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    try:
         call()
-        times.append(time.perf_counter() - start)
-    print(json.dumps([min(times), statistics.median(times)]))
+        ok = True
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        ok = False
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        if ok:
+            call()
+        print(time.perf_counter() - start if ok else "fail", flush=True)
 """)
 
 
-def scan_work(tool: str, path: Path, repeat: int) -> tuple[float | None, float | None]:
-    """The best and the median in-process scan time (``None`` when the tool failed)."""
-    python = PYTHON if tool.startswith("bastion") else PEER_PYTHON
-    proc = subprocess.run([python, "-c", _WORK, tool, str(path), str(repeat)],
-                          capture_output=True, text=True, check=False)
-    try:
-        best, median = json.loads(proc.stdout.strip().splitlines()[-1])
-        return float(best), float(median)
-    except (IndexError, ValueError, TypeError):
-        print(f"  {tool} failed in-process: {proc.stderr.strip()[-200:]}", file=sys.stderr)
-        return None, None
+class _Worker:
+    """A tool's worker process, timed one call at a time."""
+
+    def __init__(self, tool: str, path: Path) -> None:
+        python = PYTHON if tool.startswith("bastion") else PEER_PYTHON
+        self.tool = tool
+        self.proc = subprocess.Popen(
+            [python, "-c", _WORKER, tool.replace(" --", " "), str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.ok = self.stdout.readline().strip() == "ready"
+        self.times: list[float] = []
+
+    def call(self) -> None:
+        if not self.ok:
+            return
+        self.stdin.write("\n")
+        self.stdin.flush()
+        answer = self.stdout.readline().strip()
+        if answer in ("", "fail"):
+            self.ok = False
+        else:
+            self.times.append(float(answer))
+
+    def close(self) -> tuple[float | None, float | None]:
+        """The best and the median call (``None`` when the tool failed in-process)."""
+        self.stdin.close()
+        self.proc.wait()
+        if not self.ok or not self.times:
+            assert self.proc.stderr is not None
+            print(f"  {self.tool} failed in-process: {self.proc.stderr.read().strip()[-200:]}",
+                  file=sys.stderr)
+            return None, None
+        return min(self.times), statistics.median(self.times)
 
 
-def command(argv: list[str], repeat: int) -> tuple[float, float, str]:
-    """Best wall time of ``repeat`` runs under /usr/bin/time, the peak RSS, the last line."""
+def command(argv: list[str]) -> tuple[float, float, str]:
+    """One run under /usr/bin/time: wall time, peak RSS, the output's last line."""
     rss_file = WORK / "rss.txt"
-    best, peak, last = float("inf"), 0.0, ""
-    for _ in range(repeat):
-        start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *argv],
-                              capture_output=True, check=False)
-        best = min(best, time.perf_counter() - start)
-        peak = max(peak, int(rss_file.read_text().split()[-1]) / 1024)
-        lines = (proc.stdout + proc.stderr).decode(errors="replace").strip().splitlines()
-        last = (lines[-1:] or [""])[0].strip()[:50]
-    return best, peak, last
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *argv],
+                          capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    lines = (proc.stdout + proc.stderr).decode(errors="replace").strip().splitlines()
+    last = (lines[-1:] or [""])[0].strip()[:50]
+    return seconds, int(rss_file.read_text().split()[-1]) / 1024, last
 
 
 def timings(path: Path, repeat: int, digest: bool) -> list[Timing]:
+    """Every tool on ``path``, taking turns round by round: the machine's speed drifts, and a
+    tool timed in a slow minute would otherwise be compared with one timed in a fast one."""
     commands = {
         "bastion": [BASTION_CLI, "scan", str(path)],
         "picklescan": [str(PEERS / "bin" / "picklescan"), "--path", str(path)],
@@ -223,12 +257,20 @@ def timings(path: Path, repeat: int, digest: bool) -> list[Timing]:
     }
     if digest:
         commands["bastion --digest"] = [BASTION_CLI, "scan", "--digest", str(path)]
-    out = []
-    for tool, argv in commands.items():
-        best, median = scan_work(tool.replace(" --", " "), path, repeat)
-        seconds, peak, note = command(argv, repeat)
-        out.append(Timing(tool, best, median, seconds, peak, note))
-    return out
+    workers = {tool: _Worker(tool, path) for tool in commands}
+    for _ in range(repeat):
+        for worker in workers.values():
+            worker.call()
+    best_command = dict.fromkeys(commands, float("inf"))
+    peak = dict.fromkeys(commands, 0.0)
+    note = dict.fromkeys(commands, "")
+    for _ in range(repeat):
+        for tool, argv in commands.items():
+            seconds, rss, note[tool] = command(argv)
+            best_command[tool] = min(best_command[tool], seconds)
+            peak[tool] = max(peak[tool], rss)
+    return [Timing(tool, *workers[tool].close(), best_command[tool], peak[tool], note[tool])
+            for tool in commands]
 
 
 def _ms(seconds: float | None) -> str:
@@ -250,7 +292,7 @@ def main() -> int:
     compile_bastion()
     try:
         workloads = build(1 / 16 if args.small else 1.0)
-        bare, _, _ = command([PYTHON, "-c", "pass"], args.repeat)
+        bare = min(command([PYTHON, "-c", "pass"])[0] for _ in range(args.repeat))
         print(f"bare interpreter start-up (python -c pass): {bare * 1000:.0f} ms\n")
         print(f"{'workload':20} {'tool':17} {'scan work':>10} {'(median)':>10} {'command':>9}"
               f" {'peak MB':>8} {'work vs fastest peer':>21} {'command vs fastest':>19}  output")
