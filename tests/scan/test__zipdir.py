@@ -12,6 +12,7 @@ from typing import BinaryIO
 from unittest import mock
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -155,3 +156,34 @@ def test_names_end_at_a_nul_as_zipfile_reads_them() -> None:
     (entry,) = zip_directory(io.BytesIO(data))
     assert (entry.filename, entry.orig_filename) == ("e", "e\0il.pkl")
     assert our_entries(data) == zipfile_entries(data)
+
+
+def test_a_directory_claiming_more_than_64_mib_is_refused_unread(tmp_path: Path) -> None:
+    """zipfile would read whatever the end record claims (all of a crafted 2 GB file)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("a.pkl", b"x")
+    data = bytearray(out.getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    hole = 65 << 20
+    data[end + 12:end + 16] = (hole + end).to_bytes(4, "little")  # from the file's first byte
+    data[end + 16:end + 20] = (0).to_bytes(4, "little")
+    path = tmp_path / "claims.zip"
+    with path.open("wb") as f:  # sparse: the 65 MiB in front take no disk
+        f.seek(hole)
+        f.write(data)
+    with CountingFile(path) as stream:
+        with pytest.raises(zipfile.BadZipFile, match=f"claims {hole + end} bytes"):
+            zip_directory(stream)
+        assert stream.largest < 1 << 17  # only the end records were read
+
+
+class CountingFile(io.FileIO):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "rb")
+        self.largest = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = super().read(n) or b""
+        self.largest = max(self.largest, len(data))
+        return data

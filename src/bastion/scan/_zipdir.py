@@ -1,10 +1,11 @@
 """A zip's central directory, parsed once per file: sniffing and scanning both need it.
 
 The directory is read the way :mod:`zipfile` reads it (the same end-record search, Zip64
-records, prepended-data offset, name decoding and NUL truncation, and the same errors), into
-plain tuples: a checkpoint with a thousand tensors has a thousand entries, and building a
-``ZipInfo`` for each costs about as much as interpreting the checkpoint's pickle. A test
-compares the two readers on real and damaged archives.
+records, prepended-data offset, name decoding and NUL truncation, and the same errors; unlike
+it, never more than 64 MiB of directory), into plain tuples: a checkpoint with a thousand
+tensors has a thousand entries, and building a ``ZipInfo`` for each costs about as much as
+interpreting the checkpoint's pickle. A test compares the two readers on generated and damaged
+archives.
 
 The last directory read from a real file is kept for the next reader of the same file (same
 path, device, inode, size and change times) while it is scanned. Windows onto a parent,
@@ -30,6 +31,9 @@ _U64: Final = struct.Struct("<Q")
 _MAX_VERSION: Final = 63
 """The highest "version needed to extract" :mod:`zipfile` accepts."""
 _MAX_COMMENT: Final = 1 << 16
+_MAX_DIRECTORY: Final = 64 << 20
+"""The largest central directory read (100,000 members with 600-byte names): ``zipfile`` reads
+whatever size the end record declares, all of a crafted 2 GB file included."""
 
 
 class ZipEntry(NamedTuple):
@@ -82,6 +86,9 @@ def _identity(stream: BinaryIO) -> tuple[object, ...] | None:
 
 def _read(stream: BinaryIO) -> list[ZipEntry]:
     start, size, shift = _directory(stream)
+    if size > _MAX_DIRECTORY:
+        raise BadZipFile(f"the central directory claims {size} bytes, more than the "
+                         f"{_MAX_DIRECTORY} read")
     stream.seek(start)
     data = stream.read(size)
     entries: list[ZipEntry] = []
