@@ -164,6 +164,9 @@ _VALUES = st.recursive(
         st.builds(lambda v, p, cut: pickle.dumps([v, v], protocol=p)[:cut],  # truncated
                   _VALUES, st.integers(0, 5), st.integers(0, 400)),
         st.builds(lambda ps: PROTO2 + b"".join(ps) + STOP, st.lists(st.sampled_from(_PIECES))),
+        st.builds(lambda d, p: pickle.dumps([d, d, *range(9)], protocol=p),  # 64 items kept
+                  st.dictionaries(st.integers(), st.none() | st.dates(), min_size=65,
+                                  max_size=140), st.integers(1, 5)),
         st.binary(max_size=300),
     )
 )

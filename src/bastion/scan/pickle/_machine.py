@@ -473,6 +473,20 @@ class _Machine:
                         stack.append(ListValue())
                         i += 1
                         continue
+                    elif code == 0x75:  # SETITEMS into a dict (a state dict's thousand items)
+                        below = metastack[-1] if metastack else None
+                        if below and type(below[-1]) is DictValue and not len(stack) % 2:
+                            target = below[-1].items
+                            for v in stack:
+                                if type(v) is Call:
+                                    v.used = True
+                            room = _KEEP_ITEMS - len(target)
+                            if room > 0:
+                                kept = stack[:2 * room]
+                                target.extend(zip(kept[::2], kept[1::2], strict=True))
+                            stack = metastack.pop()
+                            i += 1
+                            continue
                 # The slow path: hand the state to the machine, run the handler, take it back.
                 # Every fast opcode consumes a byte of a bounded buffer, so the limits are
                 # checked here at least once per buffer's worth of opcodes.
