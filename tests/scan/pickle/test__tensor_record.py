@@ -124,13 +124,15 @@ def _int(v: int) -> bytes:
     return b"J" + struct.pack("<i", v)
 
 
-def _tuple(values: list[int], put: int) -> bytes:
+def _tuple(values: list[int], put: int | None) -> bytes:
+    """A size or stride as PyTorch writes it, stored at ``put`` (``None``: not stored)."""
     if not values:
-        return b")"
-    body = b"".join(_int(v) for v in values)
-    closed = body + b"\x85\x86\x87"[len(values) - 1:len(values)] if len(values) <= 3 \
-        else MARK + body + b"t"
-    return closed + _put(put)
+        closed = b")"
+    elif len(values) <= 3:
+        closed = b"".join(_int(v) for v in values) + b"\x85\x86\x87"[len(values) - 1:len(values)]
+    else:
+        closed = MARK + b"".join(_int(v) for v in values) + b"t"
+    return closed + (b"" if put is None else _put(put))
 
 
 _SETUP = (
@@ -155,16 +157,19 @@ def records(draw: st.DrawFn) -> tuple[bytes, list[int]]:
                 | st.lists(st.integers(0, 9), min_size=63, max_size=66))  # the 64 kept
     stride = draw(st.lists(_ints, max_size=5))
     puts = [draw(_puts) for _ in range(7)]
+    stored = [draw(st.integers(0, 5)) > 0 for _ in range(2)]  # PyTorch stores all but ()
     record = b"".join([
         _get(draw(_gets)), MARK, MARK, _get(draw(_gets)), _get(draw(_gets)),
         b"X" + struct.pack("<I", len(key)) + key, _put(puts[0]), _get(draw(_gets)),
         _int(draw(st.integers(0, 70_000))), b"N" if draw(st.booleans()) else b"", b"t",
         _put(puts[1]), b"Q", _int(draw(st.integers(0, 70_000))),
-        _tuple(size, puts[2]), _tuple(stride, puts[3]),
+        _tuple(size, puts[2] if stored[0] else None),
+        _tuple(stride, puts[3] if stored[1] else None),
         b"\x88" if draw(st.booleans()) else b"\x89", _get(draw(_gets)), b")R", _put(puts[4]),
         b"t", _put(puts[5]), b"R", _put(puts[6]),
     ])
-    return record, puts[:2] + puts[4:] + ([puts[2]] if size else []) + ([puts[3]] if stride else [])
+    return record, puts[:2] + puts[4:] + [p for p, keep in zip(puts[2:4], stored, strict=True)
+                                          if keep]
 
 
 @st.composite

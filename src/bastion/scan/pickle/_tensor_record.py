@@ -42,10 +42,11 @@ _KEY: Final = rb"X(" + rb"|".join(
 ) + rb")"
 """A storage key: 1-20 decimal digits (so decoding it cannot fail)."""
 _TUPLE: Final = (
-    rb"(\)|(?:" + _INT + rb"\x85|" + _INT * 2 + rb"\x86|" + _INT * 3 + rb"\x87|\(" + _INT
-    + rb"{0,64}t)" + _PUT + rb")"
+    rb"(\)|" + _INT + rb"\x85|" + _INT * 2 + rb"\x86|" + _INT * 3 + rb"\x87|\(" + _INT
+    + rb"{0,64}t)" + _PUT + rb"?"
 )
-"""A size or stride: EMPTY_TUPLE, or a tuple of ints and the BINPUT that stores it."""
+"""A size or stride: EMPTY_TUPLE or a tuple of ints, and the BINPUT that stores it (PyTorch
+stores every tuple but the empty one; either way is replayed as written)."""
 RECORD: Final = re.compile(
     _GET + rb"\(\(" + _GET + _GET + _KEY + _PUT + _GET + rb"(" + _INT + rb")(N?)t" + _PUT
     + rb"Q(" + _INT + rb")" + _TUPLE + _TUPLE + rb"([\x88\x89])" + _GET + rb"\)()R" + _PUT
@@ -75,7 +76,7 @@ the tuple and its opcode count."""
 
 
 def _ints(span: bytes) -> tuple[tuple[int, ...], int]:
-    """A matched size or stride (its BINPUT cut off): the tuple and its opcode count."""
+    """A matched size or stride: the tuple and its opcode count."""
     if span == b")":
         return (), 1
     values: list[int] = []
@@ -120,13 +121,8 @@ def replay_record(
     hooks_call_at = hp1[0] if hp1 else u32(hp4)[0]
     args_at = a1[0] if a1 else u32(a4)[0]
     result_at = x1[0] if x1 else u32(x4)[0]
-    size_at = stride_at = None
-    if z1 or z4:
-        size_at = z1[0] if z1 else u32(z4)[0]
-        size = size[:-1 - len(z1 or z4)]
-    if t1 or t4:
-        stride_at = t1[0] if t1 else u32(t4)[0]
-        stride = stride[:-1 - len(t1 or t4)]
+    size_at = z1[0] if z1 else u32(z4)[0] if z4 else None
+    stride_at = t1[0] if t1 else u32(t4)[0] if t4 else None
     first_put = min(key_at, pid_at, hooks_call_at, args_at, result_at,
                     key_at if size_at is None else size_at,
                     key_at if stride_at is None else stride_at)
