@@ -88,7 +88,7 @@ def _read(stream: BinaryIO) -> list[ZipEntry]:
     start, size, shift = _directory(stream)
     if size > _MAX_DIRECTORY:
         raise BadZipFile(f"the central directory claims {size} bytes, more than the "
-                         f"{_MAX_DIRECTORY} read")
+                         f"{_MAX_DIRECTORY >> 20} MiB a scan reads")
     stream.seek(start)
     data = stream.read(size)
     entries: list[ZipEntry] = []

@@ -277,7 +277,9 @@ class _Machine:
         The opcodes that make up almost all of a real checkpoint are interpreted inline on
         local variables when their operands are already in the buffer and they are valid;
         everything else (rare opcodes, buffer refills, every error) takes the handler in
-        :data:`_DISPATCH`, so each rule and error message lives in exactly one place.
+        :data:`_DISPATCH`, so each rule and error message lives in exactly one place. A
+        ``BINGET`` that opens a PyTorch tensor record may replay the whole record in one step
+        (:mod:`._tensor_record`); the record's opcodes count towards the limits all the same.
         """
         r, a = self.r, self.a
         dispatch, memo, calls, metastack = _DISPATCH, self.memo, a.calls, self.metastack
