@@ -325,3 +325,29 @@ def test_member_with_an_empty_name_is_scanned_not_a_crash() -> None:
         z.writestr(zipfile.ZipInfo(""), pickle.dumps(1))
     findings, members = run(ZipScanner(), buf.getvalue())
     assert findings == [] and [m.name for m in members] == [""]
+
+
+def test_local_headers_read_the_same_from_a_file_and_from_memory(tmp_path: Path) -> None:
+    """Real files are read with pread, anything else by seeking: the same checks either way
+    (a renamed member, a name longer than the first read, a broken header, a cut-off member)."""
+    long_name = "n" * 300 + ".pkl"
+    data = bytearray(zipped({"a.pkl": b"x", long_name: b"y", "c.pkl": b"z", "d.pkl": b"w"}))
+    at = data.index(b"a.pkl")  # the first copy is the local header's
+    data[at:at + 5] = b"A.pkl"
+    at = data.index(b"c.pkl") - 30
+    data[at:at + 4] = b"XXXX"
+    cd = bytes(data).rfind(b"PK\x01\x02")  # d.pkl's central entry, the last one
+    data[cd + 20:cd + 24] = struct.pack("<I", 10**6)  # compressed size past the end
+    path = tmp_path / "odd.zip"
+    path.write_bytes(data)
+    source = Source(Location("x"), len(data), lambda: path.open("rb"))
+    from_file = list(ZipScanner().scan(source, ScanLimits()))
+    from_memory = list(ZipScanner().scan(
+        Source(Location("x"), len(data), lambda: io.BytesIO(bytes(data))), ScanLimits()))
+    for items in (from_file, from_memory):
+        rules = [i.rule for i in items if isinstance(i, Finding)]
+        assert rules == ["archive.zip.name-mismatch", "archive.zip.bad-local-header",
+                         "archive.zip.truncated"]
+        assert [i.name for i in items if isinstance(i, Member)] == ["a.pkl", long_name]
+    assert [i.evidence for i in from_file if isinstance(i, Finding)] == \
+        [i.evidence for i in from_memory if isinstance(i, Finding)]
