@@ -20,7 +20,7 @@ import struct
 from typing import BinaryIO, Final, NamedTuple
 from zipfile import BadZipFile
 
-__all__ = ["ZipEntry", "forget_zip_directories", "zip_directory"]
+__all__ = ["ZipEntry", "forget_zip_directories", "torch_pickle", "zip_directory"]
 
 _END: Final = struct.Struct("<4s4H2LH")
 _END64: Final = struct.Struct("<4sQ2H2L4Q")
@@ -68,6 +68,11 @@ def zip_directory(stream: BinaryIO) -> list[ZipEntry]:
     return entries
 
 
+def torch_pickle(name: str) -> bool:
+    """Whether ``name`` is ``<prefix>/data.pkl``, the pickle of a PyTorch zip checkpoint."""
+    return name.endswith("/data.pkl") and len(name) > 9 and "/" not in name[:-9]
+
+
 def forget_zip_directories() -> None:
     """Drop the kept directory (the engine calls this per top-level file, so the cache only
     ever serves the sniffing and scanning of one file)."""
@@ -93,6 +98,7 @@ def _read(stream: BinaryIO) -> list[ZipEntry]:
     data = stream.read(size)
     entries: list[ZipEntry] = []
     central, n = _CENTRAL.unpack_from, _CENTRAL.size
+    new = tuple.__new__  # without ZipEntry's own __new__, a Python function
     total = 0
     while total < size:
         if total + n > len(data):
@@ -109,8 +115,8 @@ def _read(stream: BinaryIO) -> list[ZipEntry]:
             extra = data[at + name_len:at + name_len + extra_len]
             file_size, compressed, offset = _zip64(extra, file_size, compressed, offset)
         nul = name.find("\0")
-        entries.append(ZipEntry(name if nul < 0 else name[:nul], name, flags, method, crc,
-                                compressed, file_size, offset + shift))
+        entries.append(new(ZipEntry, (name if nul < 0 else name[:nul], name, flags, method, crc,
+                                      compressed, file_size, offset + shift)))
         total = at + name_len + extra_len + comment_len
     return entries
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import importlib
 import io
-import re
 import struct
 import zlib
 from collections.abc import Callable
 from typing import BinaryIO, Final
 
-from bastion.scan._zipdir import zip_directory
+from bastion.scan._zipdir import torch_pickle, zip_directory
 from bastion.scan.interface import Format, Source
 from bastion.scan.pickle._machine import OPCODES, analyse
 
@@ -36,7 +35,6 @@ _MAGIC_LONG1: Final = b"\x8a\x0a" + TORCH_LEGACY_MAGIC.to_bytes(10, "little")
 """LONG1 of the magic number, as every protocol writes it."""
 _TRIAL: Final = 4096
 """Bytes of a header-less (protocol 0/1) pickle interpreted to tell it from text."""
-_TORCH_DATA_PKL: Final = re.compile(r"^[^/]+/data\.pkl$")
 
 
 def sniff(source: Source) -> Format:
@@ -68,7 +66,7 @@ def _zip(head: bytes, stream: BinaryIO, size: int) -> Format | None:
         names = [info.filename for info in zip_directory(stream)]
     except Exception:  # zipfile raises many types (NotImplementedError too)
         return Format.ZIP  # the zip scanner reports why it cannot be read
-    if any(_TORCH_DATA_PKL.match(n) for n in names):
+    if any(torch_pickle(n) for n in names):
         return Format.TORCH_ZIP
     if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
         return Format.KERAS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,24 +30,34 @@ def run(data: bytes, start: int = 0, max_memo: int = 100_000) -> Analysis:
 
 def replayed(data: bytes, monkeypatch: pytest.MonkeyPatch, **kw: int) -> tuple[Analysis, int]:
     """The analysis with records replayed, and how many were."""
-    count = 0
+    analysis, counts = replayed_by_layout(data, monkeypatch, **kw)
+    return analysis, sum(counts.values())
+
+
+def replayed_by_layout(
+    data: bytes, monkeypatch: pytest.MonkeyPatch, **kw: int
+) -> tuple[Analysis, Counter[str]]:
+    """The analysis with records replayed, and how many were of each layout ("long": every
+    store a LONG_BINPUT, "any")."""
+    counts: Counter[str] = Counter()
     real = _tensor_record.replay_record
 
     def counting(*args: object) -> int:
-        nonlocal count
         n = real(*args)  # type: ignore[arg-type]
-        count += n > 0
+        if n:
+            counts["long" if args[0].re is _tensor_record.LONG_RECORD else "any"] += 1  # type: ignore[attr-defined]
         return n
 
     with monkeypatch.context() as m:
         m.setattr(_machine, "replay_record", counting)
-        return run(data, **kw), count
+        return run(data, **kw), counts
 
 
 def interpreted(data: bytes, monkeypatch: pytest.MonkeyPatch, **kw: int) -> Analysis:
     """The analysis with every opcode interpreted (no record is recognised)."""
     with monkeypatch.context() as m:
         m.setattr(_machine, "RECORD", _NEVER)
+        m.setattr(_machine, "LONG_RECORD", _NEVER)
         return run(data, **kw)
 
 
@@ -90,30 +101,32 @@ def written(obj: object, tmp_path: Path, legacy: bool) -> bytes:
 def test_real_checkpoints_analyse_the_same_both_ways(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool
 ) -> None:
-    total = 0
+    total: Counter[str] = Counter()
     for what, obj in checkpoints():
         data = written(obj, tmp_path, legacy)
         start = 0
         if legacy:  # the object is the fourth pickle
             for _ in range(3):
                 start = run(data, start).end
-        fast, count = replayed(data, monkeypatch, start=start)
+        fast, counts = replayed_by_layout(data, monkeypatch, start=start)
         slow = interpreted(data, monkeypatch, start=start)
         assert fast.complete and not fast.problems, what
         assert summary(fast) == summary(slow), what
-        total += count
+        total += counts
     # All but the first tensor of each storage class are replayed (the first one's imports are
-    # not in the memo yet), so the comparison above did test the replay.
-    assert total > 400
+    # not in the memo yet), so the comparison above did test the replay: of both layouts (past
+    # the 256th memo entry, "many" stores with LONG_BINPUT).
+    assert total["any"] > 40 and total["long"] > 300
 
 
 # -- crafted records ----------------------------------------------------------------------------
-def _get(i: int) -> bytes:
-    return b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i)
+def _get(i: int, wide: bool = False) -> bytes:
+    return b"h" + bytes([i]) if i < 256 and not wide else b"j" + struct.pack("<I", i)
 
 
-def _put(i: int) -> bytes:
-    return b"q" + bytes([i]) if i < 256 else b"r" + struct.pack("<I", i)
+def _put(i: int, wide: bool = False) -> bytes:
+    """BINPUT, or LONG_BINPUT (``wide``: always, as a pickler does past 256 memo entries)."""
+    return b"q" + bytes([i]) if i < 256 and not wide else b"r" + struct.pack("<I", i)
 
 
 def _int(v: int) -> bytes:
@@ -124,7 +137,7 @@ def _int(v: int) -> bytes:
     return b"J" + struct.pack("<i", v)
 
 
-def _tuple(values: list[int], put: int | None) -> bytes:
+def _tuple(values: list[int], put: int | None, wide: bool = False) -> bytes:
     """A size or stride as PyTorch writes it, stored at ``put`` (``None``: not stored)."""
     if not values:
         closed = b")"
@@ -132,7 +145,7 @@ def _tuple(values: list[int], put: int | None) -> bytes:
         closed = b"".join(_int(v) for v in values) + b"\x85\x86\x87"[len(values) - 1:len(values)]
     else:
         closed = MARK + b"".join(_int(v) for v in values) + b"t"
-    return closed + (b"" if put is None else _put(put))
+    return closed + (b"" if put is None else _put(put, wide))
 
 
 _SETUP = (
@@ -145,7 +158,7 @@ _SETUP = (
 record marks used)."""
 
 _gets = st.sampled_from([*range(8)] * 3 + [8, 260])  # mostly set; 8 and 260 never are
-_puts = st.sampled_from([*range(9, 30)] * 2 + [300, 301, 600, 2, 5])  # some overwrite a get
+_puts = st.sampled_from([*range(9, 30)] * 2 + [300, 301, 600, 2, 5, 2, 5])  # some overwrite a get
 _ints = st.integers(0, 300) | st.integers(60_000, 70_000) | st.integers(-5, -1)
 
 
@@ -158,18 +171,27 @@ def records(draw: st.DrawFn) -> tuple[bytes, list[int]]:
     stride = draw(st.lists(_ints, max_size=5))
     puts = [draw(_puts) for _ in range(7)]
     stored = [draw(st.integers(0, 5)) > 0 for _ in range(2)]  # PyTorch stores all but ()
+    wide = draw(st.booleans())  # every store a LONG_BINPUT (the layout of LONG_RECORD)
+
+    def get(stored_before: list[int] | None = None) -> bytes:
+        """Now and then a LONG_BINGET of a small index, or (``stored_before``) a read of what
+        the record itself stored just before: the replay must not read it too early."""
+        if stored_before and draw(st.integers(0, 3)) == 0:
+            return _get(draw(st.sampled_from(stored_before)))
+        return _get(draw(_gets), draw(st.integers(0, 5)) == 0)
+
+    sized = [p for p, keep in zip(puts[2:4], stored, strict=True) if keep]
     record = b"".join([
-        _get(draw(_gets)), MARK, MARK, _get(draw(_gets)), _get(draw(_gets)),
-        b"X" + struct.pack("<I", len(key)) + key, _put(puts[0]), _get(draw(_gets)),
+        get(), MARK, MARK, get(), get(),
+        b"X" + struct.pack("<I", len(key)) + key, _put(puts[0], wide), get(puts[:1]),
         _int(draw(st.integers(0, 70_000))), b"N" if draw(st.booleans()) else b"", b"t",
-        _put(puts[1]), b"Q", _int(draw(st.integers(0, 70_000))),
-        _tuple(size, puts[2] if stored[0] else None),
-        _tuple(stride, puts[3] if stored[1] else None),
-        b"\x88" if draw(st.booleans()) else b"\x89", _get(draw(_gets)), b")R", _put(puts[4]),
-        b"t", _put(puts[5]), b"R", _put(puts[6]),
+        _put(puts[1], wide), b"Q", _int(draw(st.integers(0, 70_000))),
+        _tuple(size, puts[2] if stored[0] else None, wide),
+        _tuple(stride, puts[3] if stored[1] else None, wide),
+        b"\x88" if draw(st.booleans()) else b"\x89", get(puts[:2] + sized), b")R",
+        _put(puts[4], wide), b"t", _put(puts[5], wide), b"R", _put(puts[6], wide),
     ])
-    return record, puts[:2] + puts[4:] + [p for p, keep in zip(puts[2:4], stored, strict=True)
-                                          if keep]
+    return record, puts[:2] + puts[4:] + sized
 
 
 @st.composite
@@ -202,21 +224,47 @@ def test_crafted_records_analyse_the_same_both_ways(
     assert summary(fast) == summary(slow)
 
 
+@pytest.mark.parametrize(("wide", "layout"), [(False, "any"), (True, "long")])
 def test_a_plain_record_is_replayed_and_marks_what_it_uses(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, wide: bool, layout: str,
 ) -> None:
-    """The hand-built record of the strategies is one the replay takes (else the property
-    above would compare the machine with itself)."""
+    """The hand-built record of the strategies is one the replay takes, in either layout (else
+    the property above would compare the machine with itself)."""
     record = b"".join([
-        _get(0), MARK, MARK, _get(1), _get(5), b"X\x01\x00\x00\x007", _put(10), _get(3),
-        _int(6), b"t", _put(11), b"Q", _int(0), _tuple([2, 3], 12), _tuple([3, 1], 13), b"\x89",
-        _get(4), b")R", _put(14), b"t", _put(15), b"R", _put(16),
+        _get(0), MARK, MARK, _get(1), _get(5), b"X\x01\x00\x00\x007", _put(10, wide), _get(3),
+        _int(6), b"t", _put(11, wide), b"Q", _int(0), _tuple([2, 3], 12, wide),
+        _tuple([3, 1], 13, wide), b"\x89", _get(4), b")R", _put(14, wide), b"t", _put(15, wide),
+        b"R", _put(16, wide),
     ])
     data = _SETUP + record + b"0]" + MARK + _get(12) + _get(15) + b"e" + STOP
-    fast, count = replayed(data, monkeypatch)
-    assert count == 1
+    fast, counts = replayed_by_layout(data, monkeypatch)
+    assert counts == {layout: 1}
     assert summary(fast) == summary(interpreted(data, monkeypatch))
     getattr_call, _, _, hooks, result = fast.calls
     assert getattr_call.used  # the storage class slot held it: TUPLE used it
     assert hooks.used and not result.used  # the record's result was POPped
     assert fast.result.items[0] == (2, 3)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["short", "long"])
+@pytest.mark.parametrize(("store", "read"), [
+    ("key", "location"), ("key", "hooks"), ("pid", "hooks"), ("size", "hooks"),
+    ("stride", "hooks"),
+])
+def test_a_record_reading_what_it_stored_itself_is_interpreted(
+    monkeypatch: pytest.MonkeyPatch, wide: bool, store: str, read: str,
+) -> None:
+    """A read of an index the record stored earlier sees the new value; the replay reads every
+    index first, so such a record must go opcode by opcode. Index 6 held a call before."""
+    at = {"key": 10, "pid": 11, "size": 12, "stride": 13} | {store: 6}
+    gets = {"location": 3, "hooks": 4} | {read: 6}
+    record = b"".join([
+        _get(0), MARK, MARK, _get(1), _get(2), b"X\x01\x00\x00\x007", _put(at["key"], wide),
+        _get(gets["location"]), _int(6), b"t", _put(at["pid"], wide), b"Q", _int(0),
+        _tuple([2, 3], at["size"], wide), _tuple([3, 1], at["stride"], wide), b"\x89",
+        _get(gets["hooks"]), b")R", _put(14, wide), b"t", _put(15, wide), b"R", _put(16, wide),
+    ])
+    data = _SETUP + record + STOP
+    fast, counts = replayed_by_layout(data, monkeypatch)
+    assert not counts
+    assert summary(fast) == summary(interpreted(data, monkeypatch))

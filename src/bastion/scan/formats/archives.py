@@ -15,7 +15,6 @@ import io
 import lzma
 import os
 import posixpath
-import re
 import struct
 import tarfile
 import tempfile
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import finding
-from bastion.scan._zipdir import ZipEntry, zip_directory
+from bastion.scan._zipdir import ZipEntry, torch_pickle, zip_directory
 from bastion.scan.formats._io import Spilled, member_source, read_chunks, spill, window
 from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.interface import Format, Member, ScanLimits, Source
@@ -45,7 +44,6 @@ _CRC_MAX: Final = 256 << 20
 _NAME_READ: Final = 256
 """Bytes of member name read with each local header (longer names take a second read)."""
 _NAME_EXTRA: Final = struct.Struct("<HH").unpack_from
-_TORCH_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _TORCH_META: Final = frozenset({
     "byteorder", "version", ".data/version", ".data/serialization_id", ".format_version",
     ".storage_alignment",
@@ -118,19 +116,20 @@ class ZipScanner:
                 yield _limit(loc, f"members declare {declared} bytes in all, more than "
                              f"{limits.max_total_bytes}", rule="archive.bomb")
                 return
-            prefixes = {m[1] for i in infos if (m := _TORCH_PKL.match(i.filename))}
-            raw = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})/data/\d+$") if prefixes \
-                else None
+            prefixes = {name[:-9] for i in infos if torch_pickle(name := i.filename)}
+            storages = {f"{p}/data" for p in prefixes}
             seen: set[str] = set()
             read_at = _reader(stream)
             for info in infos:
                 start, problems = _check_member(source, read_at, info, seen)
-                yield from problems
+                if problems:
+                    yield from problems
                 if start is None:
                     continue
                 # 5. PyTorch raw storages and text records
                 name = info.filename
-                if raw is not None and raw.match(name):
+                folder, _, record = name.rpartition("/")
+                if folder in storages and record.isdigit() and record.isascii():
                     continue
                 if info.file_size <= 64 and any(
                     name == f"{p}/{m}" for p in prefixes for m in _TORCH_META
@@ -237,7 +236,8 @@ def _check_member(
     local_raw = header[30:30 + name_len]
     if len(local_raw) < name_len:
         local_raw += read_at(name_len - len(local_raw), offset + len(header))
-    local = local_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    local = local_raw.decode("ascii") if local_raw.isascii() else \
+        local_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")  # the same on ASCII
     if local != central:
         problems.append(finding(
             "archive.zip.name-mismatch", Severity.HIGH,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, Final
 
-from bastion.scan.pickle._tensor_record import RECORD, replay_record
+from bastion.scan.pickle._tensor_record import LONG_RECORD, RECORD, replay_record
 from bastion.scan.pickle._values import (
     Analysis,
     Call,
@@ -291,7 +291,7 @@ class _Machine:
         fast_until = n - 9  # the fast path needs the opcode and up to 8 operand bytes at hand
         ops = a.ops
         extra = 0  # opcodes beyond one per iteration (tensor records replayed whole)
-        record, replay = RECORD.match, replay_record
+        record, long_record, replay = RECORD.match, LONG_RECORD.match, replay_record
         try:
             for ops in itertools.count(a.ops + 1):
                 if i <= fast_until:  # ordered by frequency in torch and numpy pickles
@@ -303,8 +303,9 @@ class _Machine:
                             i += 5
                             continue
                     elif code == 0x68:  # BINGET
-                        if buf[i + 2] == 0x28 and (m := record(buf, i)) is not None and (
-                            k := replay(m, base, stack, memo, calls, max_memo)
+                        if buf[i + 2] == 0x28 and (
+                            m := long_record(buf, i) or record(buf, i)
+                        ) is not None and (k := replay(m, base, stack, memo, calls, max_memo)
                         ):
                             extra += k - 1
                             i = m.end()

@@ -111,7 +111,7 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
 
     # 1. imports
     reported: dict[str, Global] = {}
-    called = {id(c.func) for c in a.calls}
+    called: set[int] | None = None  # the imports that are called, once one is reported
     counts: dict[str, int] = {}
     for g in a.globals:
         if g.opcode.startswith("EXT") or not g.known:
@@ -128,6 +128,8 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
             else "pickle.global.dangerous" if v.severity is Severity.CRITICAL
             else "pickle.global.unknown"
         )
+        if called is None:
+            called = {id(c.func) for c in a.calls}
         verb = "imports and calls" if id(g) in called else "imports"
         yield finding(
             rule, v.severity, f"{where} {verb} {v.qualified}", at(g.offset),
@@ -148,8 +150,14 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
             evidence=dict(p.evidence),
         )
     # 3, 4. calls
+    complete = a.complete
     for c in a.calls:
-        func = _resolve(c.func)
+        func = c.func
+        if type(func) is Global:  # almost every call: nothing more to resolve
+            if c.used or not complete:
+                continue
+        else:
+            func = _resolve(func)
         if type(func) is not Global:
             yield finding(
                 "pickle.call.indeterminate", Severity.CRITICAL,
@@ -160,7 +168,7 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
                 remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
                 evidence={"opcode": c.opcode, "callable": describe(func)},
             )
-        elif not c.used and a.complete:
+        elif not c.used and complete:
             v = policy.verdict(func.module, func.name, func.proto)
             yield finding(
                 "pickle.call.discarded",

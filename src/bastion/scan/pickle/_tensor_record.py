@@ -29,7 +29,7 @@ from typing import Final
 
 from bastion.scan.pickle._values import Call, Persistent
 
-__all__ = ["RECORD", "replay_record"]
+__all__ = ["LONG_RECORD", "RECORD", "replay_record"]
 
 _U32: Final = struct.Struct("<I").unpack_from
 _I32: Final = struct.Struct("<i").unpack_from
@@ -41,12 +41,14 @@ _KEY: Final = rb"X(" + rb"|".join(
     bytes([n, 0, 0, 0]) + rb"[0-9]{%d}" % n for n in range(1, 21)
 ) + rb")"
 """A storage key: 1-20 decimal digits (so decoding it cannot fail)."""
-_TUPLE: Final = (
+_SEQUENCE: Final = (
     rb"(\)|" + _INT + rb"\x85|" + _INT * 2 + rb"\x86|" + _INT * 3 + rb"\x87|\(" + _INT
-    + rb"{0,64}t)" + _PUT + rb"?"
+    + rb"{0,64}t)"
 )
-"""A size or stride: EMPTY_TUPLE or a tuple of ints, and the BINPUT that stores it (PyTorch
-stores every tuple but the empty one; either way is replayed as written)."""
+"""A size or stride: EMPTY_TUPLE or a tuple of ints."""
+_TUPLE: Final = _SEQUENCE + _PUT + rb"?"
+"""A size or stride and the BINPUT that stores it (PyTorch stores every tuple but the empty
+one; either way is replayed as written)."""
 RECORD: Final = re.compile(
     _GET + rb"\(\(" + _GET + _GET + _KEY + _PUT + _GET + rb"(" + _INT + rb")(N?)t" + _PUT
     + rb"Q(" + _INT + rb")" + _TUPLE + _TUPLE + rb"([\x88\x89])" + _GET + rb"\)()R" + _PUT
@@ -57,6 +59,25 @@ RECORD: Final = re.compile(
 _HOOKS_REDUCE: Final = 26
 _RESULT_REDUCE: Final = 31
 """The (empty) groups just before the two REDUCEs: where the calls are."""
+
+_LONG_PUT: Final = rb"(?:r(.{4}))?"
+LONG_RECORD: Final = re.compile(
+    rb"(h.\(\(h.)" + _GET + _KEY + rb"(r.{4}h.)(" + _INT + rb")(N?)tr(.{4})Q(" + _INT + rb")"
+    + _SEQUENCE + _LONG_PUT + _SEQUENCE + _LONG_PUT + rb"([\x88\x89]h.\)Rr.{4}tr.{4}Rr.{4})",
+    re.DOTALL,
+)
+"""The same record as a large checkpoint writes almost all of them: past the first 256 memo
+entries every store is a ``LONG_BINPUT``, while what the record gets (stored by the first
+tensors) mostly still takes a one-byte ``BINGET``. Its fixed stretches are decoded with one
+``struct`` call each instead of one index at a time."""
+_HEAD: Final = struct.Struct("<xBxxxB").unpack
+"""BINGET rebuild, MARK, MARK, BINGET 'storage'."""
+_MIDDLE: Final = struct.Struct("<xIxB").unpack
+"""LONG_BINPUT key, BINGET location."""
+_TAIL: Final = struct.Struct("<BxBxxxIxxIxxI").unpack
+"""NEWTRUE|NEWFALSE, BINGET hooks, EMPTY_TUPLE, REDUCE, LONG_BINPUT, TUPLE, LONG_BINPUT,
+REDUCE, LONG_BINPUT."""
+_TAIL_GROUP: Final = 14
 _FIXED_OPS: Final = 22
 """Opcodes in every record (the NONE, sizes, strides and their BINPUTs come on top)."""
 
@@ -105,29 +126,44 @@ def replay_record(
     m: re.Match[bytes], base: int, stack: list[object], memo: dict[int, object],
     calls: list[Call], max_memo: int,
 ) -> int:
-    """Apply the record ``m`` matched at ``base + m.start()`` to the machine's ``stack``,
-    ``memo`` and ``calls``; return its opcode count, or 0 (nothing changed) when it must be
-    interpreted opcode by opcode."""
-    (r1, r4, s1, s4, c1, c4, key, k1, k4, l1, l4, numel, none, p1, p4, offset,
-     size, z1, z4, stride, t1, t4, grad, h1, h4, _, hp1, hp4, a1, a4, _, x1, x4) = m.groups()
+    """Apply the record ``m`` (of :data:`RECORD` or :data:`LONG_RECORD`) matched at
+    ``base + m.start()`` to the machine's ``stack``, ``memo`` and ``calls``; return its opcode
+    count, or 0 (nothing changed) when it must be interpreted opcode by opcode."""
     u32 = _U32  # each index is one byte (BINGET/BINPUT) or four (the LONG_ forms)
-    rebuild_at = r1[0] if r1 else u32(r4)[0]
-    storage_at = s1[0] if s1 else u32(s4)[0]
+    if m.re is LONG_RECORD:
+        (head, c1, c4, key, middle, numel, none, p4, offset, size, z4, stride, t4,
+         tail) = m.groups()
+        rebuild_at, storage_at = _HEAD(head)
+        key_at, location_at = _MIDDLE(middle)
+        grad, hooks_at, hooks_call_at, args_at, result_at = _TAIL(tail)
+        pid_at = u32(p4)[0]
+        size_at = u32(z4)[0] if z4 else None
+        stride_at = u32(t4)[0] if t4 else None
+        hooks_reduce = base + m.start(_TAIL_GROUP) + 4
+        result_reduce = hooks_reduce + 12
+    else:
+        (r1, r4, s1, s4, c1, c4, key, k1, k4, l1, l4, numel, none, p1, p4, offset,
+         size, z1, z4, stride, t1, t4, g, h1, h4, _, hp1, hp4, a1, a4, _, x1, x4) = m.groups()
+        rebuild_at = r1[0] if r1 else u32(r4)[0]
+        storage_at = s1[0] if s1 else u32(s4)[0]
+        location_at = l1[0] if l1 else u32(l4)[0]
+        hooks_at = h1[0] if h1 else u32(h4)[0]
+        key_at = k1[0] if k1 else u32(k4)[0]
+        pid_at = p1[0] if p1 else u32(p4)[0]
+        hooks_call_at = hp1[0] if hp1 else u32(hp4)[0]
+        args_at = a1[0] if a1 else u32(a4)[0]
+        result_at = x1[0] if x1 else u32(x4)[0]
+        size_at = z1[0] if z1 else u32(z4)[0] if z4 else None
+        stride_at = t1[0] if t1 else u32(t4)[0] if t4 else None
+        grad = g[0]
+        hooks_reduce = base + m.start(_HOOKS_REDUCE)
+        result_reduce = base + m.start(_RESULT_REDUCE)
     class_at = c1[0] if c1 else u32(c4)[0]
-    location_at = l1[0] if l1 else u32(l4)[0]
-    hooks_at = h1[0] if h1 else u32(h4)[0]
-    key_at = k1[0] if k1 else u32(k4)[0]
-    pid_at = p1[0] if p1 else u32(p4)[0]
-    hooks_call_at = hp1[0] if hp1 else u32(hp4)[0]
-    args_at = a1[0] if a1 else u32(a4)[0]
-    result_at = x1[0] if x1 else u32(x4)[0]
-    size_at = z1[0] if z1 else u32(z4)[0] if z4 else None
-    stride_at = t1[0] if t1 else u32(t4)[0] if t4 else None
-    first_put = min(key_at, pid_at, hooks_call_at, args_at, result_at,
-                    key_at if size_at is None else size_at,
-                    key_at if stride_at is None else stride_at)
-    if len(memo) + 7 > max_memo or \
-            max(rebuild_at, storage_at, class_at, location_at, hooks_at) >= first_put:
+    # The replay reads every index first and stores after: exact unless a read comes after a
+    # store to the same index (the location after the key's, the hooks after the key's,
+    # persistent id's, size's or stride's), or the memo limit would stop a store.
+    if location_at == key_at or hooks_at in (key_at, pid_at, size_at, stride_at) or \
+            len(memo) + 7 > max_memo:
         return 0
     try:
         rebuild, storage, cls = memo[rebuild_at], memo[storage_at], memo[class_at]
@@ -155,15 +191,15 @@ def replay_record(
         memo[stride_at] = stride_value
     if type(hooks) is Call:  # REDUCE uses its callable
         hooks.used = True
-    hooks_call = Call(hooks, (), base + m.start(_HOOKS_REDUCE), "REDUCE", True)  # used: TUPLE
+    hooks_call = Call(hooks, (), hooks_reduce, "REDUCE", True)  # used: TUPLE
     calls.append(hooks_call)
     memo[hooks_call_at] = hooks_call
     args = (Persistent(pid), offset[1] if offset[0] == 0x4B else _int(offset), size_value,
-            stride_value, grad == b"\x88", hooks_call)
+            stride_value, grad == 0x88, hooks_call)
     memo[args_at] = args
     if type(rebuild) is Call:
         rebuild.used = True
-    result = Call(rebuild, args, base + m.start(_RESULT_REDUCE), "REDUCE")
+    result = Call(rebuild, args, result_reduce, "REDUCE")
     calls.append(result)
     memo[result_at] = result
     stack.append(result)
