@@ -58,6 +58,9 @@ _KEEP_ITEMS: Final = 64
 _MAX_LINE: Final = 1 << 20
 """Longest text-protocol line read into memory."""
 _BUFFER: Final = 1 << 16
+_FIRST_READ: Final = 1 << 12
+"""The first refill; each next one doubles, up to ``_BUFFER`` (a legacy checkpoint's first
+three pickles are a few bytes each, in front of gigabytes)."""
 _U32: Final = struct.Struct("<I").unpack_from
 _I32: Final = struct.Struct("<i").unpack_from
 
@@ -92,6 +95,7 @@ class Reader:
         """Stream offset of ``buf[0]``."""
         self.buf = b""
         self.i = 0
+        self.chunk = _FIRST_READ
 
     @property
     def pos(self) -> int:
@@ -99,12 +103,13 @@ class Reader:
         return self.base + self.i
 
     def _fill(self, n: int) -> None:
-        """Make at least ``n`` bytes available from ``i`` (a refill of at least ``_BUFFER``)."""
+        """Make at least ``n`` bytes available from ``i`` (a refill of at least ``chunk``)."""
         pos = self.base + self.i
         if n > self.end - pos:
             raise TruncatedError
         rest = self.buf[self.i:]
-        want = min(max(n, _BUFFER) - len(rest), self.end - pos - len(rest))
+        want = min(max(n, self.chunk) - len(rest), self.end - pos - len(rest))
+        self.chunk = min(2 * self.chunk, _BUFFER)
         self.stream.seek(pos + len(rest))
         self.buf = rest + self.stream.read(want)
         self.base, self.i = pos, 0
@@ -294,7 +299,7 @@ class _Machine:
         record, long_record, replay = RECORD.match, LONG_RECORD.match, replay_record
         try:
             for ops in itertools.count(a.ops + 1):
-                if i <= fast_until:  # ordered by frequency in torch and numpy pickles
+                if i <= fast_until:  # by frequency in torch (records aside) and numpy pickles
                     code = buf[i]
                     if code == 0x72:  # LONG_BINPUT
                         index = u32(buf, i + 1)[0]
@@ -315,6 +320,28 @@ class _Machine:
                             stack.append(memo[index])
                             i += 2
                             continue
+                    elif code == 0x58:  # BINUNICODE
+                        end = i + 5 + u32(buf, i + 1)[0]
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 5:end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                continue
+                    elif code == 0x6A:  # LONG_BINGET
+                        if buf[i + 5] == 0x28 and (m := record(buf, i)) is not None and (
+                            k := replay(m, base, stack, memo, calls, max_memo)
+                        ):
+                            extra += k - 1
+                            i = m.end()
+                            continue
+                        index = u32(buf, i + 1)[0]
+                        if index in memo:
+                            stack.append(memo[index])
+                            i += 5
+                            continue
                     elif code == 0x4B:  # BININT1
                         stack.append(buf[i + 1])
                         i += 2
@@ -324,16 +351,16 @@ class _Machine:
                         stack = []
                         i += 1
                         continue
-                    elif code == 0x94:  # MEMOIZE
-                        if stack and len(memo) < max_memo:
-                            memo[len(memo)] = stack[-1]
-                            i += 1
-                            continue
                     elif code == 0x71:  # BINPUT
                         index = buf[i + 1]
                         if stack and (len(memo) < max_memo or index in memo):
                             memo[index] = stack[-1]
                             i += 2
+                            continue
+                    elif code == 0x94:  # MEMOIZE
+                        if stack and len(memo) < max_memo:
+                            memo[len(memo)] = stack[-1]
+                            i += 1
                             continue
                     elif code == 0x8C:  # SHORT_BINUNICODE
                         end = i + 2 + buf[i + 1]
@@ -345,6 +372,24 @@ class _Machine:
                             else:
                                 i = end
                                 continue
+                    elif code == 0x75:  # SETITEMS into a dict (a state dict's thousand items)
+                        below = metastack[-1] if metastack else None
+                        if below and type(below[-1]) is DictValue and not len(stack) % 2:
+                            target = below[-1].items
+                            for v in stack:
+                                if type(v) is Call:
+                                    v.used = True
+                            room = _KEEP_ITEMS - len(target)
+                            if room > 0:  # keys and values, in pairs
+                                pairs = iter(stack[:2 * room])
+                                target.extend(zip(pairs, pairs, strict=True))
+                            stack = metastack.pop()
+                            i += 1
+                            continue
+                    elif code == 0x7D:  # EMPTY_DICT
+                        stack.append(DictValue())
+                        i += 1
+                        continue
                     elif code == 0x52:  # REDUCE
                         if len(stack) >= 2:
                             args = stack.pop()
@@ -390,16 +435,6 @@ class _Machine:
                             stack[-2:] = [(v, w)]
                             i += 1
                             continue
-                    elif code == 0x58:  # BINUNICODE
-                        end = i + 5 + u32(buf, i + 1)[0]
-                        if end <= n:
-                            try:
-                                stack.append(buf[i + 5:end].decode("utf-8", "surrogatepass"))
-                            except UnicodeDecodeError:
-                                pass  # the handler reports it
-                            else:
-                                i = end
-                                continue
                     elif code == 0x89:  # NEWFALSE
                         stack.append(False)
                         i += 1
@@ -419,18 +454,6 @@ class _Machine:
                                 pid.used = True
                             stack[-1] = Persistent(pid)
                             i += 1
-                            continue
-                    elif code == 0x6A:  # LONG_BINGET
-                        if buf[i + 5] == 0x28 and (m := record(buf, i)) is not None and (
-                            k := replay(m, base, stack, memo, calls, max_memo)
-                        ):
-                            extra += k - 1
-                            i = m.end()
-                            continue
-                        index = u32(buf, i + 1)[0]
-                        if index in memo:
-                            stack.append(memo[index])
-                            i += 5
                             continue
                     elif code == 0x4D:  # BININT2
                         stack.append(buf[i + 1] | buf[i + 2] << 8)
@@ -468,28 +491,10 @@ class _Machine:
                             stack.append(buf[i + 5:end])
                             i = end
                             continue
-                    elif code == 0x7D:  # EMPTY_DICT
-                        stack.append(DictValue())
-                        i += 1
-                        continue
                     elif code == 0x5D:  # EMPTY_LIST
                         stack.append(ListValue())
                         i += 1
                         continue
-                    elif code == 0x75:  # SETITEMS into a dict (a state dict's thousand items)
-                        below = metastack[-1] if metastack else None
-                        if below and type(below[-1]) is DictValue and not len(stack) % 2:
-                            target = below[-1].items
-                            for v in stack:
-                                if type(v) is Call:
-                                    v.used = True
-                            room = _KEEP_ITEMS - len(target)
-                            if room > 0:
-                                kept = stack[:2 * room]
-                                target.extend(zip(kept[::2], kept[1::2], strict=True))
-                            stack = metastack.pop()
-                            i += 1
-                            continue
                 # The slow path: hand the state to the machine, run the handler, take it back.
                 # Every fast opcode consumes a byte of a bounded buffer, so the limits are
                 # checked here at least once per buffer's worth of opcodes.

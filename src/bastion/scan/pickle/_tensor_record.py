@@ -62,22 +62,22 @@ _RESULT_REDUCE: Final = 31
 
 _LONG_PUT: Final = rb"(?:r(.{4}))?"
 LONG_RECORD: Final = re.compile(
-    rb"(h.\(\(h.)" + _GET + _KEY + rb"(r.{4}h.)(" + _INT + rb")(N?)tr(.{4})Q(" + _INT + rb")"
+    rb"(h.\(\(h.h.)" + _KEY + rb"(r.{4}h.)(" + _INT + rb")(N?)tr(.{4})Q(" + _INT + rb")"
     + _SEQUENCE + _LONG_PUT + _SEQUENCE + _LONG_PUT + rb"([\x88\x89]h.\)Rr.{4}tr.{4}Rr.{4})",
     re.DOTALL,
 )
 """The same record as a large checkpoint writes almost all of them: past the first 256 memo
 entries every store is a ``LONG_BINPUT``, while what the record gets (stored by the first
-tensors) mostly still takes a one-byte ``BINGET``. Its fixed stretches are decoded with one
+tensors) still takes a one-byte ``BINGET``. Its fixed stretches are decoded with one
 ``struct`` call each instead of one index at a time."""
-_HEAD: Final = struct.Struct("<xBxxxB").unpack
-"""BINGET rebuild, MARK, MARK, BINGET 'storage'."""
+_HEAD: Final = struct.Struct("<xBxxxBxB").unpack
+"""BINGET rebuild, MARK, MARK, BINGET 'storage', BINGET <Storage class>."""
 _MIDDLE: Final = struct.Struct("<xIxB").unpack
 """LONG_BINPUT key, BINGET location."""
 _TAIL: Final = struct.Struct("<BxBxxxIxxIxxI").unpack
 """NEWTRUE|NEWFALSE, BINGET hooks, EMPTY_TUPLE, REDUCE, LONG_BINPUT, TUPLE, LONG_BINPUT,
 REDUCE, LONG_BINPUT."""
-_TAIL_GROUP: Final = 14
+_TAIL_GROUP: Final = 12
 _FIXED_OPS: Final = 22
 """Opcodes in every record (the NONE, sizes, strides and their BINPUTs come on top)."""
 
@@ -131,9 +131,8 @@ def replay_record(
     count, or 0 (nothing changed) when it must be interpreted opcode by opcode."""
     u32 = _U32  # each index is one byte (BINGET/BINPUT) or four (the LONG_ forms)
     if m.re is LONG_RECORD:
-        (head, c1, c4, key, middle, numel, none, p4, offset, size, z4, stride, t4,
-         tail) = m.groups()
-        rebuild_at, storage_at = _HEAD(head)
+        head, key, middle, numel, none, p4, offset, size, z4, stride, t4, tail = m.groups()
+        rebuild_at, storage_at, class_at = _HEAD(head)
         key_at, location_at = _MIDDLE(middle)
         grad, hooks_at, hooks_call_at, args_at, result_at = _TAIL(tail)
         pid_at = u32(p4)[0]
@@ -146,6 +145,7 @@ def replay_record(
          size, z1, z4, stride, t1, t4, g, h1, h4, _, hp1, hp4, a1, a4, _, x1, x4) = m.groups()
         rebuild_at = r1[0] if r1 else u32(r4)[0]
         storage_at = s1[0] if s1 else u32(s4)[0]
+        class_at = c1[0] if c1 else u32(c4)[0]
         location_at = l1[0] if l1 else u32(l4)[0]
         hooks_at = h1[0] if h1 else u32(h4)[0]
         key_at = k1[0] if k1 else u32(k4)[0]
@@ -158,7 +158,6 @@ def replay_record(
         grad = g[0]
         hooks_reduce = base + m.start(_HOOKS_REDUCE)
         result_reduce = base + m.start(_RESULT_REDUCE)
-    class_at = c1[0] if c1 else u32(c4)[0]
     # The replay reads every index first and stores after: exact unless a read comes after a
     # store to the same index (the location after the key's, the hooks after the key's,
     # persistent id's, size's or stride's), or the memo limit would stop a store.
@@ -173,7 +172,9 @@ def replay_record(
 
     name = key[4:].decode("ascii")  # BINUNICODE, BINPUT
     memo[key_at] = name
-    count = numel[1] if numel[0] == 0x4B else _int(numel)
+    code = numel[0]  # BININT1, BININT (large tensors) or BININT2
+    count = numel[1] if code == 0x4B else _I32(numel, 1)[0] if code == 0x4A else \
+        numel[1] | numel[2] << 8
     pid = (storage, cls, name, location, count, None) if none else \
         (storage, cls, name, location, count)  # TUPLE (marks calls in it used), BINPUT
     if type(storage) is Call:
@@ -192,7 +193,6 @@ def replay_record(
     if type(hooks) is Call:  # REDUCE uses its callable
         hooks.used = True
     hooks_call = Call(hooks, (), hooks_reduce, "REDUCE", True)  # used: TUPLE
-    calls.append(hooks_call)
     memo[hooks_call_at] = hooks_call
     args = (Persistent(pid), offset[1] if offset[0] == 0x4B else _int(offset), size_value,
             stride_value, grad == 0x88, hooks_call)
@@ -200,7 +200,7 @@ def replay_record(
     if type(rebuild) is Call:
         rebuild.used = True
     result = Call(rebuild, args, result_reduce, "REDUCE")
-    calls.append(result)
+    calls += hooks_call, result
     memo[result_at] = result
     stack.append(result)
     return _FIXED_OPS + len(none) + size_ops + stride_ops + (size_at is not None) + \
