@@ -60,6 +60,8 @@ def _npy() -> bytes:
     (_zip(["a.npy", "b.npy"]), Format.NUMPY_NPZ),
     (_zip(["config.json", "metadata.json", "model.weights.h5"]), Format.KERAS),
     (_zip(["readme.md"]), Format.ZIP),
+    (_zip(["a/data.pkl\n", "data.pkl", "/data.pkl", "a/b/data.pkl"]), Format.ZIP),  # no prefix/
+    (_zip(["readme.md", "a/data.pkl"]), Format.TORCH_ZIP),
     (_tar(), Format.TAR),
     (gzip.compress(b"x"), Format.GZIP),
     (bz2.compress(b"x"), Format.BZIP2),

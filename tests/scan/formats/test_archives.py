@@ -351,3 +351,18 @@ def test_local_headers_read_the_same_from_a_file_and_from_memory(tmp_path: Path)
         assert [i.name for i in items if isinstance(i, Member)] == ["a.pkl", long_name]
     assert [i.evidence for i in from_file if isinstance(i, Finding)] == \
         [i.evidence for i in from_memory if isinstance(i, Finding)]
+
+
+def test_only_a_checkpoints_own_storage_records_go_unread() -> None:
+    """``<prefix>/data/<digits>`` holds raw tensor bytes that PyTorch never unpickles, so it
+    is not opened; every other member is, names that only look like a record included (a
+    trailing newline, other digits, another prefix, a nested folder)."""
+    payload = pickle.dumps(print)  # any content: which members are handed on is the question
+    names = ["a/data/0", "a/data/17", "a/data/0\n", "a/data/1x", "a/data/\u0661", "a/data/",
+             "b/data/0", "a/data/0/data/1", "a/datax/0"]
+    data = zipped({"a/data.pkl": pickle.dumps({"w": 1}), "a/version": b"3\n",
+                   **dict.fromkeys(names, payload)})
+    findings, members = run(ZipScanner(), data)
+    assert not findings
+    assert {m.name for m in members} == {"a/data.pkl", *names} - {"a/data/0", "a/data/17",
+                                                                    "a/data/"}
