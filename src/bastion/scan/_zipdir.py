@@ -25,7 +25,9 @@ __all__ = ["ZipEntry", "forget_zip_directories", "torch_pickle", "zip_directory"
 _END: Final = struct.Struct("<4s4H2LH")
 _END64: Final = struct.Struct("<4sQ2H2L4Q")
 _LOCATOR64: Final = struct.Struct("<4sLQL")
-_CENTRAL: Final = struct.Struct("<4s4B4HL2L5H2L")
+_CENTRAL: Final = struct.Struct("<4s2xBx2H4x3L3H8xL")
+"""A central-directory header (46 bytes), the fields read: signature, version needed, flags,
+method, CRC, sizes, name, extra and comment lengths, local header offset."""
 _EXTRA: Final = struct.Struct("<HH")
 _U64: Final = struct.Struct("<Q")
 _MAX_VERSION: Final = 63
@@ -103,8 +105,8 @@ def _read(stream: BinaryIO) -> list[ZipEntry]:
     while total < size:
         if total + n > len(data):
             raise BadZipFile("Truncated central directory")
-        (signature, _, _, version, _, flags, method, _, _, crc, compressed, file_size,
-         name_len, extra_len, comment_len, _, _, _, offset) = central(data, total)
+        (signature, version, flags, method, crc, compressed, file_size, name_len, extra_len,
+         comment_len, offset) = central(data, total)
         if signature != b"PK\x01\x02":
             raise BadZipFile("Bad magic number for central directory")
         at = total + n
