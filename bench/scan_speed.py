@@ -13,18 +13,23 @@ Two measurements per tool, both on warm files:
 
 * **scan work**: the tool's own Python API called in a process where it is already imported
   (``bastion.scan.scan``, picklescan's ``scan_file_path`` / ``scan_directory_path``,
-  modelscan's ``ModelScan().scan``); the best of ``--repeat`` calls after one warm-up call,
-  with the median beside it. Best-of is timeit's convention: on a shared machine noise only
-  ever adds time, and it adds the same milliseconds to a fast tool as to a slow one, so
-  medians understate the ratio between them. This is the cost of scanning, which is what a
-  tool can change.
+  modelscan's ``ModelScan().scan``); the best of ``--repeat`` x ``--burst`` calls after one
+  warm-up call, with the median beside it. Best-of is timeit's convention: on a shared machine
+  noise only ever adds time, and it adds the same milliseconds to a fast tool as to a slow
+  one, so medians understate the ratio between them. This is the cost of scanning, which is
+  what a tool can change.
 * **command**: the tool's command line as a user runs it, interpreter start-up and imports
   included (the best of ``--repeat`` runs), with the child's peak RSS. A bare
   ``python -c pass`` is timed too: no Python tool can finish faster than that.
 
-The tools take turns, round by round (one call or run of each, then the next round): this
-machine's speed drifts over minutes, and timing each tool's repeats back to back would compare
-one tool's slow minute with another's fast one.
+The tools take turns, round by round (a burst of calls or one run of each, then the next
+round): this machine's speed drifts over minutes, and timing each tool's repeats back to back
+would compare one tool's slow minute with another's fast one. Each round's calls come in a
+burst of ``--burst`` (3) back to back, as when a tool scans one file after another: a worker
+that has just woken from waiting on the others runs its first few milliseconds markedly slower
+on this virtual machine (Bastion's legacy scan: 5.0 ms back to back, 6.4 ms after 30 ms
+asleep, measured alike), a fixed cost that would weigh on a 5 ms scan five times as much as on
+a 25 ms one. The best and the median are over every call.
 
 Bastion runs without digests (the default); ``--digest`` adds a run with SHA-256 of every
 file, which reads every byte. Targets (issue 3): >= 5x faster than the fastest peer on the
@@ -212,15 +217,17 @@ class _Worker:
         self.ok = self.stdout.readline().strip() == "ready"
         self.times: list[float] = []
 
-    def call(self) -> None:
+    def calls(self, burst: int) -> None:
+        """``burst`` timed calls, back to back (the worker reads the next request at once)."""
         if not self.ok:
             return
-        self.stdin.write("\n")
+        self.stdin.write("\n" * burst)
         self.stdin.flush()
-        answer = self.stdout.readline().strip()
-        if answer in ("", "fail"):
-            self.ok = False
-        else:
+        for _ in range(burst):
+            answer = self.stdout.readline().strip()
+            if answer in ("", "fail"):
+                self.ok = False
+                return
             self.times.append(float(answer))
 
     def close(self) -> tuple[float | None, float | None]:
@@ -247,7 +254,7 @@ def command(argv: list[str]) -> tuple[float, float, str]:
     return seconds, int(rss_file.read_text().split()[-1]) / 1024, last
 
 
-def timings(path: Path, repeat: int, digest: bool) -> list[Timing]:
+def timings(path: Path, repeat: int, burst: int, digest: bool) -> list[Timing]:
     """Every tool on ``path``, taking turns round by round: the machine's speed drifts, and a
     tool timed in a slow minute would otherwise be compared with one timed in a fast one."""
     commands = {
@@ -260,7 +267,7 @@ def timings(path: Path, repeat: int, digest: bool) -> list[Timing]:
     workers = {tool: _Worker(tool, path) for tool in commands}
     for _ in range(repeat):
         for worker in workers.values():
-            worker.call()
+            worker.calls(burst)
     best_command = dict.fromkeys(commands, float("inf"))
     peak = dict.fromkeys(commands, 0.0)
     note = dict.fromkeys(commands, "")
@@ -285,7 +292,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1/16 of the bytes")
     parser.add_argument("--keep", action="store_true", help="keep bench/.work afterwards")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per tool")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (command runs) per tool")
+    parser.add_argument("--burst", type=int, default=3,
+                        help="scan-work calls per tool per round, back to back")
     parser.add_argument("--digest", action="store_true", help="also time bastion --digest")
     args = parser.parse_args()
     ensure_peers()
@@ -298,7 +307,7 @@ def main() -> int:
               f" {'peak MB':>8} {'work vs fastest peer':>21} {'command vs fastest':>19}  output")
         for name, path in workloads.items():
             warm(path)
-            runs = timings(path, args.repeat, args.digest)
+            runs = timings(path, args.repeat, args.burst, args.digest)
             peers = [r for r in runs if not r.tool.startswith("bastion")
                      and (name, r.tool) not in NOT_A_BASELINE]
             peer_work = min((r.work_s for r in peers if r.work_s), default=None)

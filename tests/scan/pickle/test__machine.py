@@ -168,18 +168,19 @@ _VALUES = st.recursive(
                   st.dictionaries(st.integers(), st.none() | st.dates(), min_size=65,
                                   max_size=140), st.integers(1, 5)),
         st.binary(max_size=300),
-    )
+    ),
+    st.sampled_from([1000, 4]),  # and where the memo limit stops a store
 )
-def test_fast_path_agrees_with_the_handlers(data: bytes) -> None:
+def test_fast_path_agrees_with_the_handlers(data: bytes, max_memo: int) -> None:
     """The inlined opcodes must do exactly what their handlers do: the same input run with a
     one-byte buffer (so every opcode takes its handler) gives the same analysis."""
     from bastion.scan.pickle import _machine
 
-    fast = run(data)
+    fast = run(data, max_memo=max_memo)
     saved = _machine._BUFFER
     _machine._BUFFER = 1
     try:
-        slow = run(data)
+        slow = run(data, max_memo=max_memo)
     finally:
         _machine._BUFFER = saved
     assert summary(fast) == summary(slow)

@@ -95,7 +95,7 @@ class Reader:
         """Stream offset of ``buf[0]``."""
         self.buf = b""
         self.i = 0
-        self.chunk = _FIRST_READ
+        self.chunk = min(_FIRST_READ, _BUFFER)
 
     @property
     def pos(self) -> int:
@@ -320,15 +320,26 @@ class _Machine:
                             stack.append(memo[index])
                             i += 2
                             continue
-                    elif code == 0x58:  # BINUNICODE
+                    elif code == 0x58:  # BINUNICODE, and the BINPUT that stores it, if next
                         end = i + 5 + u32(buf, i + 1)[0]
                         if end <= n:
                             try:
-                                stack.append(buf[i + 5:end].decode("utf-8", "surrogatepass"))
+                                value = buf[i + 5:end].decode("utf-8", "surrogatepass")
                             except UnicodeDecodeError:
                                 pass  # the handler reports it
                             else:
+                                stack.append(value)
                                 i = end
+                                if end <= fast_until and len(memo) < max_memo:
+                                    code = buf[end]
+                                    if code == 0x72:  # LONG_BINPUT
+                                        memo[u32(buf, end + 1)[0]] = value
+                                        i += 5
+                                        extra += 1
+                                    elif code == 0x71:  # BINPUT
+                                        memo[buf[end + 1]] = value
+                                        i += 2
+                                        extra += 1
                                 continue
                     elif code == 0x6A:  # LONG_BINGET
                         if buf[i + 5] == 0x28 and (m := record(buf, i)) is not None and (
