@@ -91,9 +91,12 @@ def zipfile_entries(data: bytes) -> list[tuple[object, ...]] | type[BaseExceptio
 
 def our_entries(data: bytes) -> list[tuple[object, ...]] | type[BaseException]:
     try:
-        return [tuple(e) for e in zip_directory(io.BytesIO(data))]
+        entries = zip_directory(io.BytesIO(data))
     except Exception as exc:
         return type(exc)
+    for e in entries:  # the bytes behind the name, kept to compare with local headers
+        assert e.raw_name.decode("utf-8" if e.flag_bits & 0x800 else "cp437") == e.orig_filename
+    return [tuple(e)[:-1] for e in entries]
 
 
 _names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12) | \

@@ -52,6 +52,8 @@ class ZipEntry(NamedTuple):
     file_size: int
     header_offset: int
     """Where the local header is, corrected for data prepended to the archive."""
+    raw_name: bytes
+    """The name's bytes as written (a local header that repeats them names the same file)."""
 
 
 _LAST: dict[tuple[object, ...], list[ZipEntry]] = {}
@@ -110,7 +112,8 @@ def _read(stream: BinaryIO) -> list[ZipEntry]:
         if signature != b"PK\x01\x02":
             raise BadZipFile("Bad magic number for central directory")
         at = total + n
-        name = data[at:at + name_len].decode("utf-8" if flags & 0x800 else "cp437")
+        raw = data[at:at + name_len]
+        name = raw.decode("utf-8" if flags & 0x800 else "cp437")
         if version > _MAX_VERSION:
             raise NotImplementedError(f"zip file version {version / 10:.1f}")
         if extra_len:
@@ -118,7 +121,7 @@ def _read(stream: BinaryIO) -> list[ZipEntry]:
             file_size, compressed, offset = _zip64(extra, file_size, compressed, offset)
         nul = name.find("\0")
         entries.append(new(ZipEntry, (name if nul < 0 else name[:nul], name, flags, method, crc,
-                                      compressed, file_size, offset + shift)))
+                                      compressed, file_size, offset + shift, raw)))
         total = at + name_len + extra_len + comment_len
     return entries
 

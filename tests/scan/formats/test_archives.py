@@ -366,3 +366,14 @@ def test_only_a_checkpoints_own_storage_records_go_unread() -> None:
     assert not findings
     assert {m.name for m in members} == {"a/data.pkl", *names} - {"a/data/0", "a/data/17",
                                                                     "a/data/"}
+
+
+@pytest.mark.parametrize(("length", "local"), [(5, "ab.pk"), (7, "ab.pklÇ")])
+def test_a_local_name_that_only_shares_a_prefix_with_the_central_one_is_a_mismatch(
+    length: int, local: str,
+) -> None:
+    data = bytearray(zipped({"ab.pkl": pickle.dumps(1)}))  # stored: content follows the name
+    data[26:28] = struct.pack("<H", length)  # the local header's name length, nothing else
+    findings, _ = run(ZipScanner(), bytes(data))
+    assert [f.evidence for f in findings if f.rule == "archive.zip.name-mismatch"] == \
+        [{"central": "ab.pkl", "local": local}]

@@ -203,7 +203,7 @@ def _check_member(
     """Step 3 for one member: where its data starts (``None``: not to be read) and what is
     wrong with its name, encryption or local header. A plain function, not a generator: it
     runs for each of a checkpoint's thousand tensor records."""
-    name, central, flags, _, _, compressed, _, offset = info
+    name, central, flags, _, _, compressed, _, offset, raw_name = info
     loc, size = source.location, source.size
     problems: list[Finding] = []
     if name.endswith("/"):  # ZipInfo.is_dir() raises on an empty name
@@ -233,19 +233,19 @@ def _check_member(
         ))
         return None, problems
     name_len, extra_len = _NAME_EXTRA(header, 26)
-    local_raw = header[30:30 + name_len]
-    if len(local_raw) < name_len:
-        local_raw += read_at(name_len - len(local_raw), offset + len(header))
-    local = local_raw.decode("ascii") if local_raw.isascii() else \
-        local_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")  # the same on ASCII
-    if local != central:
-        problems.append(finding(
-            "archive.zip.name-mismatch", Severity.HIGH,
-            f"member {name!r} is named {local!r} in its local header", _at(loc, offset),
-            detail="PyTorch reads members by their central-directory name and ignores the "
-            "local one; Python's zipfile refuses them, so scanners built on it skip them.",
-            evidence={"central": name, "local": local},
-        ))
+    if name_len != len(raw_name) or not header.startswith(raw_name, 30):  # else the same name
+        local_raw = header[30:30 + name_len]
+        if len(local_raw) < name_len:
+            local_raw += read_at(name_len - len(local_raw), offset + len(header))
+        local = local_raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        if local != central:
+            problems.append(finding(
+                "archive.zip.name-mismatch", Severity.HIGH,
+                f"member {name!r} is named {local!r} in its local header", _at(loc, offset),
+                detail="PyTorch reads members by their central-directory name and ignores the "
+                "local one; Python's zipfile refuses them, so scanners built on it skip them.",
+                evidence={"central": name, "local": local},
+            ))
     start = offset + 30 + name_len + extra_len
     if start + compressed > size:
         problems.append(finding(
