@@ -1,11 +1,13 @@
 """Scanning pickle streams keeps the cyclic garbage collector out of the way while a pickle is
-interpreted and judged (it would only walk objects still in use), and leaves it as it was."""
+interpreted and judged (it would only walk objects still in use), without ever switching it
+off, and gives the caller back the thresholds it had."""
 
 from __future__ import annotations
 
 import gc
 import io
 import pickle
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,26 +23,48 @@ def _scan() -> list[object]:
                                      Policy.default(), end=len(_TWO)))
 
 
-def test_the_collector_is_off_while_each_pickle_is_analysed_and_judged(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture
+def threshold() -> Iterator[tuple[int, int, int]]:
+    """An unusual threshold of the caller's, put back afterwards whatever happens."""
+    saved = gc.get_threshold()
+    gc.set_threshold(500, 7, 3)
+    try:
+        yield (500, 7, 3)
+    finally:
+        gc.set_threshold(*saved)
+
+
+def test_collections_are_rare_while_each_pickle_is_analysed_and_judged(
+    monkeypatch: pytest.MonkeyPatch, threshold: tuple[int, int, int],
 ) -> None:
-    enabled: list[tuple[str, bool]] = []
+    seen: list[tuple[str, bool, tuple[int, ...]]] = []
     analyse, judge = _machine.analyse, _stream.judge
 
     def watched_analyse(*args: object, **kw: object) -> object:
-        enabled.append(("analyse", gc.isenabled()))
+        seen.append(("analyse", gc.isenabled(), gc.get_threshold()))
         return analyse(*args, **kw)  # type: ignore[arg-type]
 
     def watched_judge(*args: object) -> object:
-        enabled.append(("judge", gc.isenabled()))
+        seen.append(("judge", gc.isenabled(), gc.get_threshold()))
         return judge(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_stream, "analyse", watched_analyse)
     monkeypatch.setattr(_stream, "judge", watched_judge)
-    assert gc.isenabled()
     assert _scan() == []  # two benign pickles
-    assert enabled == [("analyse", False), ("judge", False)] * 2
-    assert gc.isenabled()
+    assert seen == [("analyse", True, (100_000, 7, 3)), ("judge", True, (100_000, 7, 3))] * 2
+    assert gc.get_threshold() == threshold
+
+
+def test_overlapping_scans_restore_the_callers_threshold_once_the_last_ends(
+    threshold: tuple[int, int, int],
+) -> None:
+    first, second = _stream._collector_relaxed(), _stream._collector_relaxed()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first to start ends first (threads need not nest)
+    assert gc.get_threshold() == (100_000, 7, 3)
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == threshold
 
 
 def test_a_collector_the_caller_disabled_stays_disabled() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 from typing import BinaryIO, Final
 
@@ -76,14 +77,14 @@ def scan_pickles(
             if not first or first[0] not in OPCODES:
                 yield _trailing(location, pos, end)
                 return
-        with _collector_paused():
+        with _collector_relaxed():
             a = analyse(stream, pos, end, max_ops=limits.max_pickle_ops,
                         max_memo=limits.max_memo, timeout_s=limits.timeout_s, on_build=on_build)
             trailing = bool(index) and count is None and not a.complete and not a.globals \
                 and not a.calls
             findings = [] if trailing else list(judge(a, index, location, policy))
             complete, after = a.complete, a.end
-            del a  # freed here, while the collector is paused (see _collector_paused)
+            del a  # freed here, before the collector's threshold comes back
         if trailing:
             yield _trailing(location, pos, end)  # bytes after the last pickle, not another one
             return
@@ -99,24 +100,45 @@ def scan_pickles(
         )
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a pickle is interpreted and judged.
+_RELAXED_THRESHOLD: Final = 100_000
+"""The collector's young-generation threshold while pickles are scanned (CPython's is 700)."""
+
+
+class _RelaxedCollector:
+    """Few cyclic garbage collections while a pickle is interpreted and judged.
 
     The machine builds thousands of small objects (a checkpoint's calls, tuples and memo) and
     keeps them all until the analysis is dropped, so the collector's passes over them free
-    nothing; they cost a tenth of a checkpoint's scan. Dropped while paused, the objects go by
-    reference counting and the collector never sees them. Whatever state the caller had is
-    restored.
+    nothing: about 0.3 ms of a 5 ms checkpoint scan. With the young-generation threshold raised,
+    a checkpoint's scan runs without one and its objects, dropped before the threshold comes
+    back, go by reference counting. The collector is never switched off: a hostile pickle
+    that runs for seconds still meets it every 100,000 allocations, and so do other threads.
+    Scans in several threads share one raised threshold; the last to finish restores the
+    caller's.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scans = 0
+        self._saved: tuple[int, ...] = ()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if not self._scans:
+                self._saved = gc.get_threshold()
+                gc.set_threshold(max(_RELAXED_THRESHOLD, self._saved[0]), *self._saved[1:])
+            self._scans += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._scans -= 1
+                if not self._scans:
+                    gc.set_threshold(*self._saved)
+
+
+_collector_relaxed = _RelaxedCollector()
 
 
 def _trailing(location: Location, pos: int, end: int) -> Finding:
