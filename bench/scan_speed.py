@@ -130,15 +130,17 @@ def training_checkpoint(scale: float) -> dict[str, object]:
 
 
 def build(scale: float) -> dict[str, Path]:
-    """Write the workloads (skipping any already there)."""
+    """Write the workloads (skipping any already there: each scale has its own folder, so a
+    ``--small`` run's files are never timed as the full-size ones)."""
     import torch
 
-    WORK.mkdir(parents=True, exist_ok=True)
+    work = WORK / ("full" if scale == 1 else f"scale-{scale:g}")
+    work.mkdir(parents=True, exist_ok=True)
     out = {
-        "1 GB numpy pickle": WORK / "array.pkl",
-        "2 GB torch zip": WORK / "checkpoint.pt",
-        "2 GB torch legacy": WORK / "legacy.pt",
-        "2,000 small pickles": WORK / "small",
+        "1 GB numpy pickle": work / "array.pkl",
+        "2 GB torch zip": work / "checkpoint.pt",
+        "2 GB torch legacy": work / "legacy.pt",
+        "2,000 small pickles": work / "small",
     }
     if not out["1 GB numpy pickle"].exists():
         array = np.ones(int(scale * (1 << 30)) // 8)
@@ -296,6 +298,8 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=3,
                         help="scan-work calls per tool per round, back to back")
     parser.add_argument("--digest", action="store_true", help="also time bastion --digest")
+    parser.add_argument("--only", metavar="TEXT",
+                        help="only the workloads whose name contains TEXT (e.g. legacy)")
     args = parser.parse_args()
     ensure_peers()
     compile_bastion()
@@ -306,6 +310,8 @@ def main() -> int:
         print(f"{'workload':20} {'tool':17} {'scan work':>10} {'(median)':>10} {'command':>9}"
               f" {'peak MB':>8} {'work vs fastest peer':>21} {'command vs fastest':>19}  output")
         for name, path in workloads.items():
+            if args.only and args.only not in name:
+                continue
             warm(path)
             runs = timings(path, args.repeat, args.burst, args.digest)
             peers = [r for r in runs if not r.tool.startswith("bastion")

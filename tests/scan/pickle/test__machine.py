@@ -13,6 +13,7 @@ from tests.scan.corpus import MARK, PROTO2, PROTO4, REDUCE, STOP, TUPLE1, g, u
 from tests.scan.pickle.summary import summary
 
 from bastion.scan.pickle._machine import OPCODES, Call, Global, analyse
+from bastion.scan.pickle._values import ListValue
 
 
 def run(data: bytes, **kw: int) -> object:
@@ -128,6 +129,70 @@ def test_every_opcode_byte_is_known() -> None:
 def test_fuzz_random_bytes_never_raise(data: bytes) -> None:
     a = run(data)
     assert a.complete or a.problems
+
+
+_FAR = st.sampled_from([255, 256, 300, 1000, 70_000])
+
+
+@st.composite
+def memo_programs(draw: st.DrawFn) -> bytes:
+    """Values stored with every PUT variant and MEMOIZE (mostly at the next index, as a
+    pickler numbers them; also past the end, over earlier entries and at negative indices),
+    and reads of them (mostly of stored indices) appended to a list."""
+    stored: dict[int, None] = {}  # only to aim the reads; CPython is the oracle
+    body = []
+    for _ in range(draw(st.integers(0, 60))):
+        kind = draw(st.sampled_from(["put", "binput", "long_binput", "memoize", "read"]))
+        if kind == "read":
+            index = draw(st.sampled_from(sorted(stored)) if stored and draw(st.integers(0, 9))
+                         else st.integers(-1, 12) | _FAR)
+            op = draw(st.sampled_from([b"g%d\n" % index] + ([] if index < 0 else [
+                b"j" + struct.pack("<I", index)] + ([b"h" + bytes([index])] if index < 256
+                                                     else []))))
+            body.append(op + b"a")  # APPEND to the list at the bottom
+            continue
+        value = draw(st.integers(0, 255))  # BININT1, or a string: BINUNICODE and its store
+        push = b"K" + bytes([value]) if draw(st.booleans()) else u(f"v{value}")
+        if kind == "memoize":
+            index = len(stored)
+            op = b"\x94"
+        else:
+            index = draw(st.sampled_from([len(stored)] * 3 + [len(stored) + 1, *stored])
+                         | st.integers(0, 12) | _FAR | (st.just(-1) if kind == "put"
+                                                         else st.nothing()))
+            op = (b"p%d\n" % index if kind == "put" else b"r" + struct.pack("<I", index)
+                  if kind == "long_binput" or index > 255 else b"q" + bytes([index]))
+        if index >= 0:
+            stored[index] = None
+        body.append(push + op + b"0")  # then POP it
+    return PROTO4 + b"]" + b"".join(body) + STOP
+
+
+@settings(max_examples=500, deadline=None)
+@given(memo_programs(), st.sampled_from([1_000_000, 1]))
+def test_memo_agrees_with_cpythons_unpickler(data: bytes, buffer: int) -> None:
+    """Stores in order, past the end, over earlier ones, MEMOIZE among them (it stores at the
+    number of entries, not the next index): the values read back are CPython's, and a read of
+    an index never stored (or a negative PUT) breaks the stream where CPython stops. With a
+    one-byte buffer every opcode takes its handler instead of the fast path."""
+    from bastion.scan.pickle import _machine
+
+    try:
+        expected: list[object] | None = pickle.loads(data)  # no imports: ints, strs, a list
+    except (KeyError, ValueError, pickle.UnpicklingError):
+        expected = None
+    saved = _machine._BUFFER
+    _machine._BUFFER = min(buffer, saved)
+    try:
+        a = run(data, max_memo=1_000_000)
+    finally:
+        _machine._BUFFER = saved
+    if expected is None:
+        assert not a.complete
+        assert [p.rule for p in a.problems] == ["pickle.stream.malformed"]
+    else:
+        assert a.complete and not a.problems
+        assert isinstance(a.result, ListValue) and a.result.items == expected
 
 
 _PIECES = [bytes([c]) for c in OPCODES] + [

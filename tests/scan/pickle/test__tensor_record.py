@@ -157,26 +157,39 @@ _SETUP = (
 """Memo 0-4 hold what a record gets; 5-7 hold three unused call results (to see which a
 record marks used)."""
 
+_FIRST_FREE = 8
 _gets = st.sampled_from([*range(8)] * 3 + [8, 260])  # mostly set; 8 and 260 never are
-_puts = st.sampled_from([*range(9, 30)] * 2 + [300, 301, 600, 2, 5, 2, 5])  # some overwrite a get
+_other_puts = st.sampled_from([*range(9, 30)] * 2 + [300, 301, 600, 2, 5, 2, 5])  # some overwrite
 _ints = st.integers(0, 300) | st.integers(60_000, 70_000) | st.integers(-5, -1)
 
 
 @st.composite
-def records(draw: st.DrawFn) -> tuple[bytes, list[int]]:
-    """A record in one of the layouts PyTorch writes, and the memo indices it stores."""
+def records(draw: st.DrawFn, first_free: int) -> tuple[bytes, list[int]]:
+    """A record in one of the layouts PyTorch writes, and the memo indices it stores.
+
+    Mostly numbered as a pickler numbers stores (in order from ``first_free``, the memo's
+    length), the only numbering the replay takes; sometimes with one index moved or with
+    indices drawn at random (past the end, overwriting a get), which it must leave alone.
+    """
     key = draw(st.text("0123456789", min_size=1, max_size=20)).encode()
     size = draw(st.lists(st.integers(0, 70_000), max_size=5)
                 | st.lists(st.integers(0, 9), min_size=63, max_size=66))  # the 64 kept
     stride = draw(st.lists(_ints, max_size=5))
-    puts = [draw(_puts) for _ in range(7)]
     stored = [draw(st.integers(0, 5)) > 0 for _ in range(2)]  # PyTorch stores all but ()
     wide = draw(st.booleans())  # every store a LONG_BINPUT (the layout of LONG_RECORD)
+    numbering = draw(st.sampled_from(["pickler"] * 6 + ["moved", "random"]))
+    puts = [draw(_other_puts) for _ in range(7)]
+    if numbering != "random":
+        slots = [k for k in range(7) if k not in (2, 3) or stored[k - 2]]
+        for n, k in enumerate(slots):
+            puts[k] = first_free + n
+        if numbering == "moved":
+            puts[draw(st.sampled_from(slots))] = draw(_other_puts)
 
     def get(stored_before: list[int] | None = None) -> bytes:
         """Now and then a LONG_BINGET of a small index, or (``stored_before``) a read of what
         the record itself stored just before: the replay must not read it too early."""
-        if stored_before and draw(st.integers(0, 3)) == 0:
+        if stored_before and draw(st.integers(0, 5)) == 0:
             return _get(draw(st.sampled_from(stored_before)))
         return _get(draw(_gets), draw(st.integers(0, 5)) == 0)
 
@@ -199,8 +212,10 @@ def streams(draw: st.DrawFn) -> bytes:
     """Records (some damaged), then a list of memo reads, so the memo left is compared too
     (reads only of indices an intact record stored: a read of an unset one ends the stream)."""
     body = b""
-    stored = set(range(8))
-    for intact, puts in draw(st.lists(records(), min_size=1, max_size=4)):
+    stored = set(range(_FIRST_FREE))
+    for _ in range(draw(st.integers(1, 4))):
+        first_free = min(set(range(len(stored) + 1)) - stored)
+        intact, puts = draw(records(first_free))
         record = intact
         if draw(st.integers(0, 3)) == 0:
             at = draw(st.integers(0, len(intact) - 1))
@@ -231,12 +246,12 @@ def test_a_plain_record_is_replayed_and_marks_what_it_uses(
     """The hand-built record of the strategies is one the replay takes, in either layout (else
     the property above would compare the machine with itself)."""
     record = b"".join([
-        _get(0), MARK, MARK, _get(1), _get(5), b"X\x01\x00\x00\x007", _put(10, wide), _get(3),
-        _int(6), b"t", _put(11, wide), b"Q", _int(0), _tuple([2, 3], 12, wide),
-        _tuple([3, 1], 13, wide), b"\x89", _get(4), b")R", _put(14, wide), b"t", _put(15, wide),
-        b"R", _put(16, wide),
+        _get(0), MARK, MARK, _get(1), _get(5), b"X\x01\x00\x00\x007", _put(8, wide), _get(3),
+        _int(6), b"t", _put(9, wide), b"Q", _int(0), _tuple([2, 3], 10, wide),
+        _tuple([3, 1], 11, wide), b"\x89", _get(4), b")R", _put(12, wide), b"t", _put(13, wide),
+        b"R", _put(14, wide),
     ])
-    data = _SETUP + record + b"0]" + MARK + _get(12) + _get(15) + b"e" + STOP
+    data = _SETUP + record + b"0]" + MARK + _get(10) + _get(13) + b"e" + STOP
     fast, counts = replayed_by_layout(data, monkeypatch)
     assert counts == {layout: 1}
     assert summary(fast) == summary(interpreted(data, monkeypatch))
@@ -244,6 +259,22 @@ def test_a_plain_record_is_replayed_and_marks_what_it_uses(
     assert getattr_call.used  # the storage class slot held it: TUPLE used it
     assert hooks.used and not result.used  # the record's result was POPped
     assert fast.result.items[0] == (2, 3)  # type: ignore[attr-defined]
+
+
+def _plain_record(wide: bool, at: dict[str, int] | None = None,
+                  gets: dict[str, int] | None = None) -> bytes:
+    """The plain record above, with some of its store (``at``) or read (``gets``) indices
+    changed."""
+    at = {"key": 8, "pid": 9, "size": 10, "stride": 11, "hooks": 12, "args": 13, "result": 14} \
+        | (at or {})
+    gets = {"location": 3, "hooks": 4} | (gets or {})
+    return b"".join([
+        _get(0), MARK, MARK, _get(1), _get(2), b"X\x01\x00\x00\x007", _put(at["key"], wide),
+        _get(gets["location"]), _int(6), b"t", _put(at["pid"], wide), b"Q", _int(0),
+        _tuple([2, 3], at["size"], wide), _tuple([3, 1], at["stride"], wide), b"\x89",
+        _get(gets["hooks"]), b")R", _put(at["hooks"], wide), b"t", _put(at["args"], wide), b"R",
+        _put(at["result"], wide),
+    ])
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["short", "long"])
@@ -255,16 +286,45 @@ def test_a_record_reading_what_it_stored_itself_is_interpreted(
     monkeypatch: pytest.MonkeyPatch, wide: bool, store: str, read: str,
 ) -> None:
     """A read of an index the record stored earlier sees the new value; the replay reads every
-    index first, so such a record must go opcode by opcode. Index 6 held a call before."""
-    at = {"key": 10, "pid": 11, "size": 12, "stride": 13} | {store: 6}
-    gets = {"location": 3, "hooks": 4} | {read: 6}
-    record = b"".join([
-        _get(0), MARK, MARK, _get(1), _get(2), b"X\x01\x00\x00\x007", _put(at["key"], wide),
-        _get(gets["location"]), _int(6), b"t", _put(at["pid"], wide), b"Q", _int(0),
-        _tuple([2, 3], at["size"], wide), _tuple([3, 1], at["stride"], wide), b"\x89",
-        _get(gets["hooks"]), b")R", _put(14, wide), b"t", _put(15, wide), b"R", _put(16, wide),
-    ])
-    data = _SETUP + record + STOP
+    index first, so such a record must go opcode by opcode."""
+    stores = {"key": 8, "pid": 9, "size": 10, "stride": 11}
+    data = _SETUP + _plain_record(wide, gets={read: stores[store]}) + STOP
     fast, counts = replayed_by_layout(data, monkeypatch)
     assert not counts
     assert summary(fast) == summary(interpreted(data, monkeypatch))
+    assert fast.complete
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["short", "long"])
+@pytest.mark.parametrize("stores", [
+    {"key": 9},  # a gap: 8 is never stored, 9 lies past the memo's end
+    {"key": 6},  # overwrites an entry (index 6 held a call)
+    {"result": 6},  # the last store overwrites instead of appending
+    {"size": 11, "stride": 10},  # swapped
+    {"hooks": 300},  # far past the end
+])
+def test_a_record_numbered_unlike_a_pickler_is_interpreted(
+    monkeypatch: pytest.MonkeyPatch, wide: bool, stores: dict[str, int],
+) -> None:
+    """Only stores that append in order are replayed; any other numbering is interpreted,
+    and the memo it leaves reads back the same."""
+    reads = b"".join(_get(i) for i in (*range(8), *stores.values()))
+    data = _SETUP + _plain_record(wide, at=stores) + b"0]" + MARK + reads + b"e" + STOP
+    fast, counts = replayed_by_layout(data, monkeypatch)
+    assert not counts
+    assert summary(fast) == summary(interpreted(data, monkeypatch))
+    assert fast.complete and not fast.problems
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["short", "long"])
+def test_a_record_after_a_store_past_the_end_is_interpreted(
+    monkeypatch: pytest.MonkeyPatch, wide: bool,
+) -> None:
+    """With an entry stored past the memo's end, the record's own stores are not the
+    appends they look like (the memo would reach that entry): interpreted."""
+    data = (_SETUP + b"N" + _put(10, wide) + b"0" + _plain_record(wide) + b"0]" + MARK
+            + b"".join(_get(i) for i in range(15)) + b"e" + STOP)
+    fast, counts = replayed_by_layout(data, monkeypatch)
+    assert not counts
+    assert summary(fast) == summary(interpreted(data, monkeypatch))
+    assert fast.complete and not fast.problems

@@ -193,7 +193,13 @@ class _Machine:
         self.a = analysis
         self.stack: list[object] = []
         self.metastack: list[list[object]] = []
-        self.memo: dict[int, object] = {}
+        self.memo: list[object] = []
+        """Memo entries ``0 .. len - 1``: a pickler numbers its stores in order, so the memo is
+        a list while they are (no dict to grow, rehash and fault in on every scan)."""
+        self.far: dict[int, object] = {}
+        """Entries stored past the end of :attr:`memo` (a crafted or unusual pickle); every key
+        is greater than ``len(memo)``, and they move into :attr:`memo` once it reaches them.
+        Entries: ``len(memo) + len(far)``, as the C unpickler counts them."""
         self.proto = 0
         self.max_ops, self.max_memo, self.deadline = max_ops, max_memo, deadline
         self.on_build = on_build
@@ -220,14 +226,26 @@ class _Machine:
     def memo_put(self, index: int) -> None:
         if index < 0:
             raise _malformed("negative memo index")
-        if len(self.memo) >= self.max_memo and index not in self.memo:
+        memo, far = self.memo, self.far
+        if index >= len(memo) and index not in far and len(memo) + len(far) >= self.max_memo:
             raise BrokenStreamError("pickle.limit.memo", f"more than {self.max_memo} memo entries")
-        self.memo[index] = self.top()
+        value = self.top()
+        if index < len(memo):
+            memo[index] = value
+        elif index > len(memo):
+            far[index] = value
+        else:
+            memo.append(value)
+            while far and len(memo) in far:
+                memo.append(far.pop(len(memo)))
 
     def memo_get(self, index: int) -> None:
-        if index not in self.memo:
+        if 0 <= index < len(self.memo):
+            self.stack.append(self.memo[index])
+        elif index in self.far:
+            self.stack.append(self.far[index])
+        else:
             raise _malformed(f"memo entry {index} was never stored")
-        self.stack.append(self.memo[index])
 
     def text(self, data: bytes) -> object:
         if len(data) > _KEEP_STR:
@@ -289,6 +307,7 @@ class _Machine:
         r, a = self.r, self.a
         dispatch, memo, calls, metastack = _DISPATCH, self.memo, a.calls, self.metastack
         max_memo, max_ops = self.max_memo, self.max_ops
+        room = max_memo  # the fast path appends to the memo below this length (0: never)
         u32, i32 = _U32, _I32
         stack = self.stack
         buf, i, base = r.buf, r.i, r.base
@@ -303,20 +322,24 @@ class _Machine:
                     code = buf[i]
                     if code == 0x72:  # LONG_BINPUT
                         index = u32(buf, i + 1)[0]
-                        if stack and (len(memo) < max_memo or index in memo):
-                            memo[index] = stack[-1]
-                            i += 5
-                            continue
+                        if stack:
+                            if index == len(memo) < room:
+                                memo.append(stack[-1])
+                                i += 5
+                                continue
+                            if index < len(memo):
+                                memo[index] = stack[-1]
+                                i += 5
+                                continue
                     elif code == 0x68:  # BINGET
                         if buf[i + 2] == 0x28 and (
                             m := long_record(buf, i) or record(buf, i)
-                        ) is not None and (k := replay(m, base, stack, memo, calls, max_memo)
-                        ):
+                        ) is not None and (k := replay(m, base, stack, memo, calls, room)):
                             extra += k - 1
                             i = m.end()
                             continue
                         index = buf[i + 1]
-                        if index in memo:
+                        if index < len(memo):
                             stack.append(memo[index])
                             i += 2
                             continue
@@ -330,26 +353,26 @@ class _Machine:
                             else:
                                 stack.append(value)
                                 i = end
-                                if end <= fast_until and len(memo) < max_memo:
+                                if end <= fast_until and len(memo) < room:
                                     code = buf[end]
-                                    if code == 0x72:  # LONG_BINPUT
-                                        memo[u32(buf, end + 1)[0]] = value
+                                    if code == 0x72 and u32(buf, end + 1)[0] == len(memo):
+                                        memo.append(value)  # LONG_BINPUT
                                         i += 5
                                         extra += 1
-                                    elif code == 0x71:  # BINPUT
-                                        memo[buf[end + 1]] = value
+                                    elif code == 0x71 and buf[end + 1] == len(memo):
+                                        memo.append(value)  # BINPUT
                                         i += 2
                                         extra += 1
                                 continue
                     elif code == 0x6A:  # LONG_BINGET
                         if buf[i + 5] == 0x28 and (m := record(buf, i)) is not None and (
-                            k := replay(m, base, stack, memo, calls, max_memo)
+                            k := replay(m, base, stack, memo, calls, room)
                         ):
                             extra += k - 1
                             i = m.end()
                             continue
                         index = u32(buf, i + 1)[0]
-                        if index in memo:
+                        if index < len(memo):
                             stack.append(memo[index])
                             i += 5
                             continue
@@ -364,13 +387,18 @@ class _Machine:
                         continue
                     elif code == 0x71:  # BINPUT
                         index = buf[i + 1]
-                        if stack and (len(memo) < max_memo or index in memo):
-                            memo[index] = stack[-1]
-                            i += 2
-                            continue
-                    elif code == 0x94:  # MEMOIZE
-                        if stack and len(memo) < max_memo:
-                            memo[len(memo)] = stack[-1]
+                        if stack:
+                            if index == len(memo) < room:
+                                memo.append(stack[-1])
+                                i += 2
+                                continue
+                            if index < len(memo):
+                                memo[index] = stack[-1]
+                                i += 2
+                                continue
+                    elif code == 0x94:  # MEMOIZE: at the number of entries, len(memo) if dense
+                        if stack and len(memo) < room:
+                            memo.append(stack[-1])
                             i += 1
                             continue
                     elif code == 0x8C:  # SHORT_BINUNICODE
@@ -526,6 +554,7 @@ class _Machine:
                 stack, buf, i, base = self.stack, r.buf, r.i, r.base
                 n = len(buf)
                 fast_until = n - 9
+                room = 0 if self.far else max_memo  # appending must not pass a far entry
         finally:
             a.ops = ops + extra
 
@@ -795,12 +824,11 @@ class _Machine:
         self.memo_put(struct.unpack("<I", self.r.read(4))[0])
 
     def op_memoize(self) -> None:
-        memo, n = self.memo, len(self.memo)
+        """Stores at the number of entries, as the C unpickler does (not at the next index)."""
+        n = len(self.memo) + len(self.far)
         if n >= self.max_memo:
             raise BrokenStreamError("pickle.limit.memo", f"more than {self.max_memo} memo entries")
-        if not self.stack:
-            raise _malformed("stack underflow")
-        memo[n] = self.stack[-1]
+        self.memo_put(n)
 
     def op_get(self) -> None:
         line = _decode_line(self.r.readline(), "GET")

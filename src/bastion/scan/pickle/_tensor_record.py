@@ -15,8 +15,9 @@ at C speed, and :func:`replay_record` makes exactly the stack, memo and call cha
 opcodes make, in their order.
 
 The machine stays the authority. A record is replayed only when its replay is certainly exact:
-every index it gets is stored, none is one the record itself stores (so order cannot matter),
-and the memo limit is out of reach. Anything else (another layout, a newer PyTorch's extra
+its stores append to the memo in order (as a pickler numbers them), every index it gets is
+already stored (so none is one of its own stores, and order cannot matter), and the memo limit
+is out of reach. Anything else (another layout, a newer PyTorch's extra
 arguments, a crafted near-miss) is interpreted opcode by opcode as before. A differential test
 runs real checkpoints and mutated records both ways and requires the same analysis.
 """
@@ -123,12 +124,13 @@ def _ints(span: bytes) -> tuple[tuple[int, ...], int]:
 
 
 def replay_record(
-    m: re.Match[bytes], base: int, stack: list[object], memo: dict[int, object],
-    calls: list[Call], max_memo: int,
+    m: re.Match[bytes], base: int, stack: list[object], memo: list[object],
+    calls: list[Call], room: int,
 ) -> int:
     """Apply the record ``m`` (of :data:`RECORD` or :data:`LONG_RECORD`) matched at
     ``base + m.start()`` to the machine's ``stack``, ``memo`` and ``calls``; return its opcode
-    count, or 0 (nothing changed) when it must be interpreted opcode by opcode."""
+    count, or 0 (nothing changed) when it must be interpreted opcode by opcode. ``room``: the
+    length the memo may grow to by appending."""
     u32 = _U32  # each index is one byte (BINGET/BINPUT) or four (the LONG_ forms)
     if m.re is LONG_RECORD:
         head, key, middle, numel, none, p4, offset, size, z4, stride, t4, tail = m.groups()
@@ -158,20 +160,31 @@ def replay_record(
         grad = g[0]
         hooks_reduce = base + m.start(_HOOKS_REDUCE)
         result_reduce = base + m.start(_RESULT_REDUCE)
-    # The replay reads every index first and stores after: exact unless a read comes after a
-    # store to the same index (the location after the key's, the hooks after the key's,
-    # persistent id's, size's or stride's), or the memo limit would stop a store.
-    if location_at == key_at or hooks_at in (key_at, pid_at, size_at, stride_at) or \
-            len(memo) + 7 > max_memo:
+    # Exact when every store appends, in order, as a pickler numbers them, and every read is
+    # of an entry already there: then no read can see one of the record's own stores, and
+    # reading first and storing after is what the opcodes do. (Any other numbering, a read of
+    # a missing or own entry, or the memo limit in reach: opcode by opcode.)
+    at = len(memo)
+    if key_at != at or pid_at != at + 1:
+        return 0
+    at += 2
+    if size_at is not None:
+        if size_at != at:
+            return 0
+        at += 1
+    if stride_at is not None:
+        if stride_at != at:
+            return 0
+        at += 1
+    if hooks_call_at != at or args_at != at + 1 or result_at != at + 2 or at + 3 > room:
         return 0
     try:
         rebuild, storage, cls = memo[rebuild_at], memo[storage_at], memo[class_at]
         location, hooks = memo[location_at], memo[hooks_at]
-    except KeyError:
+    except IndexError:
         return 0
 
     name = key[4:].decode("ascii")  # BINUNICODE, BINPUT
-    memo[key_at] = name
     code = numel[0]  # BININT1, BININT (large tensors) or BININT2
     count = numel[1] if code == 0x4B else _I32(numel, 1)[0] if code == 0x4A else \
         numel[1] | numel[2] << 8
@@ -183,25 +196,25 @@ def replay_record(
         cls.used = True
     if type(location) is Call:
         location.used = True
-    memo[pid_at] = pid
+    store = memo.append
+    store(name)
+    store(pid)
     size_value, size_ops = _TUPLES.get(size) or _ints(size)
     if size_at is not None:
-        memo[size_at] = size_value
+        store(size_value)
     stride_value, stride_ops = _TUPLES.get(stride) or _ints(stride)
     if stride_at is not None:
-        memo[stride_at] = stride_value
+        store(stride_value)
     if type(hooks) is Call:  # REDUCE uses its callable
         hooks.used = True
     hooks_call = Call(hooks, (), hooks_reduce, "REDUCE", True)  # used: TUPLE
-    memo[hooks_call_at] = hooks_call
     args = (Persistent(pid), offset[1] if offset[0] == 0x4B else _int(offset), size_value,
             stride_value, grad == 0x88, hooks_call)
-    memo[args_at] = args
     if type(rebuild) is Call:
         rebuild.used = True
     result = Call(rebuild, args, result_reduce, "REDUCE")
     calls += hooks_call, result
-    memo[result_at] = result
+    memo += hooks_call, args, result
     stack.append(result)
     return _FIXED_OPS + len(none) + size_ops + stride_ops + (size_at is not None) + \
         (stride_at is not None)
