@@ -262,14 +262,14 @@ def test_a_plain_record_is_replayed_and_marks_what_it_uses(
 
 
 def _plain_record(wide: bool, at: dict[str, int] | None = None,
-                  gets: dict[str, int] | None = None) -> bytes:
-    """The plain record above, with some of its store (``at``) or read (``gets``) indices
-    changed."""
+                  gets: dict[str, int] | None = None, key: bytes = b"X\x01\x00\x00\x007") -> bytes:
+    """The plain record above, with some of its store (``at``) or read (``gets``) indices or
+    its key changed."""
     at = {"key": 8, "pid": 9, "size": 10, "stride": 11, "hooks": 12, "args": 13, "result": 14} \
         | (at or {})
     gets = {"location": 3, "hooks": 4} | (gets or {})
     return b"".join([
-        _get(0), MARK, MARK, _get(1), _get(2), b"X\x01\x00\x00\x007", _put(at["key"], wide),
+        _get(0), MARK, MARK, _get(1), _get(2), key, _put(at["key"], wide),
         _get(gets["location"]), _int(6), b"t", _put(at["pid"], wide), b"Q", _int(0),
         _tuple([2, 3], at["size"], wide), _tuple([3, 1], at["stride"], wide), b"\x89",
         _get(gets["hooks"]), b")R", _put(at["hooks"], wide), b"t", _put(at["args"], wide), b"R",
@@ -328,3 +328,54 @@ def test_a_record_after_a_store_past_the_end_is_interpreted(
     assert not counts
     assert summary(fast) == summary(interpreted(data, monkeypatch))
     assert fast.complete and not fast.problems
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["short", "long"])
+@pytest.mark.parametrize("key", [
+    b"X\x01\x00\x00\x0070",  # the key is "7"; then POP (0x30, a digit) drops it
+    b"X\x02\x00\x00\x007",  # declared longer than the digits there
+], ids=["digit-opcode-after", "short"])
+def test_a_key_whose_declared_length_is_not_its_digits_is_interpreted(
+    monkeypatch: pytest.MonkeyPatch, wide: bool, key: bytes,
+) -> None:
+    data = _SETUP + _plain_record(wide, key=key) + STOP
+    fast, counts = replayed_by_layout(data, monkeypatch)
+    assert not counts
+    assert summary(fast) == summary(interpreted(data, monkeypatch))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_training_checkpoints_stores_take_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool
+) -> None:
+    """Memo stores between records (optimizer state: a small dict per parameter, filled by
+    SETITEMS, with hundreds of memo entries already made) are appended inline; only one that
+    straddles a buffer refill takes its handler."""
+    model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(40)])
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    data = written({"model": model.state_dict(), "optimizer": opt.state_dict()}, tmp_path, legacy)
+    start = 0
+    if legacy:
+        for _ in range(3):
+            start = run(data, start).end
+    handled: Counter[int] = Counter()
+    dispatch = list(_machine._DISPATCH)
+
+    def counted(code: int) -> object:
+        handler = dispatch[code]
+        assert handler is not None
+
+        def count(machine: object) -> object:
+            handled[code] += 1
+            return handler(machine)  # type: ignore[arg-type]
+        return count
+
+    monkeypatch.setattr(_machine, "_DISPATCH", [
+        counted(code) if handler else None for code, handler in enumerate(dispatch)
+    ])
+    a = run(data, start)
+    assert a.complete and not a.problems and a.ops > 4000
+    refills = (len(data) - start).bit_length()  # the reader's chunks double from 4 KiB
+    assert handled[0x71] + handled[0x72] + handled[0x94] <= refills, handled

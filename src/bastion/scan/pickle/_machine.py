@@ -307,7 +307,7 @@ class _Machine:
         r, a = self.r, self.a
         dispatch, memo, calls, metastack = _DISPATCH, self.memo, a.calls, self.metastack
         max_memo, max_ops = self.max_memo, self.max_ops
-        room = max_memo  # the fast path appends to the memo below this length (0: never)
+        memo_room = max_memo  # the fast path appends to the memo below this length (0: never)
         u32, i32 = _U32, _I32
         stack = self.stack
         buf, i, base = r.buf, r.i, r.base
@@ -323,7 +323,7 @@ class _Machine:
                     if code == 0x72:  # LONG_BINPUT
                         index = u32(buf, i + 1)[0]
                         if stack:
-                            if index == len(memo) < room:
+                            if index == len(memo) < memo_room:
                                 memo.append(stack[-1])
                                 i += 5
                                 continue
@@ -334,7 +334,7 @@ class _Machine:
                     elif code == 0x68:  # BINGET
                         if buf[i + 2] == 0x28 and (
                             m := long_record(buf, i) or record(buf, i)
-                        ) is not None and (k := replay(m, base, stack, memo, calls, room)):
+                        ) is not None and (k := replay(m, base, stack, memo, calls, memo_room)):
                             extra += k - 1
                             i = m.end()
                             continue
@@ -353,7 +353,7 @@ class _Machine:
                             else:
                                 stack.append(value)
                                 i = end
-                                if end <= fast_until and len(memo) < room:
+                                if end <= fast_until and len(memo) < memo_room:
                                     code = buf[end]
                                     if code == 0x72 and u32(buf, end + 1)[0] == len(memo):
                                         memo.append(value)  # LONG_BINPUT
@@ -366,7 +366,7 @@ class _Machine:
                                 continue
                     elif code == 0x6A:  # LONG_BINGET
                         if buf[i + 5] == 0x28 and (m := record(buf, i)) is not None and (
-                            k := replay(m, base, stack, memo, calls, room)
+                            k := replay(m, base, stack, memo, calls, memo_room)
                         ):
                             extra += k - 1
                             i = m.end()
@@ -388,7 +388,7 @@ class _Machine:
                     elif code == 0x71:  # BINPUT
                         index = buf[i + 1]
                         if stack:
-                            if index == len(memo) < room:
+                            if index == len(memo) < memo_room:
                                 memo.append(stack[-1])
                                 i += 2
                                 continue
@@ -397,7 +397,7 @@ class _Machine:
                                 i += 2
                                 continue
                     elif code == 0x94:  # MEMOIZE: at the number of entries, len(memo) if dense
-                        if stack and len(memo) < room:
+                        if stack and len(memo) < memo_room:
                             memo.append(stack[-1])
                             i += 1
                             continue
@@ -554,7 +554,7 @@ class _Machine:
                 stack, buf, i, base = self.stack, r.buf, r.i, r.base
                 n = len(buf)
                 fast_until = n - 9
-                room = 0 if self.far else max_memo  # appending must not pass a far entry
+                memo_room = 0 if self.far else max_memo  # appending must not pass a far entry
         finally:
             a.ops = ops + extra
 
