@@ -18,10 +18,10 @@ from pathlib import Path
 
 from sqlalchemy import MetaData, Table, create_engine, insert, text
 
-from bastion.catalog.audit import AuditLog
-from bastion.catalog.db import make_engine, migrate
-from bastion.catalog.keys import SigningKey, create_signing_key
-from bastion.catalog.schema import audit_entries
+from bastion.store.audit import AuditLog
+from bastion.store.db import make_engine, migrate
+from bastion.store.keys import SigningKey, create_signing_key
+from bastion.store.schema import audit_entries
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

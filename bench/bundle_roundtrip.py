@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bastion.catalog.bundle import export_bundle, import_bundle
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import init_workspace
+from bastion.store.workspace import init_workspace
 from catalog_add import make_model  # bench/ is on sys.path when a script runs
 
 

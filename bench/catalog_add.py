@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import init_workspace
+from bastion.store.workspace import init_workspace
 
 
 def make_model(path: Path, size_mb: int) -> None:

@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert, text
 
-from bastion.catalog import schema as t
 from bastion.catalog.records import Kind, Status
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import init_workspace
+from bastion.store import schema as t
+from bastion.store.workspace import init_workspace
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 WORDS = ["digits", "faces", "fraud", "churn", "speech", "vision", "text", "tabular", "sensor"]

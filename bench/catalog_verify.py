@@ -21,7 +21,7 @@ import model_signing
 import numpy as np
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import init_workspace
+from bastion.store.workspace import init_workspace
 
 
 def make_model(directory: Path, size_mb: int, files: int) -> None:

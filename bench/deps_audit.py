@@ -29,8 +29,8 @@ from pathlib import Path
 import yaml
 from packaging.version import InvalidVersion, Version
 
-from bastion.scan import deps
-from bastion.scan.deps.database import _Loader
+from bastion import deps
+from bastion.deps.database import _Loader
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ADVISORIES = ROOT.parent / "shared" / "data" / "pypa-advisory-db" / "vulns"

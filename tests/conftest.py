@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bastion.catalog.workspace import Workspace, init_workspace
+from bastion.store.workspace import Workspace, init_workspace
 
 REQUIRE_SERVICES = os.environ.get("BASTION_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN_URL = os.environ.get(

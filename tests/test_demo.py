@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
 from bastion.demo import run_demo
+from bastion.store.workspace import Workspace
 
 
 def test_demo_runs_the_whole_life_of_a_model(tmp_path: Path) -> None:

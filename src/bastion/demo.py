@@ -22,14 +22,15 @@ import numpy as np
 from sqlalchemy import func, update
 
 from bastion import __version__
-from bastion.catalog.audit import AuditLog
-from bastion.catalog.db import make_engine
-from bastion.catalog.records import RegistrationRefusedError, Role
-from bastion.catalog.schema import audit_entries
+from bastion.catalog.records import RegistrationRefusedError
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace, init_workspace
 from bastion.report.html import render_report
 from bastion.scan import scan
+from bastion.store.audit import AuditLog
+from bastion.store.db import make_engine
+from bastion.store.roles import Role
+from bastion.store.schema import audit_entries
+from bastion.store.workspace import Workspace, init_workspace
 
 __all__ = ["DemoResult", "DemoStep", "run_demo"]
 

@@ -9,7 +9,9 @@ traceback.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "AuditError",
+    "AuthenticationError",
     "BastionError",
     "ConfigError",
     "IntegrityError",
@@ -60,3 +62,11 @@ class IntegrityError(BastionError):
 
 class AuditError(IntegrityError):
     """The audit log cannot be written or fails verification."""
+
+
+class AccessDeniedError(BastionError):
+    """The actor lacks the role, or a rule forbids the act (approving one's own version)."""
+
+
+class AuthenticationError(BastionError):
+    """No credentials, or credentials that are unknown, revoked or expired (HTTP 401)."""

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
 from bastion.findings import Finding, Location, Principle, Severity
 from bastion.scan.interface import ScanReport
+from bastion.store.workspace import Workspace
 
 
 class StubScanner:

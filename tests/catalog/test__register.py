@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
+from bastion.store.workspace import Workspace
 
 
 def test_dataset_metrics_come_from_the_data(workspace: Workspace, tmp_path: Path) -> None:

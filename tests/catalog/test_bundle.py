@@ -26,12 +26,12 @@ from bastion.catalog.bundle import (
     export_bundle,
     import_bundle,
 )
-from bastion.catalog.keys import VerifyingKey
 from bastion.catalog.records import RegistrationRefusedError
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace, init_workspace
 from bastion.cli.app import main
 from bastion.errors import NotFoundError, UsageError
+from bastion.store.keys import VerifyingKey
+from bastion.store.workspace import Workspace, init_workspace
 
 MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
 
@@ -536,7 +536,7 @@ def test_a_format_1_bundle_still_imports(
     """Bundles exported before signer-key.pem existed: the files were signed by the exporter."""
     import base64
 
-    from bastion.catalog.audit import canonical_json
+    from bastion.store.audit import canonical_json
 
     def downgrade(name: str, data: bytes) -> bytes | None:
         if name == "signer-key.pem":

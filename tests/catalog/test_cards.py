@@ -30,8 +30,8 @@ from bastion.catalog.cards import (
     load_card_text,
 )
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
+from bastion.store.workspace import Workspace
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cards.md"
 

@@ -12,16 +12,15 @@ import pytest
 from sqlalchemy import text
 
 from bastion.catalog.records import (
-    AccessDeniedError,
     Kind,
     RegistrationRefusedError,
-    Role,
     Status,
 )
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
-from bastion.errors import IntegrityError, NotFoundError, UsageError
+from bastion.errors import AccessDeniedError, IntegrityError, NotFoundError, UsageError
 from bastion.findings import Severity
+from bastion.store.roles import Role
+from bastion.store.workspace import Workspace
 
 from .conftest import StubScanner
 
@@ -384,7 +383,7 @@ def test_fsck_finds_and_cleans_orphans(registered: Catalog, workspace: Workspace
 def test_fsck_never_removes_a_version_committed_while_it_runs(
     workspace: Workspace, scanner: StubScanner, make_model: MakeModel
 ) -> None:
-    from bastion.catalog.blobs import LocalBlobStore
+    from bastion.store.blobs import LocalBlobStore
 
     writer = Catalog(workspace, scanner=scanner)
     writer.add_model("m", make_model(seed=1))
@@ -512,8 +511,8 @@ def test_destroy_shreds_one_version_only(
 ) -> None:
     import shutil
 
-    from bastion.catalog.blobs import StoredBlob, unwrap_key
-    from bastion.catalog.keys import load_kek
+    from bastion.store.blobs import StoredBlob, unwrap_key
+    from bastion.store.keys import load_kek
 
     catalog.add_model("m", make_model(seed=1))
     catalog.add_model("m", make_model(seed=2))
@@ -535,7 +534,7 @@ def test_destroy_shreds_one_version_only(
             text("SELECT wrapped_key FROM versions WHERE number = 1")
         ).scalar_one() is None
     # The copied ciphertext is useless without the shredded key; a guessed key fails.
-    from bastion.catalog.blobs import LocalBlobStore, new_data_key
+    from bastion.store.blobs import LocalBlobStore, new_data_key
 
     shutil.copytree(backup, tmp_path / "restored" / scope)
     restored = LocalBlobStore(tmp_path / "restored")

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
+from bastion.store.workspace import Workspace
 
 CLI = "import sys; from bastion.cli.app import main; sys.exit(main(sys.argv[1:]))"
 

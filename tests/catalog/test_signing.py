@@ -12,9 +12,9 @@ from pathlib import Path
 import model_signing
 import pytest
 
-from bastion.catalog.keys import SigningKey, create_signing_key
 from bastion.catalog.signing import FileEntry, Manifest, sign_manifest, verify_bundle
 from bastion.errors import IntegrityError, UsageError
+from bastion.store.keys import SigningKey, create_signing_key
 
 
 @pytest.fixture

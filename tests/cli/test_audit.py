@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bastion.catalog.schema import audit_entries
-from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
 from bastion.cli.audit import parse_since
+from bastion.store.schema import audit_entries
+from bastion.store.workspace import Workspace
 
 
 def _home(ws: Workspace) -> list[str]:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
+from bastion.store.workspace import Workspace
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
+from bastion.store.workspace import Workspace
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
+from bastion.store.workspace import Workspace
 
 FEATURES = [f"f{i}" for i in range(5)]
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
 from bastion.cli.app import main
 from bastion.data.loaders import load_dataset
+from bastion.store.workspace import Workspace
 
 
 def test_registered_version_loads_by_reference(

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bastion.catalog.records import Role
 from bastion.catalog.service import Catalog
-from bastion.catalog.tokens import TokenStore
-from bastion.catalog.workspace import Workspace
 from bastion.server.app import create_app
+from bastion.store.roles import Role
+from bastion.store.tokens import TokenStore
+from bastion.store.workspace import Workspace
 
 
 def acting(ws: Workspace, actor: str) -> Workspace:

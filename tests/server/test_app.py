@@ -17,11 +17,11 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from fastapi.testclient import TestClient
 
-from bastion.catalog.records import Role
 from bastion.catalog.service import Catalog
-from bastion.catalog.tokens import TokenStore
-from bastion.catalog.workspace import Workspace, init_workspace
 from bastion.server.app import create_app
+from bastion.store.roles import Role
+from bastion.store.tokens import TokenStore
+from bastion.store.workspace import Workspace, init_workspace
 
 PROBLEM = "application/problem+json"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from bastion.catalog.records import Role
-from bastion.catalog.tokens import TokenStore
-from bastion.catalog.workspace import init_workspace
+from bastion.store.roles import Role
+from bastion.store.tokens import TokenStore
+from bastion.store.workspace import init_workspace
 
 
 def _free_port() -> int:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bastion.catalog import schema as t
 from bastion.catalog._rows import (
     VERSION_COLUMNS,
     VersionRow,
@@ -23,11 +22,12 @@ from bastion.catalog._rows import (
     signer_key,
     stored_blob,
 )
-from bastion.catalog.blobs import StoredBlob, unwrap_key
-from bastion.catalog.keys import load_kek
 from bastion.catalog.records import FsckReport, Kind, Problem, Status, Verification
 from bastion.catalog.signing import FileEntry, Manifest, verify_bundle
 from bastion.errors import ConfigError, IntegrityError
+from bastion.store import schema as t
+from bastion.store.blobs import StoredBlob, unwrap_key
+from bastion.store.keys import load_kek
 
 if TYPE_CHECKING:
     from bastion.catalog.service import Catalog

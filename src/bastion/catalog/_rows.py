@@ -5,17 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import select
 
-from bastion.catalog import schema as t
-from bastion.catalog.audit import canonical_json
-from bastion.catalog.blobs import StoredBlob
-from bastion.catalog.keys import VerifyingKey
 from bastion.catalog.records import Kind, Status, VersionSummary
 from bastion.errors import ConfigError, IntegrityError
+from bastion.store import schema as t
+from bastion.store.audit import canonical_json
+from bastion.store.blobs import StoredBlob
+from bastion.store.keys import VerifyingKey
 
 __all__ = [
     "VERSION_COLUMNS",
@@ -29,12 +28,9 @@ __all__ = [
     "signer_key",
     "stored_blob",
     "summary_query",
-    "utc_now",
 ]
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def sha_text(text: str) -> str:

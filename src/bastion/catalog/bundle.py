@@ -39,20 +39,20 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Final, cast
 
 from bastion._fs import fsync_dir
-from bastion.catalog.audit import canonical_json
+from bastion._time import utc_stamp
 from bastion.catalog.cards import COMPUTED_FIELDS, CardKind, load_card_text
-from bastion.catalog.keys import VerifyingKey
 from bastion.catalog.records import Kind, VersionInfo
 from bastion.catalog.service import Catalog
 from bastion.catalog.signing import FileEntry, Manifest, verify_bundle
-from bastion.catalog.workspace import Workspace
 from bastion.config import read_config
 from bastion.errors import BastionError, ConfigError, IntegrityError, NotFoundError, UsageError
+from bastion.store.audit import canonical_json
+from bastion.store.keys import VerifyingKey
+from bastion.store.workspace import Workspace
 
 __all__ = [
     "BundleError",
@@ -164,8 +164,6 @@ class ImportResult:
         }
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -251,7 +249,7 @@ def _index(
         "key_id": workspace.signer.verifying_key.key_id,
         "signer_key_id": info.key_id,
         "exported_by": workspace.settings.actor,
-        "exported_at": _now(),
+        "exported_at": utc_stamp(),
         "source_workspace": read_config(workspace.settings.home).get("workspace_id"),
     }
 

@@ -33,7 +33,7 @@ from bastion.catalog.cards import (
 from bastion.errors import IntegrityError
 
 if TYPE_CHECKING:
-    from bastion.catalog.workspace import Workspace
+    from bastion.store.workspace import Workspace
 
 __all__ = [
     "CardFormat",

@@ -16,7 +16,6 @@ from bastion.errors import BastionError, UsageError
 from bastion.findings import Finding
 
 __all__ = [
-    "AccessDeniedError",
     "FsckReport",
     "Kind",
     "LineageNode",
@@ -25,7 +24,6 @@ __all__ = [
     "Ref",
     "RegistrationRefusedError",
     "Relation",
-    "Role",
     "Status",
     "VersionInfo",
     "VersionSummary",
@@ -55,30 +53,12 @@ class Status(enum.StrEnum):
     DESTROYED = "destroyed"
 
 
-class Role(enum.StrEnum):
-    """A collaborator's role on one asset; each includes the ones before it."""
-
-    VIEWER = "viewer"
-    CONTRIBUTOR = "contributor"
-    REVIEWER = "reviewer"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        """Order of privilege, viewer lowest."""
-        return list(Role).index(self)
-
-
 class Relation(enum.StrEnum):
     """How one version depends on another."""
 
     TRAINED_ON = "trained_on"
     DERIVED_FROM = "derived_from"
     EVALUATED_ON = "evaluated_on"
-
-
-class AccessDeniedError(BastionError):
-    """The actor lacks the role, or the rule forbids the act (approving one's own version)."""
 
 
 class RegistrationRefusedError(BastionError):

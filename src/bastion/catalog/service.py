@@ -30,8 +30,8 @@ from typing import Any, Final
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from bastion._time import utc_stamp
 from bastion.catalog import _integrity
-from bastion.catalog import schema as t
 from bastion.catalog._register import (
     card_edges,
     card_sensitivity,
@@ -54,22 +54,9 @@ from bastion.catalog._rows import (
     signer_key,
     stored_blob,
     summary_query,
-    utc_now,
-)
-from bastion.catalog.audit import canonical_json
-from bastion.catalog.blobs import (
-    LocalBlobStore,
-    StoredBlob,
-    new_data_key,
-    new_scope,
-    unwrap_key,
-    wrap_key,
 )
 from bastion.catalog.cards import AnyCard
-from bastion.catalog.db import is_postgres
-from bastion.catalog.keys import VerifyingKey, load_kek, load_user_key
 from bastion.catalog.records import (
-    AccessDeniedError,
     FsckReport,
     Kind,
     LineageNode,
@@ -77,18 +64,37 @@ from bastion.catalog.records import (
     Ref,
     RegistrationRefusedError,
     Relation,
-    Role,
     Status,
     Verification,
     VersionInfo,
     VersionSummary,
 )
 from bastion.catalog.signing import FileEntry, Manifest, sign_manifest, verify_bundle
-from bastion.catalog.workspace import Workspace
 from bastion.config import read_config
-from bastion.errors import BastionError, IntegrityError, NotFoundError, StorageError, UsageError
+from bastion.errors import (
+    AccessDeniedError,
+    BastionError,
+    IntegrityError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
 from bastion.findings import Finding, Severity
 from bastion.scan.interface import ScanReport
+from bastion.store import schema as t
+from bastion.store.audit import canonical_json
+from bastion.store.blobs import (
+    LocalBlobStore,
+    StoredBlob,
+    new_data_key,
+    new_scope,
+    unwrap_key,
+    wrap_key,
+)
+from bastion.store.db import is_postgres
+from bastion.store.keys import VerifyingKey, load_kek, load_user_key
+from bastion.store.roles import Role
+from bastion.store.workspace import Workspace
 
 __all__ = ["Catalog", "Scanner"]
 
@@ -121,7 +127,7 @@ def computed_card_fields(kind: Kind, path: Path) -> tuple[dict[str, Any], str]:
     """What Bastion records in a card from the content itself, and a note for the audit log:
     a model's software environment (for its BOM), a dataset's key metrics (NCSC 2.5)."""
     if kind is Kind.MODEL:
-        from bastion.scan.deps import current_environment
+        from bastion.deps import current_environment
 
         pinned = sorted({(p.name, p.version) for p in current_environment() if p.version})
         environment = [{"name": n, "version": v} for n, v in pinned]
@@ -286,7 +292,7 @@ class Catalog:
         sensitivity: str | None,
         computed: tuple[Mapping[str, Any], str],
     ) -> VersionInfo:
-        now, actor = utc_now(), self.actor
+        now, actor = utc_stamp(), self.actor
         key_id = signer.key_id
         with self._write() as conn:
             asset = conn.execute(select(t.assets).where(t.assets.c.name == name)).first()
@@ -911,7 +917,7 @@ class Catalog:
 
     def _review_row(self, conn: Connection, v: VersionRow, decision: str, comment: str) -> None:
         conn.execute(insert(t.reviews).values(
-            version_id=v.id, reviewer=self.actor, decision=decision, comment=comment, at=utc_now()
+            version_id=v.id, reviewer=self.actor, decision=decision, comment=comment, at=utc_stamp()
         ))
         self._audit(conn, f"version.review.{decision}", v.ref, comment=comment)
 
@@ -928,7 +934,7 @@ class Catalog:
                 f"{v.ref} is {v.status.value}; production may only point at an approved version",
                 hint=f"get it reviewed: bastion review request {v.ref}",
             )
-        now = utc_now()
+        now = utc_stamp()
         previous = conn.execute(
             select(t.aliases.c.version_id).where(and_(
                 t.aliases.c.asset_id == v.asset_id, t.aliases.c.alias == alias,

@@ -26,8 +26,8 @@ from typing import Any, Final, Self
 
 from cryptography.hazmat.primitives import serialization
 
-from bastion.catalog.keys import VerifyingKey
 from bastion.errors import IntegrityError, UsageError
+from bastion.store.keys import VerifyingKey
 
 __all__ = ["FileEntry", "Manifest", "sign_manifest", "verify_bundle"]
 
@@ -92,7 +92,7 @@ class Manifest:
 
 def sign_manifest(manifest: Manifest, name: str, private_key_file: Path) -> str:
     """Sign ``manifest`` as an OpenSSF model-signing bundle (JSON text) with an EC key file
-    (the workspace key, or a user's own key checked by :func:`~bastion.catalog.keys.load_user_key`).
+    (the workspace key, or a user's own key checked by :func:`~bastion.store.keys.load_user_key`).
     """
     # model_signing's own building blocks, so the bundle is byte-for-byte what its CLI makes.
     from model_signing import manifest as ms_manifest

@@ -11,7 +11,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from bastion.catalog.workspace import Workspace
+    from bastion.store.workspace import Workspace
 
 __all__ = ["State", "state", "workspace"]
 
@@ -67,7 +67,7 @@ def state(ctx: typer.Context) -> State:
 
 def workspace(ctx: typer.Context) -> Workspace:
     """Open the workspace for this invocation; it is sealed and closed when the command ends."""
-    from bastion.catalog.workspace import Workspace  # SQLAlchemy, Alembic: not for --help
+    from bastion.store.workspace import Workspace  # SQLAlchemy, Alembic: not for --help
 
     ws = Workspace.find(home=state(ctx).home)
     ctx.call_on_close(ws.close)

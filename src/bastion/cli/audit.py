@@ -11,12 +11,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bastion.catalog.audit import AuditVerification
+from bastion._time import utc_stamp
 from bastion.cli._context import state, workspace
 from bastion.cli._output import emit_findings, write_text
 from bastion.errors import UsageError
 from bastion.findings import Finding, Location, Principle, Severity
 from bastion.report import OutputFormat
+from bastion.store.audit import AuditVerification
 
 app = typer.Typer(
     help="Read, verify and seal the hash-chained audit log (NCSC 2.3, 2.4, 3.2).",
@@ -47,7 +48,7 @@ def parse_since(text: str) -> str:
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_stamp(moment)
 
 
 @app.command("log")

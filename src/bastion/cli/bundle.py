@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from bastion.catalog.bundle import export_bundle, import_bundle
-from bastion.catalog.keys import VerifyingKey
 from bastion.cli._context import state, workspace
 from bastion.cli._output import write_text
 from bastion.errors import UsageError
+from bastion.store.keys import VerifyingKey
 
 
 def register(app: typer.Typer) -> None:

@@ -30,9 +30,9 @@ from bastion.catalog.records import (
 from bastion.catalog.service import Catalog
 from bastion.cli._context import State, state, workspace
 from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
+from bastion.client.remote import RemoteCatalog
 from bastion.findings import Finding, Location, Principle, Severity
 from bastion.report import OutputFormat
-from bastion.server.client import RemoteCatalog
 
 __all__ = ["register"]
 

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bastion.catalog.service import Catalog
+    from bastion.client.remote import RemoteCatalog
     from bastion.data.interface import Dataset
     from bastion.report.html import Section
-    from bastion.server.client import RemoteCatalog
 
 # The data libraries (pandas, scipy, scikit-learn, torch) load inside each command, so that
 # `bastion --help` and every other command start without them.
@@ -86,7 +86,7 @@ def _registry(ctx: typer.Context) -> tuple[Catalog | RemoteCatalog, Callable[...
     """The catalog (a server's when ``BASTION_URL`` is set) and, for a local workspace, its
     audit log's ``record`` (a server audits registrations itself)."""
     from bastion.catalog.service import Catalog
-    from bastion.server.client import RemoteCatalog
+    from bastion.client.remote import RemoteCatalog
 
     remote = RemoteCatalog.from_env()
     if remote is not None:

@@ -9,15 +9,15 @@ from typing import Annotated
 
 import typer
 
+from bastion import deps
 from bastion.catalog.cards import DisclosureLevel
-from bastion.catalog.workspace import Workspace
 from bastion.cli._context import State, state, workspace
 from bastion.cli._output import emit_findings, write_text
 from bastion.config import find_workspace
 from bastion.errors import UsageError, WorkspaceError
 from bastion.findings import Severity
 from bastion.report import OutputFormat
-from bastion.scan import deps
+from bastion.store.workspace import Workspace
 
 app = typer.Typer(
     help="Audit Python dependencies against an OSV advisory database, offline (NCSC 2.3).\n\n"
@@ -239,12 +239,13 @@ def bom(
 
     Example: bastion bom digits@2 --output digits-2.cdx.json
     """
-    from bastion.catalog.service import Catalog  # heavy; only this command needs it
+    from bastion.catalog.bom import bom_for  # heavy; only this command needs them
+    from bastion.catalog.service import Catalog
 
     st = state(ctx)
     ws = workspace(ctx)
     environment = deps.from_environment(python) if python and not no_environment else None
-    document = deps.bom_for(
+    document = bom_for(
         Catalog(ws),
         ref,
         environment=environment,

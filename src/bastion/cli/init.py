@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from bastion.catalog.workspace import init_workspace
 from bastion.cli._context import state
+from bastion.store.workspace import init_workspace
 
 
 def register(app: typer.Typer) -> None:

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from bastion.catalog.records import Role
 from bastion.cli._context import state
 from bastion.cli.catalog import RefArgument, catalog
+from bastion.store.roles import Role
 
 __all__ = ["register"]
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from bastion.catalog.tokens import TokenStore
 from bastion.cli._context import state, workspace
+from bastion.store.tokens import TokenStore
 
 
 def register(app: typer.Typer) -> None:

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bastion.catalog.records import Role
-from bastion.catalog.tokens import TokenStore
 from bastion.cli._context import state, workspace
 from bastion.cli._output import write_text
+from bastion.store.roles import Role
+from bastion.store.tokens import TokenStore
 
 app = typer.Typer(
     help="API tokens for 'bastion server': create (shown once), list, revoke.",

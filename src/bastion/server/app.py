@@ -25,15 +25,16 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from bastion import __version__
+from bastion._http import problems
 from bastion.catalog.bundle import BundleLimits, export_bundle, import_bundle, register_upload
 from bastion.catalog.card_formats import CardFormat, export_registered_card
 from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema
-from bastion.catalog.records import Kind, Role, Status
+from bastion.catalog.records import Kind, Status
 from bastion.catalog.service import Catalog
-from bastion.catalog.workspace import Workspace
 from bastion.errors import UsageError
-from bastion.server import problems
 from bastion.server.auth import Caller, bearer, require
+from bastion.store.roles import Role
+from bastion.store.workspace import Workspace
 
 __all__ = ["create_app"]
 

@@ -14,10 +14,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from bastion.catalog.records import Role
-from bastion.catalog.tokens import AuthenticationError, Identity, TokenStore
-from bastion.catalog.workspace import Workspace
-from bastion.server.problems import ForbiddenError
+from bastion._http.problems import ForbiddenError
+from bastion.errors import AuthenticationError
+from bastion.store.roles import Role
+from bastion.store.tokens import Identity, TokenStore
+from bastion.store.workspace import Workspace
 
 __all__ = ["Caller", "bearer", "ensure", "require"]
 
