@@ -27,10 +27,13 @@ class BastionError(Exception):
 
     exit_code: int = 2
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
+        """The argument the error is about (``accept_risk``), for a front to name it its own
+        way: the CLI as ``--accept-risk``, the REST API as a query parameter."""
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bastion import deps
-from bastion.catalog.bom import build_bom, validate_bom
+from bastion.catalog.bom import build_bom
+from bastion.catalog.cards import validate_cyclonedx
 from bastion.catalog.service import Catalog
 from bastion.cli.app import main
 from bastion.errors import IntegrityError
@@ -119,7 +120,7 @@ def test_invalid_bom_is_an_integrity_error() -> None:
         "components": [{"type": "not-a-type", "name": "x"}],
     }
     with pytest.raises(IntegrityError, match=r"does not validate against CycloneDX 1\.6"):
-        validate_bom(bom)
+        validate_cyclonedx(bom)
 
 
 def test_public_bom_leaves_out_the_recorded_environment(

@@ -15,7 +15,7 @@ import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from bastion.catalog.card_formats import CardFormat, export_card
+from bastion.catalog.cards import CardFormat, export_card
 from bastion.catalog.cards import (
     DISCLOSURE_RULES,
     MAX_CARD_BYTES,

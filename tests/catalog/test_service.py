@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from bastion.catalog.records import (
     Kind,
+    ReadRefusedError,
     RegistrationRefusedError,
     Status,
 )
@@ -141,8 +142,9 @@ def test_unaccepted_high_finding_blocks_get(
                    "SELECT id, digest, 'high', false, :data FROM versions",
         data=json.dumps({"rule": "data.poison", "severity": "high", "title": "poisoned",
                          "principle": "2.2"}))
-    with pytest.raises(RegistrationRefusedError, match="unaccepted"):
+    with pytest.raises(ReadRefusedError, match="unaccepted") as refused:
         catalog.get("m@1", tmp_path / "out")
+    assert [f.rule for f in refused.value.findings] == ["data.poison"]  # what decided, carried
     assert not (tmp_path / "out").exists()
     assert [e.subject for e in workspace.audit.entries(action="model.read.refused")] == ["m@1"]
 
@@ -433,8 +435,8 @@ def test_review_rules(
     dave = as_actor(workspace, "dave", scanner)
     with pytest.raises(AccessDeniedError, match="needs the reviewer role"):
         dave.approve("m@1")
-    bob2 = Catalog(bob._ws, scanner=scanner, required_approvals=2)
-    carol2 = Catalog(carol._ws, scanner=scanner, required_approvals=2)
+    bob2 = Catalog(bob.workspace, scanner=scanner, required_approvals=2)
+    carol2 = Catalog(carol.workspace, scanner=scanner, required_approvals=2)
     assert bob2.approve("m@1", "looks fine") is Status.IN_REVIEW
     with pytest.raises(UsageError, match="already approved"):
         bob2.approve("m@1")
@@ -511,7 +513,8 @@ def test_destroy_shreds_one_version_only(
 ) -> None:
     import shutil
 
-    from bastion.store.blobs import StoredBlob, unwrap_key
+    from bastion.store.blobs import StoredBlob
+    from bastion.store.keys import unwrap_key
     from bastion.store.keys import load_kek
 
     catalog.add_model("m", make_model(seed=1))
@@ -534,7 +537,8 @@ def test_destroy_shreds_one_version_only(
             text("SELECT wrapped_key FROM versions WHERE number = 1")
         ).scalar_one() is None
     # The copied ciphertext is useless without the shredded key; a guessed key fails.
-    from bastion.store.blobs import LocalBlobStore, new_data_key
+    from bastion.store.blobs import LocalBlobStore
+    from bastion.store.keys import new_data_key
 
     shutil.copytree(backup, tmp_path / "restored" / scope)
     restored = LocalBlobStore(tmp_path / "restored")

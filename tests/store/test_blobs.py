@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from bastion.errors import IntegrityError
-from bastion.store.blobs import (
-    LocalBlobStore,
-    StoredBlob,
-    new_data_key,
-    new_scope,
-    unwrap_key,
-    wrap_key,
-)
+from bastion.store.blobs import LocalBlobStore, StoredBlob, new_scope
+from bastion.store.keys import new_data_key, unwrap_key, wrap_key
 
 CHUNK = 1024
 RECORD = 12 + CHUNK + 16

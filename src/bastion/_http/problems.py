@@ -94,6 +94,8 @@ def install(app: FastAPI) -> None:
                 status, slug, "the server could not complete the request", instance=request.url.path
             )
         extra: dict[str, Any] = {"hint": exc.hint} if exc.hint else {}
+        if exc.param:
+            extra["param"] = exc.param  # the argument at fault, in the API's own name
         findings = getattr(exc, "findings", None)
         if findings:
             extra["findings"] = [f.to_dict() for f in findings]

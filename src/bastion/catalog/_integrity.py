@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
+from bastion.catalog._context import CatalogContext
 from bastion.catalog._rows import (
     VERSION_COLUMNS,
     VersionRow,
@@ -26,16 +27,13 @@ from bastion.catalog.records import FsckReport, Kind, Problem, Status, Verificat
 from bastion.catalog.signing import FileEntry, Manifest, verify_bundle
 from bastion.errors import ConfigError, IntegrityError
 from bastion.store import schema as t
-from bastion.store.blobs import StoredBlob, unwrap_key
-from bastion.store.keys import load_kek
-
-if TYPE_CHECKING:
-    from bastion.catalog.service import Catalog
+from bastion.store.blobs import StoredBlob
+from bastion.store.keys import load_kek, unwrap_key
 
 __all__ = ["fsck", "verify"]
 
 
-def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
+def verify(ctx: CatalogContext, ref: str, *, deep: bool = False) -> Verification:
     """Re-hash every blob, check the signature and the version's audit entries.
 
     Checks: 1. the wrapped key unwraps; 2. every blob's stored bytes hash to the digest
@@ -48,8 +46,8 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
     are intact in the chain.
     """
     problems: list[Problem] = []
-    with cat._read() as conn:
-        v = cat._resolve(conn, ref)
+    with ctx.read() as conn:
+        v = ctx.resolve(conn, ref)
         row = conn.execute(select(t.versions).where(t.versions.c.id == v.id)).one()
         files = [stored_blob(r) for r in conn.execute(
             select(t.files).where(t.files.c.version_id == v.id).order_by(t.files.c.path)
@@ -62,7 +60,7 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
     if v.status is not Status.DESTROYED:
         try:
             key = unwrap_key(  # 1.
-                load_kek(cat._ws.settings.kek_file), row.wrapped_key or "", v.scope
+                load_kek(ctx.workspace.settings.kek_file), row.wrapped_key or "", v.scope
             )
         except (IntegrityError, ConfigError) as exc:  # damaged row, or no KEK here
             problems.append(Problem("key", v.ref, exc.message))
@@ -70,14 +68,14 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
         # 2. Files in parallel: hashlib releases the GIL while it hashes.
         with ThreadPoolExecutor() as pool:
             for rel, checked, error in pool.map(
-                lambda f: _check_blob(cat, v.scope, key if deep else None, *f), files
+                lambda f: _check_blob(ctx, v.scope, key if deep else None, *f), files
             ):
                 total += checked
                 if error is not None:
                     problems.append(Problem("blob", rel, error))
     manifest = Manifest.of(FileEntry(rel, b.size, b.sha256) for rel, b in files)
     try:  # 3.
-        signer = signer_key(row.public_key, row.key_id, cat._ws.signer.verifying_key)
+        signer = signer_key(row.public_key, row.key_id, ctx.workspace.signer.verifying_key)
         signed = verify_bundle(row.signature, signer)
     except IntegrityError as exc:
         problems.append(Problem("signature", v.ref, exc.message))
@@ -97,27 +95,27 @@ def verify(cat: Catalog, ref: str, *, deep: bool = False) -> Verification:
             f"the files hash to manifest {manifest.digest[:16]}… but the version records "
             f"{row.digest[:16]}…",
         ))
-    problems.extend(_check_audit(cat, v, row, files, finding_rows))  # 5.–7.
+    problems.extend(_check_audit(ctx, v, row, files, finding_rows))  # 5.–7.
     return Verification(v.ref, row.digest, len(files), total, tuple(problems))
 
 def _check_blob(
-    cat: Catalog, scope: str, key: bytes | None, rel: str, blob: StoredBlob
+    ctx: CatalogContext, scope: str, key: bytes | None, rel: str, blob: StoredBlob
 ) -> tuple[str, int, str | None]:
     try:
         if key is not None:  # first, as it names the damaged chunk
-            for _ in cat.store.read(scope, blob, key):
+            for _ in ctx.store.read(scope, blob, key):
                 pass
-        cat.store.check_sealed(scope, blob)
+        ctx.store.check_sealed(scope, blob)
     except IntegrityError as exc:
         return rel, 0, exc.message
     return rel, blob.size, None
 
 def _check_audit(
-    cat: Catalog, v: VersionRow, row: Any, files: Sequence[tuple[str, StoredBlob]],
+    ctx: CatalogContext, v: VersionRow, row: Any, files: Sequence[tuple[str, StoredBlob]],
     finding_rows: Sequence[Any],
 ) -> list[Problem]:
     problems: list[Problem] = []
-    entries = cat._ws.audit.entries(subject=v.ref)
+    entries = ctx.workspace.audit.entries(subject=v.ref)
     added = [e for e in entries if e.action == f"{v.kind.value}.add"]
     if not added:
         return [Problem("audit", v.ref, "the audit log has no entry registering this version")]
@@ -149,18 +147,18 @@ def _check_audit(
             f"status is {row.status!r} but the audit log last recorded {status!r}",
         ))
     seqs = {e.seq for e in entries}  # 7.
-    for p in cat._ws.audit.verify().problems:
+    for p in ctx.workspace.audit.verify().problems:
         if p.seq in seqs or p.kind.value in ("deleted", "truncated"):
             problems.append(Problem("audit", f"audit#{p.seq}", p.message))
     return problems
 
 def _check_signer(
-    cat: Catalog, v: VersionRow, public_key: str | None, key_id: str, audited: Any
+    ctx: CatalogContext, v: VersionRow, public_key: str | None, key_id: str, audited: Any
 ) -> list[Problem]:
     """The recorded signing key must be the one the registration audit entry names (a key
     swapped in the database is caught without re-checking every signature)."""
     try:
-        signer_key(public_key, key_id, cat._ws.signer.verifying_key)
+        signer_key(public_key, key_id, ctx.workspace.signer.verifying_key)
     except IntegrityError as exc:
         return [Problem("signing-key", v.ref, exc.message)]
     if audited is not None and audited != key_id:
@@ -171,7 +169,7 @@ def _check_signer(
     return []
 
 
-def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
+def fsck(ctx: CatalogContext, *, clean: bool = False) -> FsckReport:
     """Cross-check database, blob store and audit chain; with ``clean``, remove orphans.
 
     Damage (a missing blob, a broken chain, a version without its audit entry) is reported
@@ -181,7 +179,7 @@ def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
     problems: list[Problem] = []
     orphans: list[Problem] = []
     cleaned = 0
-    with cat._read() as conn:
+    with ctx.read() as conn:
         rows = [as_version(r) for r in conn.execute(
             select(*VERSION_COLUMNS).join(t.assets, t.assets.c.id == t.versions.c.asset_id)
         )]
@@ -196,19 +194,19 @@ def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
             referenced.setdefault(int(f.version_id), set()).add(f.sha256)
     added = {
         e.subject: e.details.get("key_id")
-        for k in Kind for e in cat._ws.audit.entries(action=f"{k.value}.add")
+        for k in Kind for e in ctx.workspace.audit.entries(action=f"{k.value}.add")
     }
-    present = set(cat.store.scopes())
+    present = set(ctx.store.scopes())
     by_scope = {v.scope: v for v in rows}
     for v in rows:
         if v.ref not in added:
             problems.append(Problem("audit", v.ref, "no audit entry records its registration"))
-        problems.extend(_check_signer(cat, v, *signers[v.id], added.get(v.ref)))
+        problems.extend(_check_signer(ctx, v, *signers[v.id], added.get(v.ref)))
         if v.status is Status.DESTROYED:
             if v.scope in present:
                 orphans.append(Problem("orphan", v.scope, f"blobs of destroyed {v.ref}"))
                 if clean:
-                    cat.store.delete_scope(v.scope)
+                    ctx.store.delete_scope(v.scope)
                     cleaned += 1
             continue
         wanted = referenced.get(v.id, set())
@@ -216,39 +214,39 @@ def fsck(cat: Catalog, *, clean: bool = False) -> FsckReport:
             if wanted:
                 problems.append(Problem("blob", v.ref, "its blob scope is missing"))
             continue
-        have = set(cat.store.blobs(v.scope))
+        have = set(ctx.store.blobs(v.scope))
         for sha in sorted(wanted - have):
             problems.append(Problem("blob", v.ref, f"blob {sha[:16]}… is missing"))
         for sha in sorted(have - wanted):
             orphans.append(Problem("orphan", f"{v.scope}/{sha[:16]}…",
                                    f"blob in {v.ref}'s scope that no file names"))
             if clean:
-                cat.store.delete_blob(v.scope, sha)
+                ctx.store.delete_blob(v.scope, sha)
                 cleaned += 1
-        if cat.store.temporaries(v.scope) and cat.store.is_abandoned(v.scope):
+        if ctx.store.has_temporaries(v.scope) and ctx.store.is_abandoned(v.scope):
             orphans.append(Problem("orphan", v.scope, f"half-written blob in {v.ref}'s scope"))
             if clean:
-                cat.store.delete_temporaries(v.scope)
+                ctx.store.delete_temporaries(v.scope)
                 cleaned += 1
     for scope in sorted(present - set(by_scope)):
-        if not cat.store.is_abandoned(scope):
+        if not ctx.store.is_abandoned(scope):
             continue  # an add in progress holds it
         # An add commits before it releases the lock: a scope whose lock is free is either a
         # crashed add's or one committed since the rows above were read. Ask again.
-        with cat._read() as conn:
+        with ctx.read() as conn:
             if conn.execute(
                 select(t.versions.c.id).where(t.versions.c.blob_scope == scope)
             ).first():
                 continue
         orphans.append(Problem("orphan", scope, "blob scope of an interrupted add"))
         if clean:
-            cat.store.delete_scope(scope)
+            ctx.store.delete_scope(scope)
             cleaned += 1
-    for p in cat._ws.audit.verify().problems:
+    for p in ctx.workspace.audit.verify().problems:
         problems.append(Problem("audit", f"audit#{p.seq}", p.message))
     if clean and cleaned:
-        cat._ws.audit.append(
-            actor=cat.actor, action="catalog.fsck.clean", subject="catalog",
+        ctx.workspace.audit.append(
+            actor=ctx.actor, action="catalog.fsck.clean", subject="catalog",
             details={"removed": cleaned},
         )
     return FsckReport(len(rows), len(present), tuple(problems), tuple(orphans), cleaned)

@@ -21,15 +21,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-
-from bastion.catalog.card_formats import library_component, to_cyclonedx
-from bastion.catalog.cards import DisclosureLevel, card_from_dict, disclose
-from bastion.errors import IntegrityError, UsageError
+from bastion.catalog.cards import (
+    DisclosureLevel,
+    card_from_dict,
+    disclose,
+    library_component,
+    to_cyclonedx,
+    validate_cyclonedx,
+)
+from bastion.errors import UsageError
 
 if TYPE_CHECKING:
-    from bastion.catalog.service import Catalog
+    from bastion.catalog.api import CatalogAPI
 
 __all__ = [
     "Distribution",
@@ -38,10 +41,7 @@ __all__ = [
     "build_bom",
     "environment_components",
     "purl",
-    "validate_bom",
 ]
-
-_VALIDATORS: dict[SchemaVersion, JsonStrictValidator] = {}
 
 Captured = Literal["registration", "export"]
 
@@ -141,29 +141,12 @@ def build_bom(
     # 3. A new serial number: the same inputs give the same BOM, different ones a different one.
     digest = hashlib.sha256(json.dumps(bom, sort_keys=True).encode()).hexdigest()
     bom["serialNumber"] = uuid.uuid5(uuid.NAMESPACE_URL, f"bastion:bom:{digest}").urn
-    validate_bom(bom)
+    validate_cyclonedx(bom)
     return bom
 
 
-def validate_bom(bom: Mapping[str, Any], version: SchemaVersion = SchemaVersion.V1_6) -> None:
-    """Check ``bom`` against CycloneDX's JSON schema; raise :class:`IntegrityError` if invalid."""
-    validator = _VALIDATORS.get(version)
-    if validator is None:
-        validator = _VALIDATORS[version] = JsonStrictValidator(version)
-    error = validator.validate_str(json.dumps(bom))
-    if error is not None:
-        detail = error.data
-        where = "/".join(str(p) for p in getattr(detail, "absolute_path", ()))
-        message = getattr(detail, "message", str(detail))
-        raise IntegrityError(
-            f"the BOM does not validate against CycloneDX {version.to_version()} at "
-            f"/{where}: {message}",
-            hint="this is a Bastion bug; please report it with the model reference",
-        )
-
-
 def bom_for(
-    catalog: Catalog,
+    catalog: CatalogAPI,
     ref: str,
     *,
     environment: Sequence[Distribution] | None,

@@ -61,6 +61,8 @@ __all__ = [
     "ImportResult",
     "export_bundle",
     "import_bundle",
+    "UPLOAD_CARD",
+    "UPLOAD_DERIVATION",
     "register_upload",
     "unpack_bundle",
 ]
@@ -74,6 +76,7 @@ PUBLIC_KEY: Final = "public-key.pem"
 SIGSTORE: Final = "signature.sigstore.json"
 SIGNER_KEY: Final = "signer-key.pem"
 UPLOAD_CARD: Final = "bastion-card.json"
+UPLOAD_DERIVATION: Final = "bastion-derivation.json"
 FILES: Final = "files/"
 _META_ORDER: Final = (INDEX, INDEX_SIG, PUBLIC_KEY, SIGSTORE, SIGNER_KEY)
 _META_REQUIRED: Final = _META_ORDER[:4]
@@ -431,36 +434,42 @@ def register_upload(
         files = work / "files"
         files.mkdir(mode=0o700)
         with _open_tar(upload) as tar:
-            meta, members = _read_meta(tar, limits, (UPLOAD_CARD,), ())
+            meta, members = _read_meta(tar, limits, (UPLOAD_CARD, UPLOAD_DERIVATION), ())
             if not members:
                 raise UsageError("the upload holds no files", hint="put them under files/")
             _extract(tar, members, files, limits)
         card = None
         if UPLOAD_CARD in meta:
-            try:
-                text = meta[UPLOAD_CARD].decode("utf-8")
-            except UnicodeDecodeError:
-                raise UsageError(f"{UPLOAD_CARD} is not UTF-8 text") from None
-            card = load_card_text(text, source=UPLOAD_CARD, kind=CardKind(kind.value))
-        if kind is Kind.MODEL:
-            return catalog.add_model(
-                name,
-                files,
-                card=card,
-                trained_on=trained_on,
-                derived_from=derived_from,
-                evaluated_on=evaluated_on,
-                accept_risk=accept_risk,
-                sensitivity=sensitivity,
+            card = load_card_text(
+                _utf8(meta[UPLOAD_CARD]), source=UPLOAD_CARD, kind=CardKind(kind.value)
             )
-        return catalog.add_dataset(
+        derivation = None
+        if UPLOAD_DERIVATION in meta:
+            try:
+                derivation = json.loads(_utf8(meta[UPLOAD_DERIVATION]))
+            except ValueError:
+                raise UsageError(f"{UPLOAD_DERIVATION} is not JSON") from None
+            if not isinstance(derivation, dict):
+                raise UsageError(f"{UPLOAD_DERIVATION} must hold a JSON object")
+        return catalog.add(
+            kind,
             name,
             files,
             card=card,
+            trained_on=trained_on,
             derived_from=derived_from,
+            evaluated_on=evaluated_on,
             accept_risk=accept_risk,
             sensitivity=sensitivity,
+            derivation=derivation,
         )
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("an upload's metadata must be UTF-8 text") from None
 
 
 @contextlib.contextmanager
@@ -695,26 +704,17 @@ def _register(
         relations.setdefault(relation, []).append(ref)
     target = name or str(asset["name"])
     parent = relations["derived_from"][0] if relations.get("derived_from") else None
-    if kind is Kind.MODEL:
-        info = catalog.add_model(
-            target,
-            files,
-            card=card,
-            trained_on=relations.get("trained_on", ()),
-            derived_from=parent,
-            evaluated_on=relations.get("evaluated_on", ()),
-            accept_risk=accept_risk,
-            sensitivity=str(asset.get("sensitivity") or "") or None,
-        )
-    else:
-        info = catalog.add_dataset(
-            target,
-            files,
-            card=card,
-            derived_from=parent,
-            accept_risk=accept_risk,
-            sensitivity=str(asset.get("sensitivity") or "") or None,
-        )
+    info = catalog.add(
+        kind,
+        target,
+        files,
+        card=card,
+        trained_on=relations.get("trained_on", ()),
+        derived_from=parent,
+        evaluated_on=relations.get("evaluated_on", ()),
+        accept_risk=accept_risk,
+        sensitivity=str(asset.get("sensitivity") or "") or None,
+    )
     if info.summary.digest != manifest.digest:  # 8.
         raise BundleError(  # pragma: no cover - the manifest was checked file by file
             f"{info.summary.ref} registered with digest {info.summary.digest}, not the "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Self
 
 from bastion.errors import BastionError, UsageError
-from bastion.findings import Finding
+from bastion.findings import Finding, Location, Principle, Severity
 
 __all__ = [
     "FsckReport",
@@ -22,6 +22,8 @@ __all__ = [
     "LineageReport",
     "Problem",
     "Ref",
+    "ReadRefusedError",
+    "RefusedError",
     "RegistrationRefusedError",
     "Relation",
     "Status",
@@ -61,14 +63,25 @@ class Relation(enum.StrEnum):
     EVALUATED_ON = "evaluated_on"
 
 
-class RegistrationRefusedError(BastionError):
-    """The scan found problems at or above the gate and no risk was accepted (exit 1)."""
+class RefusedError(BastionError):
+    """A gate refused: findings at or above it, and no risk accepted (exit 1, HTTP 422)."""
 
     exit_code = 1
 
-    def __init__(self, message: str, findings: Sequence[Finding], *, hint: str) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self, message: str, findings: Sequence[Finding], *, hint: str, param: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, param=param)
         self.findings = tuple(findings)
+        """The findings that decided."""
+
+
+class RegistrationRefusedError(RefusedError):
+    """The scan of what was to be registered found problems at or above the gate."""
+
+
+class ReadRefusedError(RefusedError):
+    """A version with unaccepted findings at or above the gate is not handed out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +302,22 @@ class Verification:
     def ok(self) -> bool:
         """Nothing failed."""
         return not self.problems
+
+    def findings(self) -> list[Finding]:
+        """Each mismatch as a critical finding (NCSC 2.4: the asset is not what was recorded)."""
+        return [
+            Finding(
+                rule=f"catalog.verify.{p.kind}",
+                severity=Severity.CRITICAL,
+                title=p.message,
+                principle=Principle.P2_4,
+                location=Location(path=self.ref, member=p.subject),
+                remediation="Do not use this version; restore it from a trusted copy and find "
+                "out who could write to the catalog.",
+                evidence={"kind": p.kind, "subject": p.subject},
+            )
+            for p in self.problems
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -11,9 +11,10 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bastion.catalog.api import CatalogAPI
     from bastion.store.workspace import Workspace
 
-__all__ = ["State", "state", "workspace"]
+__all__ = ["State", "catalog", "state", "workspace"]
 
 
 class State:
@@ -72,3 +73,16 @@ def workspace(ctx: typer.Context) -> Workspace:
     ws = Workspace.find(home=state(ctx).home)
     ctx.call_on_close(ws.close)
     return ws
+
+
+def catalog(ctx: typer.Context) -> CatalogAPI:
+    """The catalog server ``BASTION_URL`` names, else this invocation's workspace's catalog."""
+    from bastion.client.remote import RemoteCatalog
+
+    remote = RemoteCatalog.from_env()
+    if remote is not None:
+        ctx.call_on_close(remote.close)
+        return remote
+    from bastion.catalog.service import Catalog
+
+    return Catalog(workspace(ctx))

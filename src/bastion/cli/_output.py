@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion._fs import atomic_write
 from bastion.cli._context import State
-from bastion.errors import UsageError
+from bastion.errors import BastionError, UsageError
 from bastion.findings import Finding, Severity, at_or_above
 from bastion.report import OutputFormat
 from bastion.report.json_out import findings_document
@@ -18,11 +18,27 @@ from bastion.report.sarif import sarif_document
 if TYPE_CHECKING:
     from bastion.report.html import Section
 
-__all__ = ["EXIT_CLEAN", "EXIT_ERROR", "EXIT_FINDINGS", "emit_findings", "write_text"]
+__all__ = [
+    "EXIT_CLEAN",
+    "EXIT_ERROR",
+    "EXIT_FINDINGS",
+    "emit_findings",
+    "hint_text",
+    "write_text",
+]
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+
+
+def hint_text(exc: BastionError) -> str | None:
+    """The error's hint in command-line words: the argument it is about becomes its option
+    (services name arguments, ``accept_risk``; only the CLI knows them as ``--accept-risk``)."""
+    if exc.param is None:
+        return exc.hint
+    option = "--" + exc.param.replace("_", "-")
+    return f"{exc.hint} ({option})" if exc.hint else f"see {option}"
 
 
 def write_text(st: State, text: str, output: Path | None) -> None:

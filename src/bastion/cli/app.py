@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 
 from bastion import __version__
 from bastion.cli._context import state
-from bastion.cli._output import EXIT_ERROR
+from bastion.cli._output import EXIT_ERROR, hint_text
 from bastion.errors import BastionError
 
 __all__ = ["app", "main", "run"]
@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"bastion: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
+        hint = hint_text(exc)
+        if hint:
+            print(f"  hint: {hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bastion: interrupted", file=sys.stderr)

@@ -15,9 +15,8 @@ from bastion._time import utc_stamp
 from bastion.cli._context import state, workspace
 from bastion.cli._output import emit_findings, write_text
 from bastion.errors import UsageError
-from bastion.findings import Finding, Location, Principle, Severity
+from bastion.findings import Severity
 from bastion.report import OutputFormat
-from bastion.store.audit import AuditVerification
 
 app = typer.Typer(
     help="Read, verify and seal the hash-chained audit log (NCSC 2.3, 2.4, 3.2).",
@@ -116,7 +115,7 @@ def verify(
     st = state(ctx)
     ws = workspace(ctx)
     result = ws.audit.verify()
-    findings = problems_as_findings(result, str(ws.settings.home))
+    findings = result.findings(str(ws.settings.home))
     if fmt is OutputFormat.TABLE and result.ok:
         st.out.print(
             f"[green]audit chain intact[/green]: {result.entries} entries, "
@@ -149,20 +148,3 @@ def checkpoint(ctx: typer.Context) -> None:
     ws = workspace(ctx)
     sealed = ws.audit.checkpoint()
     state(ctx).err.print(f"audit chain sealed through #{sealed}")
-
-
-def problems_as_findings(result: AuditVerification, where: str) -> list[Finding]:
-    """Each verification problem as a critical finding (NCSC 2.4: assets and records intact)."""
-    return [
-        Finding(
-            rule=f"audit.chain.{p.kind.value}",
-            severity=Severity.CRITICAL,
-            title=p.message,
-            principle=Principle.P2_4,
-            location=Location(path=where, member=f"audit#{p.seq}"),
-            remediation="Treat the workspace as compromised: restore the database from a backup "
-            "and investigate who had write access.",
-            evidence={"seq": p.seq, "kind": p.kind.value},
-        )
-        for p in result.problems
-    ]

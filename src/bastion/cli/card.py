@@ -8,9 +8,15 @@ from typing import Annotated
 
 import typer
 
-from bastion.catalog.card_formats import CardFormat, export_card, export_registered_card
-from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema, load_card
-from bastion.cli._context import state, workspace
+from bastion.catalog.cards import (
+    CardFormat,
+    CardKind,
+    DisclosureLevel,
+    card_schema,
+    export_card,
+    load_card,
+)
+from bastion.cli._context import catalog, state
 from bastion.cli._output import write_text
 
 app = typer.Typer(
@@ -81,5 +87,5 @@ def export(
 
     Example: bastion card export digits@2 --format cyclonedx --level public --output bom.json
     """
-    text = export_registered_card(workspace(ctx), ref, CardFormat(fmt), DisclosureLevel(level))
+    text = catalog(ctx).export_card(ref, CardFormat(fmt), DisclosureLevel(level))
     write_text(state(ctx), text, output)

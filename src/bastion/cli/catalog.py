@@ -21,17 +21,14 @@ from bastion.catalog.cards import CardKind, load_card
 from bastion.catalog.records import (
     Kind,
     LineageNode,
-    Problem,
     RegistrationRefusedError,
     Status,
     VersionInfo,
     VersionSummary,
 )
-from bastion.catalog.service import Catalog
-from bastion.cli._context import State, state, workspace
-from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, write_text
-from bastion.client.remote import RemoteCatalog
-from bastion.findings import Finding, Location, Principle, Severity
+from bastion.cli._context import State, catalog, state
+from bastion.cli._output import EXIT_CLEAN, EXIT_FINDINGS, emit_findings, hint_text, write_text
+from bastion.findings import Severity
 from bastion.report import OutputFormat
 
 __all__ = ["register"]
@@ -95,15 +92,6 @@ def register(app: typer.Typer) -> None:
         ("fsck", fsck),
     ):
         app.command(name)(command)
-
-
-def catalog(ctx: typer.Context) -> Catalog | RemoteCatalog:
-    """The catalog server ``BASTION_URL`` names, else this invocation's workspace."""
-    remote = RemoteCatalog.from_env()
-    if remote is None:
-        return Catalog(workspace(ctx))
-    ctx.call_on_close(remote.close)
-    return remote
 
 
 def busy(st: State, what: str) -> contextlib.AbstractContextManager[object]:
@@ -209,8 +197,9 @@ def _refused(st: State, exc: RegistrationRefusedError) -> int:
             st, exc.findings, tool="catalog add", fmt=OutputFormat.TABLE, fail_on=Severity.HIGH
         )
     st.err.print(f"bastion: refused: {exc.message}")
-    if exc.hint:
-        st.err.print(f"  hint: {exc.hint}")
+    hint = hint_text(exc)
+    if hint:
+        st.err.print(f"  hint: {hint}")
     return EXIT_FINDINGS
 
 
@@ -398,7 +387,7 @@ def verify(
     raise typer.Exit(
         emit_findings(
             st,
-            _as_findings(result.problems, result.ref),
+            result.findings(),
             tool="verify",
             fmt=fmt,
             fail_on=Severity.HIGH,
@@ -433,23 +422,6 @@ def fsck(
             + (f", {report.cleaned} removed" if clean else "")
         )
     raise typer.Exit(EXIT_CLEAN if report.ok else EXIT_FINDINGS)
-
-
-def _as_findings(problems: Sequence[Problem], ref: str) -> list[Finding]:
-    """Each mismatch as a critical finding (NCSC 2.4: the asset is not what was recorded)."""
-    return [
-        Finding(
-            rule=f"catalog.verify.{p.kind}",
-            severity=Severity.CRITICAL,
-            title=p.message,
-            principle=Principle.P2_4,
-            location=Location(path=ref, member=p.subject),
-            remediation="Do not use this version; restore it from a trusted copy and find out "
-            "who could write to the catalog.",
-            evidence={"kind": p.kind, "subject": p.subject},
-        )
-        for p in problems
-    ]
 
 
 def _size(n: int) -> str:

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from bastion._fs import atomic_write
-from bastion.cli._context import State, state, workspace
+from bastion.cli._context import State, catalog, state
 from bastion.cli._output import emit_findings, write_text
 from bastion.data.choices import Method, Task
 from bastion.errors import UsageError
@@ -22,10 +22,8 @@ from bastion.findings import Finding, Severity
 from bastion.report import OutputFormat
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
-    from bastion.catalog.service import Catalog
-    from bastion.client.remote import RemoteCatalog
+    from bastion.catalog.api import CatalogAPI
     from bastion.data.interface import Dataset
     from bastion.report.html import Section
 
@@ -68,32 +66,14 @@ def _registered(source: Path) -> str | None:
 
 
 def _load(ctx: typer.Context, source: Path, label: str | None,
-          registry: Catalog | RemoteCatalog | None = None) -> Dataset:
+          registry: CatalogAPI | None = None) -> Dataset:
     """A file or folder, or a registered ``NAME@VER`` fetched through the catalog."""
     from bastion.data.loaders import load_dataset
 
     ref = _registered(source)
     if ref is not None:
-        if registry is None:
-            from bastion.cli.catalog import catalog
-
-            registry = catalog(ctx)
-        return load_dataset(ref, label=label, fetch=registry.get)
+        return load_dataset(ref, label=label, fetch=(registry or catalog(ctx)).get)
     return load_dataset(source, label=label)
-
-
-def _registry(ctx: typer.Context) -> tuple[Catalog | RemoteCatalog, Callable[..., None] | None]:
-    """The catalog (a server's when ``BASTION_URL`` is set) and, for a local workspace, its
-    audit log's ``record`` (a server audits registrations itself)."""
-    from bastion.catalog.service import Catalog
-    from bastion.client.remote import RemoteCatalog
-
-    remote = RemoteCatalog.from_env()
-    if remote is not None:
-        ctx.call_on_close(remote.close)
-        return remote, None
-    ws = workspace(ctx)
-    return Catalog(ws), ws.record
 
 
 def _finish(
@@ -402,10 +382,11 @@ def poisoning(
     """Poisoned samples and backdoors (NCSC 2.2): a shared patch trigger, samples sitting
     inside another class, or (with --model) spectral signatures / activation clustering on a
     hidden layer."""
-    from bastion.data.clean import register_cleaned, write_cleaned
-    from bastion.data.models import load_model
+    from bastion.catalog.cleaned import register_cleaned
+    from bastion.data.clean import write_cleaned
     from bastion.data.plots import poisoning_plot
     from bastion.data.poisoning import detect_poisoning
+    from bastion.models import load_model
     from bastion.report.html import Section
 
     st = state(ctx)
@@ -413,35 +394,29 @@ def poisoning(
         raise UsageError("--register-as needs --remove OUT",
                          hint="e.g. --remove cleaned.csv --register-as NAME")
     ref = _registered(source)
-    registry, record = (_registry(ctx) if remove is not None and (ref or register_as)
-                        else (None, None))
+    registry = catalog(ctx) if remove is not None and (ref or register_as) else None
     if registry is not None and ref is not None:
         ref = registry.show(ref).summary.ref  # NAME@ALIAS → NAME@N; unknown: fails here
         source = Path(ref)
     dataset = _load(ctx, source, label, registry)
-    net = load_model(model) if model is not None else None
+    net = load_model(model).predictor if model is not None else None
     report = detect_poisoning(dataset, model=net, layer=layer, method=method)
     png = poisoning_plot(report, dataset.label_codes, dataset.classes)
     if plot is not None:
         atomic_write(plot, png)
-    detector = f"data poisoning ({report.method.value})"
-    reason = "rows flagged as possibly poisoned (NCSC 2.2)"
-    if remove is None:
-        pass
-    elif registry is None:
-        cleaned = write_cleaned(dataset, report.suspicious, remove, detector=detector,
-                                reason=reason)
-        st.err.print(f"wrote {cleaned.path} ({cleaned.kept} kept, {cleaned.removed} removed) "
-                     f"and {cleaned.lineage}")
-    elif not len(report.suspicious):
+    why = {"detector": f"data poisoning ({report.method.value})",
+           "reason": "rows flagged as possibly poisoned (NCSC 2.2)"}
+    flagged, kept = len(report.suspicious), len(dataset) - len(report.suspicious)
+    if remove is not None and registry is None:
+        cleaned = write_cleaned(dataset, report.suspicious, remove, **why)
+        st.err.print(f"wrote {cleaned.path} ({kept} kept, {flagged} removed) and {cleaned.lineage}")
+    elif remove is not None and registry is not None and flagged:
+        info = register_cleaned(registry, dataset, report.suspicious, remove, derived_from=ref,
+                                name=register_as or str(ref).partition("@")[0], **why)
+        st.err.print(f"wrote {remove} ({kept} kept, {flagged} removed), registered as "
+                     f"{info.summary.ref}")
+    elif remove is not None:
         st.err.print("nothing flagged: no cleaned version written or registered")
-    else:
-        info = register_cleaned(registry, dataset, report.suspicious, remove,
-                                name=register_as or str(ref).partition("@")[0],
-                                detector=detector, reason=reason, derived_from=ref,
-                                record=record)
-        st.err.print(f"wrote {remove} ({len(dataset) - len(report.suspicious)} kept, "
-                     f"{len(report.suspicious)} removed), registered as {info.summary.ref}")
     raise typer.Exit(_finish(st, report.findings(dataset), tool="data poisoning", fmt=fmt,
                              fail_on=fail_on, output=output,
                              sections=[Section("Scores", figures=[png])],

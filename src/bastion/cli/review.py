@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from bastion.cli._context import state
-from bastion.cli.catalog import RefArgument, catalog
+from bastion.cli._context import catalog, state
+from bastion.cli.catalog import RefArgument
 from bastion.store.roles import Role
 
 __all__ = ["register"]

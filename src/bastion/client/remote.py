@@ -1,5 +1,5 @@
-"""A client of ``bastion server`` with the :class:`~bastion.catalog.service.Catalog` methods the
-CLI uses, returning the same records, so commands print the same output remotely.
+"""A client of ``bastion server``: the :class:`~bastion.catalog.api.CatalogAPI` over HTTP,
+returning the same records as the local catalog, so commands print the same output remotely.
 
 Configured from the environment only (a token never appears on a command line)::
 
@@ -25,8 +25,9 @@ from typing import Any, Final
 
 import httpx2
 
-from bastion.catalog.bundle import UPLOAD_CARD, unpack_bundle
-from bastion.catalog.cards import AnyCard, card_from_dict
+from bastion.catalog.api import Card, Registering
+from bastion.catalog.bundle import UPLOAD_CARD, UPLOAD_DERIVATION, unpack_bundle
+from bastion.catalog.cards import CardFormat, DisclosureLevel, card_from_dict
 from bastion.catalog.records import (
     FsckReport,
     Kind,
@@ -67,7 +68,7 @@ _ERRORS: Final[dict[str, type[BastionError]]] = {
 }
 
 
-class RemoteCatalog:
+class RemoteCatalog(Registering):
     """The catalog behind a ``bastion server``, over HTTP."""
 
     def __init__(self, client: httpx2.Client, *, key_ids: Iterable[str] = ()) -> None:
@@ -198,39 +199,61 @@ class RemoteCatalog:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def add_model(
+    def add(
         self,
+        kind: Kind,
         name: str,
         path: Path,
         *,
-        card: AnyCard | Mapping[str, Any] | None = None,
+        card: Card = None,
         trained_on: Iterable[str] = (),
         derived_from: str | None = None,
         evaluated_on: Iterable[str] = (),
         accept_risk: str | None = None,
         sensitivity: str | None = None,
         signing_key: Path | None = None,
+        derivation: Mapping[str, Any] | None = None,
     ) -> VersionInfo:
-        """``POST /v1/models/NAME`` with the files as a tar."""
-        _local_signing_only(signing_key)
+        """``POST /v1/models/NAME`` or ``/v1/datasets/NAME`` with the files as a tar."""
+        if signing_key is not None:  # a private key never travels; the server signs
+            raise UsageError(
+                "signing with your own key works only on a local workspace: a server signs "
+                "uploads with its own key, and your private key is never sent anywhere",
+                hint="unset BASTION_URL to register into a local workspace with your key; "
+                "versions added through a server are signed with the server's key",
+                param="signing_key",
+            )
         params: list[tuple[str, str]] = [("trained_on", r) for r in trained_on]
         params += [("evaluated_on", r) for r in evaluated_on]
-        return self._add("models", name, path, card, params, derived_from, accept_risk, sensitivity)
+        for key, value in (
+            ("derived_from", derived_from),
+            ("accept_risk", accept_risk),
+            ("sensitivity", sensitivity),
+        ):
+            if value is not None:
+                params.append((key, value))
+        scratch = Path(tempfile.mkdtemp(prefix="bastion-upload-"))
+        try:
+            upload = scratch / "upload.tar"
+            _pack(path, card, derivation, upload)
+            with upload.open("rb") as body:
+                data = self._json(
+                    "POST",
+                    f"/v1/{kind.value}s/{name}",
+                    params=params,
+                    content=body,
+                    headers={"Content-Type": "application/x-tar"},
+                )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return _info(data)
 
-    def add_dataset(
-        self,
-        name: str,
-        path: Path,
-        *,
-        card: AnyCard | Mapping[str, Any] | None = None,
-        derived_from: str | None = None,
-        accept_risk: str | None = None,
-        sensitivity: str | None = None,
-        signing_key: Path | None = None,
-    ) -> VersionInfo:
-        """``POST /v1/datasets/NAME`` with the files as a tar."""
-        _local_signing_only(signing_key)
-        return self._add("datasets", name, path, card, [], derived_from, accept_risk, sensitivity)
+    def export_card(self, ref: str, fmt: CardFormat, level: DisclosureLevel) -> str:
+        """``GET /v1/cards/REF`` (the server audits the disclosure)."""
+        response = self._request(
+            "GET", f"/v1/cards/{ref}", params={"format": fmt.value, "level": level.value}
+        )
+        return response.text
 
     def request_review(self, ref: str, comment: str = "") -> Status:
         """``POST /v1/reviews/request/REF``."""
@@ -258,45 +281,14 @@ class RemoteCatalog:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _add(
-        self,
-        collection: str,
-        name: str,
-        path: Path,
-        card: AnyCard | Mapping[str, Any] | None,
-        params: list[tuple[str, str]],
-        derived_from: str | None,
-        accept_risk: str | None,
-        sensitivity: str | None,
-    ) -> VersionInfo:
-        for key, value in (
-            ("derived_from", derived_from),
-            ("accept_risk", accept_risk),
-            ("sensitivity", sensitivity),
-        ):
-            if value is not None:
-                params.append((key, value))
-        scratch = Path(tempfile.mkdtemp(prefix="bastion-upload-"))
-        try:
-            upload = scratch / "upload.tar"
-            _pack(path, card, upload)
-            with upload.open("rb") as body:
-                data = self._json(
-                    "POST",
-                    f"/v1/{collection}/{name}",
-                    params=params,
-                    content=body,
-                    headers={"Content-Type": "application/x-tar"},
-                )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return _info(data)
-
     def _review(self, decision: str, ref: str, comment: str) -> Status:
         data = self._json("POST", f"/v1/reviews/{decision}/{ref}", json={"comment": comment})
         return Status(data["status"])
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx2.TransportError as exc:
@@ -306,7 +298,7 @@ class RemoteCatalog:
             ) from None
         if response.status_code >= 400:
             self._raise(response)
-        return response.json()
+        return response
 
     @staticmethod
     def _raise(response: httpx2.Response) -> None:
@@ -319,25 +311,18 @@ class RemoteCatalog:
         slug = str(problem.get("type", "")).rpartition(":")[2]
         detail = str(problem.get("detail") or f"the server answered {response.status_code}")
         hint = problem.get("hint")
+        param = str(problem["param"]) if problem.get("param") else None
         if slug == "refused":
             findings = [Finding.from_dict(f) for f in problem.get("findings") or ()]
-            raise RegistrationRefusedError(detail, findings, hint=str(hint or ""))
-        raise _ERRORS.get(slug, StorageError)(detail, hint=str(hint) if hint else None)
-
-
-def _local_signing_only(signing_key: Path | None) -> None:
-    """A private key never travels, and the server signs with its own key."""
-    if signing_key is not None:
-        raise UsageError(
-            "--signing-key works only on a local workspace: a server signs uploads with its "
-            "own key, and your private key is never sent anywhere",
-            hint="unset BASTION_URL to register into a local workspace with --signing-key; "
-            "versions added through a server are signed with the server's key",
+            raise RegistrationRefusedError(detail, findings, hint=str(hint or ""), param=param)
+        raise _ERRORS.get(slug, StorageError)(
+            detail, hint=str(hint) if hint else None, param=param
         )
 
 
-def _pack(path: Path, card: AnyCard | Mapping[str, Any] | None, out: Path) -> None:
-    """The upload tar: ``bastion-card.json`` (when given), then the files under ``files/``."""
+def _pack(path: Path, card: Card, derivation: Mapping[str, Any] | None, out: Path) -> None:
+    """The upload tar: ``bastion-card.json`` and ``bastion-derivation.json`` (when given), then
+    the files under ``files/``."""
     if path.is_symlink() or not path.exists():
         raise UsageError(f"{path} does not exist or is a symbolic link")
     files = (
@@ -352,10 +337,9 @@ def _pack(path: Path, card: AnyCard | Mapping[str, Any] | None, out: Path) -> No
                 if isinstance(card, Mapping)
                 else card.model_dump(mode="json", exclude_none=True)
             )
-            text = json.dumps(dict(data)).encode()
-            info = tarfile.TarInfo(UPLOAD_CARD)
-            info.size = len(text)
-            tar.addfile(info, io.BytesIO(text))
+            _add_json(tar, UPLOAD_CARD, dict(data))
+        if derivation is not None:
+            _add_json(tar, UPLOAD_DERIVATION, dict(derivation))
         for rel, file in files:
             if file.is_symlink() or not file.is_file():
                 raise UsageError(
@@ -366,6 +350,13 @@ def _pack(path: Path, card: AnyCard | Mapping[str, Any] | None, out: Path) -> No
             info.size = file.stat().st_size
             with file.open("rb") as handle:
                 tar.addfile(info, handle)
+
+
+def _add_json(tar: tarfile.TarFile, name: str, data: Mapping[str, Any]) -> None:
+    text = json.dumps(data).encode()
+    info = tarfile.TarInfo(name)
+    info.size = len(text)
+    tar.addfile(info, io.BytesIO(text))
 
 
 def _summary(d: Mapping[str, Any]) -> VersionSummary:

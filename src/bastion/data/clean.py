@@ -1,9 +1,9 @@
 """Write a cleaned copy of a dataset, recording what was removed and why.
 
 The source is never modified. A plain file gets ``<name>.lineage.json`` beside it: the source
-and its SHA-256, the output's SHA-256, the removed rows, the detector and the reason. A cleaned
-copy registered in the catalog carries the same record as lineage (``derived_from`` the source
-version), in its card, and in a ``dataset.clean`` audit entry about the new version.
+and its SHA-256, the output's SHA-256, the removed rows, the detector and the reason. Registering
+the copy as a catalog version is the catalog's side (``bastion.catalog.cleaned``), which keeps
+the same record as lineage, in the card and in a ``dataset.clean`` audit entry.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,23 +22,8 @@ import numpy.typing as npt
 from bastion._fs import atomic_write
 from bastion.data.interface import DataError, Dataset
 
-if TYPE_CHECKING:
-    from bastion.catalog.records import VersionInfo
+__all__ = ["CleanedDataset", "content_digest", "rows_digest", "write_cleaned", "write_copy"]
 
-__all__ = ["CleanedDataset", "DatasetRegistry", "content_digest", "register_cleaned",
-           "rows_digest", "write_cleaned"]
-
-_LISTED_ROWS: Final = 1000  # a card lists at most this many removed rows; the digest covers all
-_COMPUTED: Final = ("name", "integrity", "accepted_risks", "metrics")  # Bastion fills these in
-
-
-class DatasetRegistry(Protocol):
-    """What :func:`register_cleaned` needs of a catalog (local ``Catalog`` or a server's)."""
-
-    def show(self, ref: str) -> VersionInfo: ...
-
-    def add_dataset(self, name: str, path: Path, *, card: Mapping[str, Any] | None = None,
-                    derived_from: str | None = None) -> VersionInfo: ...
 
 
 def content_digest(path: Path) -> str:
@@ -101,9 +85,10 @@ def _encode(dataset: Dataset, output: Path) -> bytes:
 
 
 
-def _write(dataset: Dataset, remove: npt.NDArray[np.int64], output: Path, *, detector: str,
-           reason: str) -> dict[str, Any]:
-    """Write the cleaned copy; return the record of what was removed and why."""
+def write_copy(dataset: Dataset, remove: npt.NDArray[np.int64], output: Path, *, detector: str,
+               reason: str) -> dict[str, Any]:
+    """Write ``dataset`` without the rows ``remove`` to ``output`` (atomically); return the
+    record of what was removed and why: source and output digests, the rows, detector, reason."""
     if output.resolve() == Path(dataset.source).resolve():
         raise DataError("the cleaned dataset must not overwrite its source",
                         hint="choose another output path")
@@ -135,66 +120,8 @@ def write_cleaned(
     reason: str,
 ) -> CleanedDataset:
     """Write ``dataset`` without the rows ``remove`` to ``output``, then its lineage record."""
-    record = _write(dataset, remove, output, detector=detector, reason=reason)
+    record = write_copy(dataset, remove, output, detector=detector, reason=reason)
     record["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     lineage = output.with_name(output.name + ".lineage.json")
     atomic_write(lineage, json.dumps(record, indent=2).encode("utf-8"))
     return CleanedDataset(output, lineage, record["kept"], len(record["removed_rows"]))
-
-
-def register_cleaned(
-    catalog: DatasetRegistry,
-    dataset: Dataset,
-    remove: npt.NDArray[np.int64],
-    output: Path,
-    *,
-    name: str,
-    detector: str,
-    reason: str,
-    derived_from: str | None = None,
-    record: Callable[..., None] | None = None,
-) -> VersionInfo:
-    """Write ``dataset`` without the rows ``remove`` to ``output`` and register it as a new
-    version of dataset ``name``.
-
-    Args:
-        derived_from: the registered version ``dataset`` was read from (``NAME@N``); it becomes
-            the new version's ``derived_from`` lineage and lends it its card (licence, owner
-            contacts, retention…, less what Bastion computes).
-        record: ``Workspace.record``, to append a ``dataset.clean`` audit entry about the new
-            version with the whole record (detector, reason, every removed row). A catalog
-            server writes only its ``dataset.add`` entry, which binds the card (and so the
-            reason) by its SHA-256.
-    """
-    parent = catalog.show(derived_from) if derived_from else None  # unknown: fails before writing
-    facts = _write(dataset, remove, output, detector=detector, reason=reason)
-    if parent is not None:
-        facts.update(source=parent.summary.ref, source_sha256=parent.summary.digest)
-    info = catalog.add_dataset(name, output, card=_cleaned_card(parent, facts),
-                               derived_from=parent.summary.ref if parent else None)
-    if record is not None:
-        record("dataset.clean", info.summary.ref, digest=info.summary.digest, **facts)
-    return info
-
-
-def _cleaned_card(parent: VersionInfo | None, facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The source's card (if registered) with the removal and its reason written in."""
-    card = {k: v for k, v in (parent.card if parent else {}).items() if k not in _COMPUTED}
-    rows: list[int] = facts["removed_rows"]
-    listed = (", ".join(map(str, rows)) if len(rows) <= _LISTED_ROWS
-              else f"{len(rows)} rows, listed in the dataset.clean audit entry")
-    summary = (f"{facts['source']} without {len(rows)} rows flagged by {facts['detector']}: "
-               f"{facts['reason']}.")
-    note = (f"Cleaned by Bastion from {facts['source']} (digest {facts['source_sha256']}): "
-            f"{len(rows)} rows removed by {facts['detector']}, {facts['kept']} kept; reason: "
-            f"{facts['reason']}. Removed rows (0-based, in the source's order): {listed}. "
-            f"SHA-256 of the sorted removed rows joined by commas: "
-            f"{facts['removed_rows_sha256']}.")
-    before = f"The source's description: {card['description']}" if "description" in card else ""
-    card.update(
-        kind="dataset",
-        description="\n\n".join(filter(None, [summary, before])),
-        collection="\n\n".join(filter(None, [card.get("collection"), note])),
-        tags=sorted({*card.get("tags", ()), "cleaned"}),
-    )
-    return card

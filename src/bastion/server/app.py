@@ -27,8 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion import __version__
 from bastion._http import problems
 from bastion.catalog.bundle import BundleLimits, export_bundle, import_bundle, register_upload
-from bastion.catalog.card_formats import CardFormat, export_registered_card
-from bastion.catalog.cards import CardKind, DisclosureLevel, card_schema
+from bastion.catalog.cards import CardFormat, CardKind, DisclosureLevel, card_schema
 from bastion.catalog.records import Kind, Status
 from bastion.catalog.service import Catalog
 from bastion.errors import UsageError
@@ -157,7 +156,7 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
         level: DisclosureLevel = DisclosureLevel.INTERNAL,
     ) -> Response:
         """A version's card at a disclosure level (``bastion card export``); audited."""
-        text = export_registered_card(caller.workspace, ref, fmt, level)
+        text = Catalog(caller.workspace).export_card(ref, fmt, level)
         return Response(text, media_type=_CARD_MEDIA[fmt])
 
     @app.get("/v1/schemas/cards/{kind}", tags=["cards"])

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bastion._fs import atomic_write
 from bastion._time import utc_stamp
 from bastion.errors import AuditError, IntegrityError, StorageError
+from bastion.findings import Finding, Location, Principle, Severity
 from bastion.store.db import is_postgres
 from bastion.store.keys import SigningKey, VerifyingKey
 from bastion.store.schema import audit_checkpoints, audit_entries
@@ -146,6 +147,23 @@ class AuditVerification:
     def unsealed(self) -> int:
         """Entries after the newest valid checkpoint: intact links, but no signature yet."""
         return max(0, self.entries - self.sealed_through)
+
+    def findings(self, where: str) -> list[Finding]:
+        """Each problem as a critical finding (NCSC 2.4: assets and records intact) about the
+        workspace ``where``."""
+        return [
+            Finding(
+                rule=f"audit.chain.{p.kind.value}",
+                severity=Severity.CRITICAL,
+                title=p.message,
+                principle=Principle.P2_4,
+                location=Location(path=where, member=f"audit#{p.seq}"),
+                remediation="Treat the workspace as compromised: restore the database from a "
+                "backup and investigate who had write access.",
+                evidence={"seq": p.seq, "kind": p.kind.value},
+            )
+            for p in self.problems
+        ]
 
 
 class AuditLog:

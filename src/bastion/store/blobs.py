@@ -30,7 +30,6 @@ reordered chunk, a chunk moved from another blob and a flipped bit are all detec
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -59,10 +58,7 @@ __all__ = [
     "BlobWriter",
     "LocalBlobStore",
     "StoredBlob",
-    "new_data_key",
     "new_scope",
-    "unwrap_key",
-    "wrap_key",
 ]
 
 CHUNK_SIZE: Final = 4 * 1024 * 1024
@@ -72,40 +68,14 @@ _HEADER: Final = struct.Struct(">8sBI16s")
 _NONCE: Final = 12
 _TAG: Final = 16
 _AAD_DOMAIN: Final = b"bastion-blob/v1"
-_WRAP_DOMAIN: Final = b"bastion-data-key/v1\n"
 _LOCK: Final = ".lock"
 _SCOPE_RE: Final = re.compile(r"^[0-9a-f]{32}$")
 _SHA_RE: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
-def new_data_key() -> bytes:
-    """A fresh random AES-256 key for one version."""
-    return AESGCM.generate_key(bit_length=256)
-
-
 def new_scope() -> str:
     """A fresh random scope id: names one version's blob directory and binds its wrapped key."""
     return secrets.token_hex(16)
-
-
-def wrap_key(kek: bytes, data_key: bytes, scope: str) -> str:
-    """Encrypt ``data_key`` under the KEK, bound to ``scope`` (a wrapped key moved to another
-    version's row does not unwrap there)."""
-    nonce = os.urandom(_NONCE)
-    sealed = AESGCM(kek).encrypt(nonce, data_key, _WRAP_DOMAIN + scope.encode())
-    return base64.b64encode(nonce + sealed).decode("ascii")
-
-
-def unwrap_key(kek: bytes, wrapped: str, scope: str) -> bytes:
-    """Inverse of :func:`wrap_key`; :class:`IntegrityError` when it was altered or moved."""
-    try:
-        raw = base64.b64decode(wrapped, validate=True)
-        return AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], _WRAP_DOMAIN + scope.encode())
-    except (ValueError, InvalidTag):
-        raise IntegrityError(
-            "the version's wrapped data key does not unwrap with the workspace KEK",
-            hint="the key row was altered or moved, or BASTION_KEK_FILE is the wrong key",
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +135,8 @@ class BlobStore(Protocol):
         """Remove one blob (an orphan inside a live scope)."""
         ...
 
-    def temporaries(self, scope: str) -> list[Path]:
-        """Half-written blobs left by a crash inside ``scope``."""
+    def has_temporaries(self, scope: str) -> bool:
+        """Whether half-written blobs left by a crash lie inside ``scope``."""
         ...
 
     def delete_temporaries(self, scope: str) -> None:
@@ -407,9 +377,12 @@ class LocalBlobStore:
         directory = self._scope_dir(scope)
         return sorted(p.name for p in directory.glob("??/*") if _SHA_RE.match(p.name))
 
-    def temporaries(self, scope: str) -> list[Path]:
-        """Half-written blobs left by a crash inside ``scope``."""
+    def _temporaries(self, scope: str) -> list[Path]:
         return sorted(self._scope_dir(scope).glob("tmp-*"))
+
+    def has_temporaries(self, scope: str) -> bool:
+        """Whether half-written blobs left by a crash lie inside ``scope``."""
+        return bool(self._temporaries(scope))
 
     def is_abandoned(self, scope: str) -> bool:
         """Whether no live writer holds the scope's lock."""
@@ -439,7 +412,7 @@ class LocalBlobStore:
 
     def delete_temporaries(self, scope: str) -> None:
         """Remove half-written blobs in a scope no writer holds."""
-        for temp in self.temporaries(scope):
+        for temp in self._temporaries(scope):
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
 

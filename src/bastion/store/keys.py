@@ -2,12 +2,13 @@
 
 One P-256 key signs audit checkpoints and artifact manifests: it is the key type OpenSSF
 model-signing verifies offline, so a recipient outside Bastion can check our signatures. The KEK
-wraps per-version data keys (see ``docs/architecture.md``). Both are files of mode 0600, written
-once and never overwritten.
+wraps per-version data keys (:func:`wrap_key`; ``docs/catalog.md``). Both are files of mode
+0600, written once and never overwritten.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import stat
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Self
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bastion._fs import create_exclusive
 from bastion.errors import ConfigError, IntegrityError
@@ -30,6 +32,9 @@ __all__ = [
     "create_signing_key",
     "load_kek",
     "load_user_key",
+    "new_data_key",
+    "unwrap_key",
+    "wrap_key",
 ]
 
 KEK_BYTES: Final = 32
@@ -184,3 +189,32 @@ def _check_private(path: Path) -> None:
             f"key file {path} is readable by other users (mode {stat.S_IMODE(mode):o})",
             hint=f"run 'chmod 600 {path}'",
         )
+
+
+_WRAP_DOMAIN: Final = b"bastion-data-key/v1\n"
+_NONCE: Final = 12
+
+
+def new_data_key() -> bytes:
+    """A fresh random AES-256 key for one version."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def wrap_key(kek: bytes, data_key: bytes, scope: str) -> str:
+    """Encrypt ``data_key`` under the KEK, bound to ``scope`` (a wrapped key moved to another
+    version's row does not unwrap there)."""
+    nonce = os.urandom(_NONCE)
+    sealed = AESGCM(kek).encrypt(nonce, data_key, _WRAP_DOMAIN + scope.encode())
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def unwrap_key(kek: bytes, wrapped: str, scope: str) -> bytes:
+    """Inverse of :func:`wrap_key`; :class:`IntegrityError` when it was altered or moved."""
+    try:
+        raw = base64.b64decode(wrapped, validate=True)
+        return AESGCM(kek).decrypt(raw[:_NONCE], raw[_NONCE:], _WRAP_DOMAIN + scope.encode())
+    except (ValueError, InvalidTag):
+        raise IntegrityError(
+            "the version's wrapped data key does not unwrap with the workspace KEK",
+            hint="the key row was altered or moved, or BASTION_KEK_FILE is the wrong key",
+        ) from None

@@ -16,32 +16,21 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-
 from bastion import __version__
-from bastion.catalog.cards import (
-    AnyCard,
-    CardError,
-    CardKind,
-    DisclosureLevel,
-    card_from_dict,
-    disclose,
-    dump_yaml,
-    safe_yaml,
-)
+from bastion.catalog.cards.model import AnyCard, DisclosureLevel, disclose
+from bastion.catalog.cards.parse import HF_KEYS, dump_yaml
 from bastion.errors import IntegrityError
 
 if TYPE_CHECKING:
-    from bastion.store.workspace import Workspace
+    from cyclonedx.validation.json import JsonStrictValidator
 
 __all__ = [
     "CardFormat",
-    "card_from_hf",
     "export_card",
-    "export_registered_card",
+    "library_component",
     "to_cyclonedx",
     "to_hf",
+    "validate_cyclonedx",
 ]
 
 
@@ -67,49 +56,13 @@ def export_card(
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt is CardFormat.HF:
         return to_hf(data)
-    return json.dumps(to_cyclonedx(data, ref=ref, level=level), indent=2) + "\n"
-
-
-def export_registered_card(
-    workspace: Workspace, ref: str, fmt: CardFormat, level: DisclosureLevel
-) -> str:
-    """Render the stored card of a registered version; the disclosure is audited (NCSC 1.3)."""
-    from bastion.catalog.service import Catalog
-
-    info = Catalog(workspace).show(ref)
-    card = card_from_dict(dict(info.card), source=f"card of {info.summary.ref}", trusted=True)
-    text = export_card(card, fmt, level, ref=info.summary.ref)
-    workspace.record(
-        "card.export",
-        info.summary.ref,
-        format=fmt.value,
-        level=level.value,
-        digest=info.summary.digest,
-    )
-    return text
+    bom = to_cyclonedx(data, ref=ref, level=level)
+    validate_cyclonedx(bom)
+    return json.dumps(bom, indent=2) + "\n"
 
 
 # -- Hugging Face ------------------------------------------------------------------------------
 
-# Front-matter keys Hugging Face tooling reads, filled from card fields of the same meaning.
-_HF_KEYS: Final = (
-    ("license", "license"),
-    ("tags", "tags"),
-    ("task", "pipeline_tag"),
-    ("framework", "library_name"),
-)
-_HF_DATASET_KEYS: Final = frozenset(
-    {
-        "task_categories",
-        "size_categories",
-        "pretty_name",
-        "annotations_creators",
-        "source_datasets",
-        "configs",
-        "dataset_info",
-    }
-)
-_REF: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}@[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SECTIONS: Final = (
     ("intended_use", "Intended use"),
     ("limitations", "Limitations"),
@@ -120,7 +73,7 @@ _SECTIONS: Final = (
 def to_hf(data: Mapping[str, Any]) -> str:
     """A Hugging Face card: front matter (HF keys plus the whole card under ``bastion``), then
     Markdown written from the same, already filtered, data."""
-    front: dict[str, Any] = {hf: data[ours] for ours, hf in _HF_KEYS if ours in data}
+    front: dict[str, Any] = {hf: data[ours] for ours, hf in HF_KEYS if ours in data}
     front["bastion"] = dict(data)
     lines = [
         f"# {data.get('name', 'Untitled ' + str(data.get('kind', 'asset')))}",
@@ -137,60 +90,9 @@ def to_hf(data: Mapping[str, Any]) -> str:
     return "---\n" + dump_yaml(front) + "---\n" + body
 
 
-def card_from_hf(
-    front_matter: str,
-    body: str,
-    *,
-    source: str,
-    kind: CardKind | None = None,
-    trusted: bool = False,
-) -> AnyCard:
-    """Read a Hugging Face card. A ``bastion`` key holds a full card; otherwise the standard
-    HF keys are mapped and the Markdown body's first section becomes the description."""
-    front = safe_yaml(front_matter, source=f"{source} (front matter)") or {}
-    if not isinstance(front, Mapping):
-        raise CardError(f"{source}: the front matter must be a mapping of keys")
-    if isinstance(front.get("bastion"), Mapping):
-        return card_from_dict(front["bastion"], source=source, kind=kind, trusted=trusted)
-    guessed = CardKind.DATASET if _HF_DATASET_KEYS & set(front) else CardKind.MODEL
-    data: dict[str, Any] = {"kind": (kind or guessed).value}
-    for ours, hf in _HF_KEYS:
-        if hf in front and not (ours in ("task", "framework") and data["kind"] == "dataset"):
-            data[ours] = front[hf]
-    if isinstance(data.get("tags"), str):
-        data["tags"] = [data["tags"]]
-    if isinstance(data.get("license"), list):
-        data["license"] = ", ".join(map(str, data["license"]))
-    if data["kind"] == "dataset" and front.get("pretty_name"):
-        data["name"] = front["pretty_name"]
-    refs = [d for d in _as_list(front.get("datasets")) if _REF.match(str(d))]
-    if refs and data["kind"] == "model":
-        data["training_datasets"] = refs
-    base = front.get("base_model")
-    if isinstance(base, str) and _REF.match(base) and data["kind"] == "model":
-        data["parent_model"] = base
-    description = _first_section(body)
-    if description:
-        data["description"] = description
-    return card_from_dict(data, source=source, kind=kind)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def _first_section(body: str) -> str:
-    """The Markdown up to the first ``##`` heading, without the leading ``#`` title."""
-    text = re.split(r"^##\s", body, maxsplit=1, flags=re.M)[0]
-    text = re.sub(r"\A\s*#\s[^\n]*\n", "", text)
-    return text.strip()
-
-
 # -- CycloneDX 1.6 -----------------------------------------------------------------------------
 
-_VALIDATOR: JsonStrictValidator | None = None
+_VALIDATORS: dict[str, JsonStrictValidator] = {}
 # Card fields carried as CycloneDX properties ("bastion:card:FIELD"): the spec has no place
 # for them, and properties are the spec's extension point.
 _AS_PROPERTIES: Final = (
@@ -208,8 +110,9 @@ _AS_PROPERTIES: Final = (
 def to_cyclonedx(
     data: Mapping[str, Any], *, ref: str | None, level: DisclosureLevel
 ) -> dict[str, Any]:
-    """A CycloneDX 1.6 BOM whose main component carries the (filtered) card; validated against
-    CycloneDX's own JSON schema before it is returned, so Bastion never emits an invalid BOM."""
+    """A CycloneDX 1.6 BOM whose main component carries the (filtered) card. Not validated
+    here: whoever finishes the document (:func:`export_card`, ``bom.build_bom``) validates it
+    once with :func:`validate_cyclonedx`, so Bastion never emits an invalid BOM."""
     name, _, version = (ref or str(data.get("name", "unnamed"))).partition("@")
     main_ref = f"{data['kind']}:{name}@{version}" if version else f"{data['kind']}:{name}"
     datasets = [
@@ -293,7 +196,6 @@ def to_cyclonedx(
             {"ref": main_ref, "dependsOn": [lib["bom-ref"] for lib in libraries]},
             *({"ref": lib["bom-ref"]} for lib in libraries),
         ]
-    _validate_bom(bom)
     return bom
 
 
@@ -412,16 +314,24 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _validate_bom(bom: Mapping[str, Any]) -> None:
-    global _VALIDATOR  # noqa: PLW0603 - the schema is loaded once, on first use
-    if _VALIDATOR is None:
-        _VALIDATOR = JsonStrictValidator(SchemaVersion.V1_6)
-    error = _VALIDATOR.validate_str(json.dumps(bom))
+def validate_cyclonedx(bom: Mapping[str, Any], version: str = "1.6") -> None:
+    """Check ``bom`` against CycloneDX's JSON schema ``version`` (shipped with
+    cyclonedx-python-lib, so offline; loaded on first use); raise :class:`IntegrityError`
+    naming where it is invalid."""
+    validator = _VALIDATORS.get(version)
+    if validator is None:
+        from cyclonedx.schema import SchemaVersion
+        from cyclonedx.validation.json import JsonStrictValidator
+
+        schema = SchemaVersion.from_version(version)
+        validator = _VALIDATORS[version] = JsonStrictValidator(schema)
+    error = validator.validate_str(json.dumps(bom))
     if error is not None:
         detail = error.data  # a jsonschema ValidationError
-        where = "/".join(str(p) for p in detail.absolute_path)
+        where = "/".join(str(p) for p in getattr(detail, "absolute_path", ()))
+        message = getattr(detail, "message", str(detail))
         raise IntegrityError(
-            f"the CycloneDX export does not validate against the 1.6 schema at {where}: "
-            f"{detail.message}",
-            hint="this is a Bastion bug; please report it with the card",
+            f"the BOM does not validate against CycloneDX {version} at "
+            f"/{where}: {message}",
+            hint="this is a Bastion bug; please report it with the card or model reference",
         )

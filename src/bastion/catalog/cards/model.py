@@ -1,10 +1,10 @@
-"""Model and dataset cards: the security metadata NCSC 2.5 asks for, as versioned pydantic models.
+"""Cards as versioned pydantic models: the security metadata NCSC 2.5 asks for.
 
 A card is what people write about an asset (who made it, what it is for, how long it lives, how
 it ends); Bastion adds what it computes itself (digests, signature, dataset metrics, accepted
 risks), which a card file may not claim::
 
-    >>> card = load_card_text("kind: model\\ndescription: digits classifier\\n", source="x.yaml")
+    >>> card = card_from_dict({"kind": "model", "description": "digits classifier"})
     >>> card.kind, card.schema_version
     ('model', '1')
     >>> "training_datasets" in disclose(card, DisclosureLevel.PUBLIC)
@@ -17,15 +17,11 @@ What a card may reveal outside the organisation (NCSC 1.3) is one declarative ta
 from __future__ import annotations
 
 import enum
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -62,11 +58,6 @@ __all__ = [
     "card_from_dict",
     "card_schema",
     "disclose",
-    "dump_yaml",
-    "load_card",
-    "load_card_text",
-    "safe_yaml",
-    "split_front_matter",
 ]
 
 CARD_SCHEMA_VERSION: Final = "1"
@@ -352,59 +343,6 @@ def disclose(card: AnyCard, level: DisclosureLevel) -> dict[str, Any]:
     return {k: v for k, v in data.items() if _LEVEL_OF.get(k) is DisclosureLevel.PUBLIC}
 
 
-# -- loading ---------------------------------------------------------------------------------
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: no "billion laughs" expansion in a card."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not allowed in a card", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
-class _NoAliasDumper(yaml.SafeDumper):
-    """Writes shared values in full, so Bastion's own YAML reads back under the no-alias rule."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def dump_yaml(data: Any) -> str:
-    """YAML text for a card (block style, keys in order, no anchors)."""
-    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
-
-
-def safe_yaml(text: str, *, source: str) -> Any:
-    """Parse YAML with the safe loader and no aliases; errors name the source and line."""
-    try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CardError(
-            f"{source}: not valid YAML{where}: {problem}", hint="fix the YAML syntax"
-        ) from None
-
-
-_FRONT_MATTER: Final = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
-
-
-def split_front_matter(text: str) -> tuple[str, str] | None:
-    """Split a Hugging Face style card (``---\\nYAML\\n---\\nmarkdown``) into (YAML, markdown)."""
-    match = _FRONT_MATTER.match(text)
-    if match is None:
-        return None
-    return match.group(1), text[match.end() :]
-
-
 def card_from_dict(
     data: Any, *, source: str = "card", kind: CardKind | None = None, trusted: bool = False
 ) -> AnyCard:
@@ -445,50 +383,6 @@ def card_from_dict(
             f"{source}: the card is not valid:\n" + "\n".join(_describe(exc)),
             hint=f"see 'bastion card schema {data['kind']}' for every field",
         ) from None
-
-
-def load_card_text(
-    text: str, *, source: str, kind: CardKind | None = None, trusted: bool = False
-) -> AnyCard:
-    """Read a card from YAML, JSON, or Markdown with Hugging Face front matter."""
-    if len(text.encode("utf-8")) > MAX_CARD_BYTES:
-        raise CardError(
-            f"{source}: a card may hold at most {MAX_CARD_BYTES} bytes",
-            hint="keep cards to metadata; attach long documents as asset files",
-        )
-    parts = split_front_matter(text)
-    if parts is not None:
-        from bastion.catalog.card_formats import card_from_hf
-
-        return card_from_hf(parts[0], parts[1], source=source, kind=kind, trusted=trusted)
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CardError(f"{source}: not valid JSON: {exc}", hint="fix the JSON") from None
-    else:
-        data = safe_yaml(text, source=source)
-    return card_from_dict(data, source=source, kind=kind, trusted=trusted)
-
-
-def load_card(path: Path, *, kind: CardKind | None = None) -> AnyCard:
-    """Read a card file a person wrote (never trusted with computed fields)."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_CARD_BYTES:
-            raise CardError(
-                f"{path}: a card may hold at most {MAX_CARD_BYTES} bytes, this one has {size}",
-                hint="keep cards to metadata; attach long documents as asset files",
-            )
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CardError(f"card file {path} does not exist", hint="check the path") from None
-    except UnicodeDecodeError:
-        raise CardError(f"{path}: a card must be UTF-8 text") from None
-    except OSError as exc:
-        raise CardError(f"cannot read the card {path}: {exc.strerror}") from None
-    return load_card_text(text, source=str(path), kind=kind)
 
 
 def card_schema(kind: CardKind) -> dict[str, Any]:
