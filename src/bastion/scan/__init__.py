@@ -15,9 +15,12 @@ pickles are interpreted symbolically (``pickle``) under an allowlist that also d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-from bastion.scan.engine import Progress, scan
+from bastion.scan.engine import Progress, scan, scan_bytes
 from bastion.scan.interface import Format, ScanError, ScanLimits, ScannedFile, ScanReport
 from bastion.scan.pickle import Policy
 
@@ -34,7 +37,23 @@ __all__ = [
     "ScanReport",
     "ScannedFile",
     "scan",
+    "scan_bytes",
 ]
+
+
+class _CallableScan(types.ModuleType):
+    """``bastion.scan(path)`` as DESIGN promises: the package itself calls :func:`scan`.
+
+    ``bastion.scan`` is this package (Python binds a subpackage to its parent's attribute on
+    import, so a function of that name in ``bastion/__init__.py`` would be replaced); making
+    the package callable keeps both ``bastion.scan(path)`` and ``bastion.scan.scan(path)``.
+    """
+
+    def __call__(self, *paths: str | os.PathLike[str], **options: Any) -> ScanReport:
+        return scan(*paths, **options)
+
+
+sys.modules[__name__].__class__ = _CallableScan
 
 
 def __getattr__(name: str) -> object:

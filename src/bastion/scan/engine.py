@@ -24,20 +24,20 @@ from bastion.scan._rules import finding
 from bastion.scan._zipdir import forget_zip_directories
 from bastion.scan.formats import CONTAINERS, SCANNERS
 from bastion.scan.interface import (
+    Budget,
     Format,
     FormatScanner,
     Member,
-    PolicyAware,
     ScanError,
     ScanLimits,
     ScannedFile,
     ScanReport,
     Source,
 )
-from bastion.scan.pickle.policy import Policy
+from bastion.scan.pickle.policy import Policy, PolicyAware
 from bastion.scan.sniff import sniff
 
-__all__ = ["Progress", "scan"]
+__all__ = ["Progress", "scan", "scan_bytes"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(files_done, files_total)`` while a scan runs."""
@@ -107,6 +107,33 @@ def scan(
                 done += futures[future]
                 if progress:
                     progress(done, len(files))
+    findings.sort(key=_order)
+    scanned.sort(key=lambda s: (s.location.path, s.location.member or ""))
+    return ScanReport(tuple(findings), tuple(scanned), time.monotonic() - started)
+
+
+def scan_bytes(
+    data: bytes,
+    name: str,
+    *,
+    policy: Policy | None = None,
+    limits: ScanLimits | None = None,
+) -> ScanReport:
+    """Scan bytes already in memory exactly as :func:`scan` scans a file holding them.
+
+    For a caller that will use the bytes next (``bastion.models.load_model``): what is
+    scanned is then what is loaded, with no second read of a file that may have changed.
+    The report's top-level file is named ``name`` and carries the bytes' SHA-256.
+
+    Args:
+        data: the content.
+        name: what to call it in findings (its path, usually).
+        policy: the globals allowlist (default: :meth:`Policy.default`).
+        limits: size, depth, count and time bounds (default: :class:`ScanLimits`).
+    """
+    started = time.monotonic()
+    job = _Job(policy or Policy.default(), limits or ScanLimits(), digest=True)
+    findings, scanned = job.in_memory(data, name)
     findings.sort(key=_order)
     scanned.sort(key=lambda s: (s.location.path, s.location.member or ""))
     return ScanReport(tuple(findings), tuple(scanned), time.monotonic() - started)
@@ -186,30 +213,44 @@ class _Job:
     """Each format's scanner under ``policy``, made once per process rather than per file."""
 
     def __call__(self, path: str) -> tuple[list[Finding], list[ScannedFile]]:
-        forget_zip_directories()
-        # One budget of decompressed bytes for this file, shared by every nesting level.
-        limits = self.limits.for_file()
-        ctx = _Context(self.policy, limits, time.monotonic() + limits.timeout_s, self.scanners)
         size = os.stat(path).st_size
-        digest: list[str] = []
         if size <= _SMALL_FILE:  # read once: sniffing, scanning and hashing share the bytes
             with open(path, "rb") as f:
-                data = f.read()
-            ctx.walk(Source(Location(path), len(data), lambda: io.BytesIO(data)))
-            if self.digest:
-                digest.append(hashlib.sha256(data).hexdigest())
-        else:  # hashed in a thread while scanned (hashlib releases the GIL)
-            hasher = threading.Thread(target=_sha256, args=(path, digest)) if self.digest \
-                else None
-            if hasher:
-                hasher.start()
-            ctx.walk(Source(Location(path), size, lambda: open(path, "rb")))  # noqa: SIM115
-            if hasher:
-                hasher.join()
-        if digest:
-            top = ctx.files[0]
-            ctx.files[0] = ScannedFile(top.location, top.format, top.size, digest[0])
-        return ctx.findings, ctx.files
+                return self.in_memory(f.read(), path)
+        ctx, budget = self._start()
+        digest: list[str] = []
+        # hashed in a thread while scanned (hashlib releases the GIL)
+        hasher = threading.Thread(target=_sha256, args=(path, digest)) if self.digest else None
+        if hasher:
+            hasher.start()
+        ctx.walk(Source(
+            Location(path), size, lambda: open(path, "rb"), budget=budget,  # noqa: SIM115
+        ))
+        if hasher:
+            hasher.join()
+        return _bound(ctx, digest[0] if digest else None)
+
+    def in_memory(self, data: bytes, name: str) -> tuple[list[Finding], list[ScannedFile]]:
+        """The same scan of bytes already in memory, reported under ``name``."""
+        ctx, budget = self._start()
+        ctx.walk(Source(Location(name), len(data), lambda: io.BytesIO(data), budget=budget))
+        return _bound(ctx, hashlib.sha256(data).hexdigest() if self.digest else None)
+
+    def _start(self) -> tuple[_Context, Budget]:
+        """A fresh context for one top-level file, and its budget of decompressed bytes,
+        shared by every nesting level: the top-level Source carries it and each member's
+        Source is handed the same one."""
+        forget_zip_directories()
+        deadline = time.monotonic() + self.limits.timeout_s
+        return _Context(self.policy, self.limits, deadline, self.scanners), Budget()
+
+
+def _bound(ctx: _Context, digest: str | None) -> tuple[list[Finding], list[ScannedFile]]:
+    """The context's results, the top-level file bound to its digest when there is one."""
+    if digest is not None:
+        top = ctx.files[0]
+        ctx.files[0] = ScannedFile(top.location, top.format, top.size, digest)
+    return ctx.findings, ctx.files
 
 
 def _run_chunk(job: _Job, paths: Sequence[str]) -> list[tuple[list[Finding], list[ScannedFile]]]:
@@ -273,7 +314,7 @@ class _Context:
                 detail="Deep nesting hides content from scanners that give up early.",
             ))
             return
-        if self._spent(loc):
+        if self._spent(source):
             return
         scanner = self._under_policy(fmt, scanner)
         try:
@@ -285,7 +326,7 @@ class _Context:
                     self.walk(item.source)
                 else:
                     self.findings.append(item)
-                if self._spent(loc):  # stops every enclosing level too (fail closed)
+                if self._spent(source):  # stops every enclosing level too (fail closed)
                     return
         except Exception as exc:
             self.findings.append(_error(loc, f"scanning it as {fmt.value}", exc))
@@ -308,13 +349,14 @@ class _Context:
             self.scanners[fmt] = mine
         return mine
 
-    def _spent(self, loc: Location) -> bool:
+    def _spent(self, source: Source) -> bool:
         """Whether the file's budget of decompressed bytes is spent: then nothing more is read.
 
-        The decompressor that ran out reports where (``archive.bomb``, limit ``total``); this
-        only makes sure such a finding exists, whoever spent the budget.
+        ``source.budget`` is the top-level file's, shared by all its members. The decompressor
+        that ran out reports where (``archive.bomb``, limit ``total``); this only makes sure
+        such a finding exists, whoever spent the budget.
         """
-        if not self.limits.exhausted:
+        if not source.budget.exhausted(self.limits):
             return False
         if not self.over_budget:
             self.over_budget = True
@@ -323,9 +365,9 @@ class _Context:
                 self.findings.append(finding(
                     "archive.bomb", Severity.HIGH,
                     f"more than {self.limits.max_total_bytes} bytes decompressed for this file "
-                    "(max_total_bytes); the rest is not scanned", loc,
+                    "(max_total_bytes); the rest is not scanned", source.location,
                     evidence={"limit": "total", "max_total_bytes": self.limits.max_total_bytes,
-                              "decompressed": self.limits.spent},
+                              "decompressed": source.budget.spent},
                 ))
         return True
 

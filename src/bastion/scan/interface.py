@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
 
 from bastion.errors import BastionError
 from bastion.findings import Finding, Location, Severity, worst
 
-if TYPE_CHECKING:
-    from bastion.scan.pickle.policy import Policy
-
 __all__ = [
+    "Budget",
     "Format",
     "FormatScanner",
     "Member",
-    "PolicyAware",
     "ScanError",
     "ScanLimits",
     "ScanReport",
@@ -67,10 +64,9 @@ class Format(enum.StrEnum):
 class ScanLimits:
     """Bounds that keep hostile input from exhausting the scanner. Hitting one is a finding.
 
-    An instance also keeps the tally of bytes decompressed against ``max_total_bytes``: the
-    scanner protocol hands every scanner these limits, so the tally reaches every decompressor
-    at every nesting depth. The engine takes a fresh copy per top-level file
-    (:meth:`for_file`); a caller driving scanners directly should do the same.
+    Pure configuration, shared by every file of a scan. What one top-level file has used of
+    ``max_total_bytes`` is counted by that file's :class:`Budget`, carried by its
+    :class:`Source`.
     """
 
     max_depth: int = 5
@@ -94,27 +90,30 @@ class ScanLimits:
     """Most pickle memo entries per stream."""
     timeout_s: float = 300.0
     """Wall-clock budget per top-level file."""
-    _spent: list[int] = field(default_factory=lambda: [0], init=False, repr=False, compare=False)
-    """Bytes decompressed so far under these limits (a box: the limits themselves are frozen)."""
 
-    def for_file(self) -> ScanLimits:
-        """The same limits with nothing decompressed yet: one top-level file's budget."""
-        return replace(self)
 
-    def spend(self, n: int) -> bool:
-        """Count ``n`` more decompressed bytes; ``False`` once the total passes the budget."""
-        self._spent[0] += n
-        return self._spent[0] <= self.max_total_bytes
+@dataclass(slots=True)
+class Budget:
+    """The bytes decompressed so far for one top-level file, every nesting level together.
 
-    @property
-    def spent(self) -> int:
-        """Bytes decompressed so far under these limits, all nesting levels together."""
-        return self._spent[0]
+    Mutable on purpose, and owned by the file: the engine makes one per top-level file, hands
+    it on in that file's :class:`Source`, and every member's source shares it
+    (``formats._io.member_source``), so a decompressor at any depth draws from the same tally
+    against :attr:`ScanLimits.max_total_bytes`. A caller driving scanners directly gets a
+    fresh one with each :class:`Source` it builds.
+    """
 
-    @property
-    def exhausted(self) -> bool:
-        """``max_total_bytes`` has been passed: nothing more of this file is decompressed."""
-        return self._spent[0] > self.max_total_bytes
+    spent: int = 0
+    """Bytes decompressed so far."""
+
+    def spend(self, n: int, limits: ScanLimits) -> bool:
+        """Count ``n`` more decompressed bytes; ``False`` once the total passes the limit."""
+        self.spent += n
+        return self.spent <= limits.max_total_bytes
+
+    def exhausted(self, limits: ScanLimits) -> bool:
+        """``limits.max_total_bytes`` has been passed: nothing more of the file is decompressed."""
+        return self.spent > limits.max_total_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +128,8 @@ class Source:
     """Opens a fresh seekable stream positioned at 0; the caller closes it."""
     depth: int = 0
     """How many containers enclose it."""
+    budget: Budget = field(default_factory=Budget, compare=False)
+    """The top-level file's tally of decompressed bytes, shared by all its members."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +150,6 @@ class FormatScanner(Protocol):
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Scan ``source`` without executing it."""
-        ...
-
-
-@runtime_checkable
-class PolicyAware(Protocol):
-    """A scanner whose verdicts depend on the globals policy (pickle-bearing formats)."""
-
-    def with_policy(self, policy: Policy) -> FormatScanner:
-        """The same scanner judging imports by ``policy``."""
         ...
 
 

@@ -14,7 +14,6 @@ whatever it is given), so neither does the scanner.
 
 from __future__ import annotations
 
-import importlib
 import io
 import struct
 import zlib
@@ -163,21 +162,18 @@ def _zlib(head: bytes, stream: BinaryIO, size: int) -> Format | None:
 def _protobuf(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """ONNX vs SavedModel: both are protobuf; the formats helper owns the probe."""
     del stream, size
-    try:
-        module = importlib.import_module("bastion.scan.formats._protobuf")
-    except ImportError:
-        return None
-    probe: Callable[[bytes], Format | None] = module.probe_protobuf
-    return probe(head)
+    from bastion.scan.formats._protobuf import probe_protobuf
+
+    return probe_protobuf(head)
 
 
 def _tokenizer(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """A JSON object holding ``chat_template``: the formats helper owns the probe."""
     if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return None  # most files: no import, no read
-    module = importlib.import_module("bastion.scan.formats.tokenizer")
-    probe: Callable[[bytes, BinaryIO, int], bool] = module.probe_tokenizer_config
-    return Format.TOKENIZER_CONFIG if probe(head, stream, size) else None
+    from bastion.scan.formats.tokenizer import probe_tokenizer_config
+
+    return Format.TOKENIZER_CONFIG if probe_tokenizer_config(head, stream, size) else None
 
 
 _PROBES: Final[tuple[Callable[[bytes, BinaryIO, int], Format | None], ...]] = (

@@ -16,18 +16,20 @@ from hypothesis import strategies as st
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan import ScanLimits, scan
+from bastion.scan.formats._io import member_source
 from bastion.scan.formats.archives import (
     CompressedScanner,
     SevenZipScanner,
     TarScanner,
     ZipScanner,
 )
-from bastion.scan.interface import FormatScanner, Member, Source
+from bastion.scan.interface import Budget, FormatScanner, Member, Source
 
 
-def run(scanner: FormatScanner, data: bytes, limits: ScanLimits | None = None
-        ) -> tuple[list[Finding], list[Member]]:
-    source = Source(Location("x"), len(data), lambda: io.BytesIO(data))
+def run(scanner: FormatScanner, data: bytes, limits: ScanLimits | None = None,
+        budget: Budget | None = None) -> tuple[list[Finding], list[Member]]:
+    source = Source(Location("x"), len(data), lambda: io.BytesIO(data),
+                    budget=Budget() if budget is None else budget)
     findings: list[Finding] = []
     members: list[Member] = []
     for item in scanner.scan(source, limits or ScanLimits()):
@@ -278,27 +280,53 @@ def test_each_top_level_file_has_its_own_budget(tmp_path: Path) -> None:
     assert [f.rule for f in report.findings if f.severity >= Severity.MEDIUM] == []
 
 
+def test_the_budget_passes_only_beyond_the_limit() -> None:
+    limits = ScanLimits(max_total_bytes=_MIB)
+    budget = Budget()
+    assert budget.spend(_MIB, limits) and not budget.exhausted(limits)  # the limit itself is in
+    assert not budget.spend(1, limits) and budget.exhausted(limits)
+    assert budget.spent == _MIB + 1
+
+
+def test_limits_hold_no_state_and_members_share_the_files_budget() -> None:
+    # The limits are configuration only: scanning under them changes nothing in them.
+    limits = ScanLimits(max_total_bytes=_MIB)
+    before = repr(limits)
+    budget = Budget()
+    run(CompressedScanner(), gzip.compress(b"x" * 1000), limits, budget)
+    assert repr(limits) == before and limits == ScanLimits(max_total_bytes=_MIB)
+    assert budget.spent == 1000
+    # Every nesting level draws from the one tally of the top-level file.
+    top = Source(Location("x"), 0, io.BytesIO, budget=budget)
+    inner = member_source(member_source(top, "a", 0, io.BytesIO), "b", 0, io.BytesIO)
+    assert inner.budget is budget and inner.depth == 2
+    assert Source(Location("y"), 0, io.BytesIO).budget is not budget  # a new file: a new one
+
+
 def test_a_spent_budget_decompresses_nothing_more() -> None:
     limits = ScanLimits(max_total_bytes=_MIB)
-    assert not limits.spend(_MIB + 1) and limits.exhausted
+    budget = Budget()
+    assert not budget.spend(_MIB + 1, limits) and budget.exhausted(limits)
     findings, members = run(ZipScanner(), zipped({"a.bin": bytes(1000)}, zipfile.ZIP_DEFLATED),
-                            limits)
+                            limits, budget)
     assert [(f.rule, f.evidence["member"], f.evidence["limit"]) for f in findings] == [
         ("archive.bomb", "a.bin", "total")
     ]
-    assert members == [] and limits.spent == _MIB + 1  # not one more byte decompressed
-    findings, members = run(CompressedScanner(), gzip.compress(b"x" * 1000), limits)
+    assert members == [] and budget.spent == _MIB + 1  # not one more byte decompressed
+    findings, members = run(CompressedScanner(), gzip.compress(b"x" * 1000), limits, budget)
     assert [(f.rule, f.evidence["member"]) for f in findings] == [("archive.bomb", "(gzip)")]
-    assert members == [] and limits.spent == _MIB + 1
+    assert members == [] and budget.spent == _MIB + 1
 
 
 def test_stored_members_do_not_spend_the_budget() -> None:
     # A stored member is a window onto bytes already counted (or on disk): nothing multiplies.
     limits = ScanLimits(max_total_bytes=2000)
-    limits.spend(1500)
+    budget = Budget()
+    budget.spend(1500, limits)
     findings, members = run(ZipScanner(), zipped({"a.bin": bytes(900), "b.bin": bytes(900)}),
-                            limits)
-    assert findings == [] and len(members) == 2 and limits.spent == 1500
+                            limits, budget)
+    assert findings == [] and len(members) == 2 and budget.spent == 1500
+    assert all(m.source.budget is budget for m in members)
 
 
 def test_seven_zip_extraction_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
@@ -309,13 +337,15 @@ def test_seven_zip_extraction_stops_when_the_budget_is_spent(tmp_path: Path) -> 
         for i in range(3):
             z.writestr(bytes(3 * _MIB), f"m{i}.bin")
     limits = ScanLimits(max_total_bytes=10 * _MIB)  # the 9 MiB declared pass the check
-    limits.spend(5 * _MIB)  # what enclosing levels already decompressed
-    source = Source(Location(str(path)), path.stat().st_size, lambda: path.open("rb"))
+    budget = Budget()
+    budget.spend(5 * _MIB, limits)  # what enclosing levels already decompressed
+    source = Source(Location(str(path)), path.stat().st_size, lambda: path.open("rb"),
+                    budget=budget)
     items = list(SevenZipScanner().scan(source, limits))
     assert [(f.rule, f.evidence["member"], f.evidence["limit"]) for f in items
             if isinstance(f, Finding)] == [("archive.bomb", "m1.bin", "total")]
     assert not any(isinstance(i, Member) for i in items)
-    assert limits.spent == 11 * _MIB  # py7zr stopped at m1.bin: m2.bin never came out
+    assert budget.spent == 11 * _MIB  # py7zr stopped at m1.bin: m2.bin never came out
 
 
 def test_member_with_an_empty_name_is_scanned_not_a_crash() -> None:

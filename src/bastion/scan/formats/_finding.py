@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bastion.findings import Finding, Location, Severity
-from bastion.scan import _rules
 from bastion.scan._rules import CODE_EXECUTION, SUPPLY_CHAIN
+from bastion.scan._rules import finding as _rule_finding
 from bastion.scan.interface import Source
 
 __all__ = ["CODE_EXECUTION", "SUPPLY_CHAIN", "finding"]
@@ -31,5 +31,5 @@ def finding(
 ) -> Finding:
     """A finding located in ``source`` (at ``offset`` when known)."""
     location = Location(path=source.location.path, member=source.location.member, offset=offset)
-    return _rules.finding(rule, severity, title, location, detail=detail,
-                          remediation=remediation, evidence=evidence, techniques=techniques)
+    return _rule_finding(rule, severity, title, location, detail=detail,
+                         remediation=remediation, evidence=evidence, techniques=techniques)

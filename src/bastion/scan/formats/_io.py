@@ -3,8 +3,8 @@
 A stored member is a *window* (``[start, start + size)`` of its parent, read by seeking, so a
 2 GB checkpoint member costs nothing until read). A compressed one is decompressed once into a
 temporary file, stopping at the size and ratio limits (zip-bomb guard), and then read from there.
-Every byte decompressed is also drawn from the top-level file's budget
-(``ScanLimits.max_total_bytes``), so nesting archives cannot multiply what is decompressed.
+Every byte decompressed is also drawn from the top-level file's :class:`Budget` (against
+``ScanLimits.max_total_bytes``), so nesting archives cannot multiply what is decompressed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 from bastion.findings import Location
-from bastion.scan.interface import ScanLimits, Source
+from bastion.scan.interface import Budget, ScanLimits, Source
 
 __all__ = ["Spilled", "member_source", "read_chunks", "spill", "window"]
 
@@ -77,9 +77,13 @@ def window(opener: Callable[[], BinaryIO], start: int, size: int) -> Callable[[]
 
 
 def member_source(parent: Source, name: str, size: int, opener: Callable[[], BinaryIO]) -> Source:
-    """The :class:`Source` of member ``name`` of ``parent`` (member chain joined by ``!``)."""
+    """The :class:`Source` of member ``name`` of ``parent`` (member chain joined by ``!``).
+
+    It shares ``parent``'s budget: every nesting level draws from the top-level file's tally.
+    """
     member = f"{parent.location.member}!{name}" if parent.location.member else name
-    return Source(Location(parent.location.path, member), size, opener, parent.depth + 1)
+    return Source(Location(parent.location.path, member), size, opener, parent.depth + 1,
+                  parent.budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +103,12 @@ class Spilled:
 
 
 @contextlib.contextmanager
-def spill(chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits) -> Iterator[Spilled]:
+def spill(
+    chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits, budget: Budget,
+) -> Iterator[Spilled]:
     """Write decompressed ``chunks`` to a temporary file within the limits; delete it after.
+
+    ``budget`` is the top-level file's tally (the enclosing :class:`Source`'s).
 
     Steps, each stopping it (``Spilled.path`` is then ``None``):
 
@@ -108,7 +116,7 @@ def spill(chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits) -> 
     2. Each piece is drawn from that budget first; the piece that passes it is the last.
     3. The member's own size and compression ratio limits.
     """
-    if limits.exhausted:  # 1.
+    if budget.exhausted(limits):  # 1.
         yield Spilled(None, 0, "total")
         return
     fd, path = tempfile.mkstemp(prefix="bastion-scan-")
@@ -120,7 +128,7 @@ def spill(chunks: Iterator[bytes], compressed_size: int, limits: ScanLimits) -> 
             try:
                 for chunk in chunks:
                     written += len(chunk)
-                    if not limits.spend(len(chunk)):  # 2.
+                    if not budget.spend(len(chunk), limits):  # 2.
                         problem = "total"
                         break
                     if written > limits.max_member_bytes:  # 3.

@@ -30,7 +30,7 @@ from bastion.scan._rules import finding
 from bastion.scan._zipdir import ZipEntry, torch_pickle, zip_directory
 from bastion.scan.formats._io import Spilled, member_source, read_chunks, spill, window
 from bastion.scan.formats.torch import scan_tar_records
-from bastion.scan.interface import Format, Member, ScanLimits, Source
+from bastion.scan.interface import Budget, Format, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy
 
 if TYPE_CHECKING:
@@ -165,10 +165,10 @@ class ZipScanner:
         compressed = window(source.open, start, info.compress_size)
         with compressed() as packed, spill(
             _crc_tracked(_inflate(packed, info.compress_type), crc_box),
-            info.compress_size, limits,
+            info.compress_size, limits, source.budget,
         ) as out:
             if out.problem is not None and out.path is None:
-                yield _stopped(loc, name, out, limits)
+                yield _stopped(loc, name, out, limits, source.budget)
                 return
             if out.problem is not None:
                 yield finding(
@@ -298,10 +298,12 @@ def _crc(location: Location, name: str) -> Finding:
     )
 
 
-def _stopped(location: Location, name: str, out: Spilled, limits: ScanLimits) -> Finding:
+def _stopped(
+    location: Location, name: str, out: Spilled, limits: ScanLimits, budget: Budget,
+) -> Finding:
     """The finding for a member that a limit stopped while it was decompressed."""
     if out.problem == "total":
-        return _over_budget(location, name, limits)
+        return _over_budget(location, name, limits, budget)
     return _bomb(location, name, out.problem or "size", out.size)
 
 
@@ -315,7 +317,7 @@ def _bomb(location: Location, name: str, why: str, size: int) -> Finding:
     )
 
 
-def _over_budget(location: Location, name: str, limits: ScanLimits) -> Finding:
+def _over_budget(location: Location, name: str, limits: ScanLimits, budget: Budget) -> Finding:
     """The file's budget of decompressed bytes ran out at ``name``: the rest is not scanned."""
     return finding(
         "archive.bomb", Severity.HIGH,
@@ -326,7 +328,7 @@ def _over_budget(location: Location, name: str, limits: ScanLimits) -> Finding:
         "limit while the total grows with each level. Nothing more of this file was "
         "decompressed, so what lies beyond this point is not vouched for.",
         evidence={"member": name, "limit": "total", "max_total_bytes": limits.max_total_bytes,
-                  "decompressed": limits.spent},
+                  "decompressed": budget.spent},
     )
 
 
@@ -416,9 +418,9 @@ class CompressedScanner:
             head = stream.read(6)
             stream.seek(0)
             chunks, kind = _decompressor(head, stream)
-            with spill(chunks, source.size, limits) as out:
+            with spill(chunks, source.size, limits, source.budget) as out:
                 if out.problem is not None and out.path is None:
-                    yield _stopped(loc, f"({kind})", out, limits)
+                    yield _stopped(loc, f"({kind})", out, limits, source.budget)
                     return
                 if out.problem is not None:
                     yield finding(
@@ -490,18 +492,18 @@ class SevenZipScanner:
             ):
                 yield _limit(loc, f"members declare {declared} bytes", rule="archive.bomb")
                 return
-            factory = _CappedFactory(Path(tmp), limits)
+            factory = _CappedFactory(Path(tmp), limits, source.budget)
             try:
                 archive.extract(factory=cast("WriterFactory", factory))
             except Exception as exc:  # _OverBudgetError included, however py7zr passes it on
-                if not limits.exhausted:
+                if not source.budget.exhausted(limits):
                     yield finding("archive.7z.corrupt", Severity.HIGH,
                                   f"the 7z archive cannot be extracted: "
                                   f"{exc.__class__.__name__}", _at(loc))
             finally:
                 factory.close()
-            if limits.exhausted:  # the file's budget ran out: nothing of it is handed on
-                yield _over_budget(loc, factory.stopped_at(), limits)
+            if source.budget.exhausted(limits):  # the file's budget ran out: nothing handed on
+                yield _over_budget(loc, factory.stopped_at(), limits, source.budget)
                 return
             for name, (path, size, over) in factory.files.items():
                 if _unsafe_name(name):
@@ -522,13 +524,15 @@ class _CappedFactory:
 
     root: Path
     limits: ScanLimits
+    budget: Budget
+    """The top-level file's tally, drawn from by every writer."""
     files: dict[str, tuple[Path, int, bool]] = field(default_factory=dict)
     writers: list[_CappedWriter] = field(default_factory=list)
 
     def create(self, filename: str) -> _CappedWriter:
         path = self.root / str(len(self.files))
         self.files[filename] = (path, 0, False)
-        writer = _CappedWriter(path, filename, self.limits,
+        writer = _CappedWriter(path, filename, self.limits, self.budget,
                                lambda w: self._done(filename, path, w))
         self.writers.append(writer)
         return writer
@@ -550,16 +554,16 @@ class _CappedWriter:
     """py7zr's Py7zIO over a file: drops bytes past the member cap, stops past the budget."""
 
     def __init__(
-        self, path: Path, name: str, limits: ScanLimits,
+        self, path: Path, name: str, limits: ScanLimits, budget: Budget,
         on_close: Callable[[_CappedWriter], None],
     ) -> None:
         self.file = path.open("w+b")
-        self.name, self.limits, self.on_close = name, limits, on_close
+        self.name, self.limits, self.budget, self.on_close = name, limits, budget, on_close
         self.written, self.over, self.over_budget = 0, False, False
 
     def write(self, data: bytes | bytearray) -> int:
         self.written += len(data)
-        if not self.limits.spend(len(data)):
+        if not self.budget.spend(len(data), self.limits):
             self.over_budget = True
             raise _OverBudgetError
         if self.written > self.limits.max_member_bytes:

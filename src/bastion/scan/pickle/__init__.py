@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from bastion.scan.pickle._stream import scan_pickles
@@ -35,6 +34,6 @@ __all__ = [
 def __getattr__(name: str) -> object:
     """The unpickler is imported on first use (scanning never needs it)."""
     if name in ("RestrictedUnpickler", "UnsafePickleError", "restricted"):
-        module = importlib.import_module("bastion.scan.pickle.unpickler")
+        import bastion.scan.pickle.unpickler as module
         return module if name == "restricted" else getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

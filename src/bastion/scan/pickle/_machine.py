@@ -159,10 +159,6 @@ BuildHook = Callable[[Call, object, Reader], None]
 """Called after BUILD on a call result; may consume bytes (joblib writes arrays inline)."""
 
 
-class _Mark:
-    __slots__ = ()
-
-
 def _use(value: object) -> None:
     if type(value) is Call:
         value.used = True

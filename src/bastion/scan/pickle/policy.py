@@ -28,12 +28,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Self
+from typing import Final, Protocol, Self, runtime_checkable
 
 from bastion.findings import Severity
-from bastion.scan.interface import ScanError
+from bastion.scan.interface import FormatScanner, ScanError
 
-__all__ = ["Policy", "Verdict", "canonical"]
+__all__ = ["Policy", "PolicyAware", "Verdict", "canonical"]
 
 _ALLOWLIST: Final = Path(__file__).with_name("allowlist.json")
 _CRITICAL_MODULES: Final = frozenset({
@@ -176,6 +176,15 @@ class Policy:
                            "a dunder attribute reaches interpreter internals")
         return Verdict(module, name, False, Severity.HIGH,
                        "not on the allowlist: importing and calling it runs unvetted code")
+
+
+@runtime_checkable
+class PolicyAware(Protocol):
+    """A scanner whose verdicts depend on the globals policy (pickle-bearing formats)."""
+
+    def with_policy(self, policy: Policy) -> FormatScanner:
+        """The same scanner judging imports by ``policy``."""
+        ...
 
 
 @functools.cache
