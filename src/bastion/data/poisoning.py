@@ -20,8 +20,9 @@ already collapsed it into the target class. Without a model, tabular data gets a
 per-class outlier score (robust distance to the class's own centre, relative to the nearest
 other class): label-flipped samples sit inside another class.
 
-Models come from the Python API, or from a file through ``bastion.data.models.load_model``,
-which loads only what the scanner's allowlist permits (a model file is code).
+Models come from the Python API, or from a file through :func:`bastion.models.load_model`,
+which scans the file's bytes first and loads only what the scanner's allowlist permits (a
+model file is code).
 
     >>> from bastion.data.poisoning import detect_poisoning
     >>> report = detect_poisoning(dataset, model=net)          # doctest: +SKIP
@@ -41,11 +42,13 @@ from bastion.data.check import dataset_finding
 from bastion.data.choices import Method
 from bastion.data.interface import Dataset, DatasetKind, DataValidationError
 from bastion.findings import Finding, Principle, Severity
+from bastion.models.interface import CapabilityError
 
 __all__ = [
     "ClassVerdict",
     "Method",
     "PoisoningReport",
+    "RepresentationError",
     "TriggerGroup",
     "activation_clustering",
     "detect_poisoning",
@@ -63,90 +66,25 @@ _EXAMPLES = 20
 # --------------------------------------------------------------------------- representations
 
 
-def _torch_representations(model: Any, inputs: npt.NDArray[Any], layer: str | None,
-                           batch_size: int) -> FloatArray:
-    import torch
-
-    modules = dict(model.named_modules())
-    captured: list[Any] = []
-    if layer is None:
-        linears = [name for name, m in modules.items() if isinstance(m, torch.nn.Linear)]
-        if not linears:
-            raise DataValidationError(
-                "the model has no linear layer to take the penultimate representation from",
-                hint="name a layer with layer=… (see model.named_modules())")
-        target = modules[linears[-1]]
-    elif layer in modules:
-        target = modules[layer]
-    else:
-        raise DataValidationError(
-            f"the model has no layer named {layer!r}",
-            hint=f"layers: {', '.join(n for n in modules if n)[:400]}")
-
-    def hook(_m: Any, args: tuple[Any, ...], out: Any) -> None:
-        # default: the last linear layer's *input*; a named layer: its output
-        captured.append((args[0] if layer is None else out).detach())
-
-    handle = target.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    outputs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(inputs), batch_size):
-                batch = torch.as_tensor(inputs[start : start + batch_size], dtype=torch.float32)
-                captured.clear()
-                model(batch)
-                outputs.append(captured[0].reshape(len(batch), -1).cpu().numpy())
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return np.concatenate(outputs).astype(np.float64)
-
-
-def _mlp_representations(mlp: Any, features: FloatArray, layer: str | None) -> FloatArray:
-    """Hidden activations of a fitted scikit-learn MLP (layer "0" is the first hidden layer;
-    default the last hidden layer, i.e. the penultimate one)."""
-    hidden = len(mlp.coefs_) - 1
-    index = hidden - 1 if layer is None else int(layer)
-    if not 0 <= index < hidden:
-        raise DataValidationError(f"the MLP has hidden layers 0…{hidden - 1}, not {layer}")
-    from sklearn.neural_network._base import ACTIVATIONS  # the MLP's own, applied in place
-
-    out = features
-    for i in range(index + 1):
-        out = out @ mlp.coefs_[i] + mlp.intercepts_[i]
-        ACTIVATIONS[mlp.activation](out)
-    return np.asarray(out, dtype=np.float64)
+class RepresentationError(DataValidationError, CapabilityError):
+    """The model cannot give the hidden representations a detector reads: both a data error
+    (the request cannot be served) and a models error (what the model lacks)."""
 
 
 def representations(
     model: Any, inputs: npt.NDArray[Any], *, layer: str | None = None, batch_size: int = 256
 ) -> FloatArray:
-    """The hidden representation of each input: a PyTorch module (``layer`` is a module name,
-    default the input of the last ``Linear``), a fitted scikit-learn ``MLPClassifier`` or a
-    ``Pipeline`` ending in one (``layer`` is the hidden layer index, default the last)."""
+    """The hidden representation of each input (see :func:`bastion.models.representations`):
+    a :class:`~bastion.models.Representable` predictor, a PyTorch module (``layer`` is a
+    module name, default the input of the last ``Linear``), a fitted scikit-learn
+    ``MLPClassifier`` or a ``Pipeline`` ending in one (``layer`` is the hidden layer index,
+    default the last)."""
+    from bastion.models import representations as model_representations
+
     try:
-        import torch
-
-        if isinstance(model, torch.nn.Module):
-            return _torch_representations(model, inputs, layer, batch_size)
-    except ImportError:  # torch is an optional extra
-        pass
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import Pipeline
-
-    features = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
-    if isinstance(model, Pipeline):
-        for _, step in model.steps[:-1]:
-            features = step.transform(features)
-        model = model.steps[-1][1]
-    if isinstance(model, MLPClassifier):
-        return _mlp_representations(model, features, layer)
-    raise DataValidationError(
-        f"cannot read hidden representations from a {type(model).__name__}",
-        hint="pass a PyTorch module, a fitted MLPClassifier (or a Pipeline ending in one), "
-             "or use the model-free method 'outliers'")
+        return model_representations(model, inputs, layer=layer, batch_size=batch_size)
+    except CapabilityError as exc:
+        raise RepresentationError(exc.message, hint=exc.hint) from exc
 
 
 # ------------------------------------------------------------------------------- detectors
@@ -407,7 +345,8 @@ def detect_poisoning(
 
     Args:
         dataset: the (training) data, with labels.
-        model: a trained PyTorch module or scikit-learn MLP (from the Python API).
+        model: a trained PyTorch module or scikit-learn MLP (from the Python API), or a
+            :class:`~bastion.models.Representable` predictor (``load_model(path).predictor``).
         inputs: what the model takes, when not the dataset's matrix (e.g. ``(n, c, h, w)``
             images for a CNN; image datasets default to their pixels in that layout).
         layer: the representation to read (see :func:`representations`).
