@@ -65,13 +65,7 @@ def db_import(
     st = state(ctx)
     ws = _open_workspace(st, db)
     try:
-        info = deps.import_database(source, _index(ws, db))
-        if ws is not None:
-            ws.record(
-                "deps.db.import",
-                info.location,
-                **info.to_dict(info.imported_at or datetime.now(UTC)),
-            )
+        info = deps.import_database(source, _index(ws, db), workspace=ws)
     finally:
         if ws is not None:
             ws.close()
@@ -180,11 +174,9 @@ def audit(
         else:
             index = deps.LocalIndex.open(_index(ws, db))
             try:
-                report = deps.audit(packages, index, max_age_days=max_age)
+                report = deps.audit(packages, index, max_age_days=max_age, workspace=ws)
             finally:
                 index.close()
-        if ws is not None:
-            ws.record("deps.audit", report.database.location, **report.summary())
     finally:
         if ws is not None:
             ws.close()

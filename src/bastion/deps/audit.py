@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from bastion.deps import _osv
 from bastion.deps.interface import AdvisorySource, DatabaseInfo, Package, Record
 from bastion.findings import Finding, Location, Principle, Severity
+from bastion.store.workspace import Workspace
 
 __all__ = ["ATLAS_SUPPLY_CHAIN", "DEFAULT_MAX_AGE_DAYS", "DepsReport", "audit"]
 
@@ -173,11 +174,14 @@ def audit(
     *,
     max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     now: datetime | None = None,
+    workspace: Workspace | None = None,
 ) -> DepsReport:
-    """Audit ``packages`` against ``source``.
+    """Audit ``packages`` against ``source``; with a ``workspace``, the audit is recorded in its
+    audit log (``deps.audit``, with the report's summary).
 
     Steps: 1. report each package without an exact PEP 440 version; 2. ask the source which
-    records affect the rest; 3. one finding per (package, advisory); 4. state the database's age.
+    records affect the rest; 3. one finding per (package, advisory); 4. state the database's
+    age; 5. record that the audit ran.
     """
     now = now or datetime.now(UTC)
     started = time.perf_counter()
@@ -202,7 +206,7 @@ def audit(
     # 4. The age of what we know.
     info = source.info()
     findings.append(_age(info, now, max_age_days))
-    return DepsReport(
+    report = DepsReport(
         findings=findings,
         packages=list(packages),
         database=info,
@@ -210,3 +214,6 @@ def audit(
         elapsed_s=time.perf_counter() - started,
         vulnerable=len(affecting),
     )
+    if workspace is not None:  # 5.
+        workspace.record("deps.audit", info.location, **report.summary())
+    return report

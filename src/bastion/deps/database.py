@@ -29,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 from bastion._fs import fsync_dir
 from bastion.deps import _osv
 from bastion.deps.interface import DatabaseInfo, DepsError, Package, Record
+from bastion.store.workspace import Workspace
 
 __all__ = ["INDEX_FORMAT", "MAX_RECORD_BYTES", "LocalIndex", "import_database", "index_path"]
 
@@ -101,8 +102,11 @@ def _read_records(source: Path) -> Iterator[tuple[str, bytes]]:
             yield f"{source}!{member.filename}", data
 
 
-def import_database(source: Path, index: Path, *, now: datetime | None = None) -> DatabaseInfo:
+def import_database(
+    source: Path, index: Path, *, now: datetime | None = None, workspace: Workspace | None = None
+) -> DatabaseInfo:
     """Build the index at ``index`` from ``source``; replace any previous index atomically.
+    With a ``workspace``, the import is recorded in its audit log (``deps.db.import``).
 
     Steps: 1. read and check every record (any malformed record aborts the import: a database
     Bastion cannot fully read must not be trusted); 2. keep PyPI records, the newest ``modified``
@@ -171,7 +175,11 @@ def import_database(source: Path, index: Path, *, now: datetime | None = None) -
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
-    return LocalIndex.open(index).info()
+    info = LocalIndex.open(index).info()
+    if workspace is not None:
+        workspace.record("deps.db.import", info.location,
+                         **info.to_dict(info.imported_at or datetime.now(UTC)))
+    return info
 
 
 class LocalIndex:
