@@ -21,11 +21,14 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed-base
 	$(BIN)/bastion demo
 
+# Coverage is measured on every run: lines (floor below) and branches, reported together.
+COVERAGE_FLOOR ?= 94
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	@if [ -z "$(PYTEST_ARGS)" ]; then $(BIN)/python tools/coverage_floor.py --lines $(COVERAGE_FLOOR); fi
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-dev

@@ -22,6 +22,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "BASTION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SHARED = os.environ.get("BASTION_REQUIRE_SHARED") == "1"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of the project's ``shared/`` folder beside the checkout (reference texts, data
+    snapshots): skipped with the reason when it is absent, as in a bare clone, and a failure
+    under ``BASTION_REQUIRE_SHARED=1`` (CI, where it is always there)."""
+    path = SHARED / relative
+    if not path.exists():
+        message = f"{path} is not here (a clone without the project's shared/ beside it)"
+        if REQUIRE_SHARED:
+            pytest.fail(f"{message}; BASTION_REQUIRE_SHARED=1 forbids skipping")
+        pytest.skip(message)
+    return path
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -2,17 +2,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
+from tests.conftest import shared_file
 
 from bastion.errors import UsageError
 from bastion.findings import Finding, Location, Principle, Severity, at_or_above, worst
 
-REFERENCE = (
-    Path(__file__).resolve().parents[2]
-    / "shared/reference/ncsc-principles-for-the-security-of-machine-learning.md"
-)
+REFERENCE = "reference/ncsc-principles-for-the-security-of-machine-learning.md"
 
 
 def _finding(severity: Severity, rule: str = "r.x") -> Finding:
@@ -42,9 +39,7 @@ def test_severity_parse_accepts_case_and_names_choices_on_error() -> None:
 
 
 def test_principles_match_the_ncsc_quick_reference_table() -> None:
-    if not REFERENCE.exists():
-        pytest.fail(f"reference text missing at {REFERENCE}")
-    text = REFERENCE.read_text(encoding="utf-8")
+    text = shared_file(REFERENCE).read_text(encoding="utf-8")
     quick = text[
         text.index("## Quick reference table") : text.index(
             "# Development prerequisites", text.index("## Quick")

@@ -15,17 +15,18 @@ import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from bastion.catalog.cards import CardFormat, export_card
 from bastion.catalog.cards import (
     DISCLOSURE_RULES,
     MAX_CARD_BYTES,
     CardError,
+    CardFormat,
     CardKind,
     DataCard,
     DisclosureLevel,
     ModelCard,
     card_from_dict,
     card_schema,
+    export_card,
     load_card,
     load_card_text,
 )

@@ -361,6 +361,20 @@ def test_get_refuses_rows_that_differ_from_the_signature(
     assert not (tmp_path / "out").exists()
 
 
+def test_get_refuses_a_clean_row_renamed_after_signing(
+    registered: Catalog, workspace: Workspace, tmp_path: Path
+) -> None:
+    """A row renamed to another clean path (config.json → run_me.py) passes every path check;
+    only the comparison with the signed manifest stops it being written out."""
+    sql(workspace, "UPDATE files SET path = 'run_me.py' WHERE path = 'config.json'")
+    with pytest.raises(IntegrityError, match="differ from the signed manifest"):
+        registered.get("m@1", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.bastion-*"))  # nor any half-written copy beside it
+    (refused,) = workspace.audit.entries(action="model.read.refused")
+    assert "signed manifest" in refused.details["reason"]
+
+
 # -- fsck ------------------------------------------------------------------------------------
 
 
@@ -514,8 +528,7 @@ def test_destroy_shreds_one_version_only(
     import shutil
 
     from bastion.store.blobs import StoredBlob
-    from bastion.store.keys import unwrap_key
-    from bastion.store.keys import load_kek
+    from bastion.store.keys import load_kek, unwrap_key
 
     catalog.add_model("m", make_model(seed=1))
     catalog.add_model("m", make_model(seed=2))

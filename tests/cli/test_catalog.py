@@ -156,3 +156,20 @@ def test_signing_key_option(
     assert code == 0 and "verified" in out
     code, out, _ = run(capsys, "model", "add", "--help")
     assert "--signing-key" in out and "PKCS#8" in out
+
+
+def test_the_cli_names_its_option_where_the_service_names_the_argument(
+    home: Workspace, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The catalog says which argument is wrong (``accept_risk``); only the CLI calls it
+    ``--accept-risk``, and the library's own message names no flag."""
+    from bastion.catalog.service import Catalog
+    from bastion.errors import UsageError
+
+    code, _, err = run(capsys, "model", "add", "m", str(model_dir), "--accept-risk", " ")
+    assert code == 2
+    assert "the reason for accepting the risk is empty" in err
+    assert "hint: say why the findings are acceptable (--accept-risk)" in err
+    with pytest.raises(UsageError) as raised:
+        Catalog(home).add_model("m", model_dir, accept_risk=" ")
+    assert raised.value.param == "accept_risk" and "--" not in str(raised.value)

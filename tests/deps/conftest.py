@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.conftest import shared_file
 
 from bastion import deps
-
-PYPA_DB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pypa-advisory-db"
 
 
 def _load_endpoint() -> ModuleType:
@@ -166,7 +165,7 @@ def edge_index(tmp_path: Path) -> Iterator[deps.LocalIndex]:
 def pypa_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[deps.LocalIndex]:
     """The real PyPA advisory snapshot, imported once per session."""
     path = tmp_path_factory.mktemp("pypa") / "index.sqlite"
-    deps.import_database(PYPA_DB / "vulns", path)
+    deps.import_database(shared_file("data/pypa-advisory-db/vulns"), path)
     index = deps.LocalIndex.open(path)
     yield index
     index.close()
