@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from bastion import atlas
 from bastion.data._dedup import exact_groups, near_pairs, row_hashes, standardise
 from bastion.data.interface import Dataset, DatasetKind
 from bastion.data.schema import ColumnRule, DataSchema
@@ -25,7 +26,7 @@ __all__ = ["DEFAULT_NEAR_TOLERANCE", "check_dataset", "dataset_finding", "duplic
 DEFAULT_NEAR_TOLERANCE = 0.01
 """Near duplicates differ by at most this root-mean-square per feature, in standard
 deviations (pixels: of the overall pixel spread)."""
-_POISON = ("AML.T0020",)
+_POISON = (atlas.POISON_TRAINING_DATA,)
 _EXAMPLES = 10
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bastion import atlas
 from bastion.data.check import dataset_finding
 from bastion.data.interface import Dataset, DataValidationError
 from bastion.findings import Finding, Principle, Severity
@@ -72,7 +73,7 @@ class LabelIssues:
             dataset, "data.labels.issues",
             Severity.HIGH if fraction >= 0.05 else Severity.MEDIUM,
             f"{len(self.indices)} sample(s) ({fraction:.1%}) look mislabelled",
-            principle=Principle.P2_2, techniques=("AML.T0020",),
+            principle=Principle.P2_2, techniques=(atlas.POISON_TRAINING_DATA,),
             detail="confident learning on out-of-fold probabilities contradicts their labels",
             remediation="review the listed rows (bastion data audit-sample); fix or remove",
             count=len(self.indices), fraction=fraction,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bastion import atlas
 from bastion.data.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha
 from bastion.data.interface import DataFormatError, DataValidationError
 from bastion.findings import Finding, Location, Principle, Severity
@@ -108,7 +109,7 @@ class LabelAudit:
                 rule="data.labels.labeller_outlier", severity=Severity.HIGH,
                 title=f"labeller {s.labeller!r} is far from consensus "
                       f"(kappa {s.kappa:.2f}, median {median:.2f})",
-                principle=Principle.P2_2, location=where, techniques=("AML.T0020",),
+                principle=Principle.P2_2, location=where, techniques=(atlas.POISON_TRAINING_DATA,),
                 detail="systematic disagreement is either an error or deliberate label "
                        "flipping by an insider",
                 remediation="review this labeller's items; re-label them with someone else",

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bastion import atlas
 from bastion.data.check import dataset_finding
 from bastion.data.choices import Method
 from bastion.data.interface import Dataset, DatasetKind, DataValidationError
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-_TECHNIQUES = ("AML.T0020", "AML.T0018")
+_TECHNIQUES = (atlas.POISON_TRAINING_DATA, atlas.MANIPULATE_MODEL)
 _EXAMPLES = 20
 
 
@@ -326,6 +327,11 @@ class PoisoningReport:
                 "triggers": [t.to_dict() for t in self.triggers]}
 
 
+def _ranked(flagged: npt.NDArray[np.intp], scores: FloatArray) -> npt.NDArray[np.int64]:
+    """The flagged rows, highest score first (ties in row order)."""
+    return flagged[np.argsort(-scores[flagged], kind="stable")].astype(np.int64)
+
+
 def _robust_threshold(scores: FloatArray, spread: float) -> float:
     median = float(np.median(scores))
     mad = float(np.median(np.abs(scores - median))) * 1.4826
@@ -361,13 +367,12 @@ def detect_poisoning(
         scores, groups = trigger_scan(dataset.matrix, codes, dataset.classes)
         flagged = np.flatnonzero(scores > 0)
         return PoisoningReport(method, "features", scores, 0.5,
-                               flagged[np.argsort(-scores[flagged], kind="stable")]
-                               .astype(np.int64), triggers=groups)
+                               _ranked(flagged, scores), triggers=groups)
     if method is Method.OUTLIERS:
         scores = outlier_scores(dataset.matrix, codes)
         flagged = np.flatnonzero(scores > 1.0)
         return PoisoningReport(method, "features", scores, 1.0,
-                               flagged[np.argsort(-scores[flagged])].astype(np.int64))
+                               _ranked(flagged, scores))
     if model is None:
         raise DataValidationError(f"method {method.value!r} needs a trained model",
                                   hint="pass model=…, or use a model-free method")
@@ -383,11 +388,11 @@ def detect_poisoning(
         threshold = _robust_threshold(scores, 10.0)
         flagged = np.flatnonzero(scores > threshold)
         return PoisoningReport(method, where, scores, threshold,
-                               flagged[np.argsort(-scores[flagged])].astype(np.int64))
+                               _ranked(flagged, scores))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # degenerate classes: skipped below
         flags, verdicts = activation_clustering(reps, codes, dataset.classes, seed=seed)
     flagged = np.flatnonzero(flags)
     threshold = float(scores[flagged].min()) if len(flagged) else float(scores.max())
     return PoisoningReport(method, where, scores, threshold,
-                           flagged[np.argsort(-scores[flagged])].astype(np.int64), verdicts)
+                           _ranked(flagged, scores), verdicts)

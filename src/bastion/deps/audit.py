@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from packaging.version import InvalidVersion, Version
 
+from bastion import atlas
 from bastion.deps import _osv
 from bastion.deps.interface import AdvisorySource, DatabaseInfo, Package, Record
 from bastion.findings import Finding, Location, Principle, Severity
@@ -28,7 +29,7 @@ from bastion.store.workspace import Workspace
 
 __all__ = ["ATLAS_SUPPLY_CHAIN", "DEFAULT_MAX_AGE_DAYS", "DepsReport", "audit"]
 
-ATLAS_SUPPLY_CHAIN: Final = "AML.T0010"
+ATLAS_SUPPLY_CHAIN: Final = atlas.SUPPLY_CHAIN_COMPROMISE
 """MITRE ATLAS "ML Supply Chain Compromise"."""
 DEFAULT_MAX_AGE_DAYS: Final = 7.0
 

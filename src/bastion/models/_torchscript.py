@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Iterable
 from typing import Final
 
+from bastion import atlas
 from bastion.findings import Finding, Location, Principle, Severity
 
 __all__ = ["PICKLE_NAMES", "is_torchscript", "review_code"]
@@ -41,7 +42,7 @@ _FILE_OPS: Final = frozenset({"save", "load", "from_file"})
 _CORE_NAMESPACES: Final = frozenset({"aten", "prim", "quantized", "_quantized"})
 _MAX_CODE_BYTES: Final = 64 << 20
 """Most TorchScript source read from one archive (a ResNet's is about 200 kB)."""
-_TECHNIQUES: Final = ("AML.T0010.003", "AML.T0011.000")
+_TECHNIQUES: Final = (atlas.SUPPLY_CHAIN_MODEL, atlas.UNSAFE_ARTIFACTS)
 
 
 def is_torchscript(names: Iterable[str]) -> bool:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from bastion import atlas
 from bastion.errors import BastionError
 from bastion.findings import Finding, Location, Principle, Severity
 from bastion.models import _torchscript
@@ -405,7 +406,7 @@ def _skops_finding(name: str, qualified: str, policy: Policy) -> Finding:
         rule="model.skops.untrusted-type", severity=verdict.severity,
         title=f"the skops file names {qualified}: {verdict.reason}",
         principle=Principle.P2_2, location=Location(name, "schema.json"),
-        techniques=("AML.T0010.003", "AML.T0011.000"),
+        techniques=(atlas.SUPPLY_CHAIN_MODEL, atlas.UNSAFE_ARTIFACTS),
         remediation="Do not load it unless you trust its author; then allow the type in a "
                     "policy file.",
         evidence={"type": qualified})

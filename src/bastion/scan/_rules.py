@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from bastion import atlas
 from bastion.findings import Finding, Location, Principle, Severity
 
 __all__ = ["CODE_EXECUTION", "SUPPLY_CHAIN", "finding"]
 
-SUPPLY_CHAIN: Final = ("AML.T0010.003",)
+SUPPLY_CHAIN: Final = (atlas.SUPPLY_CHAIN_MODEL,)
 """ML Supply Chain Compromise: Model."""
-CODE_EXECUTION: Final = ("AML.T0010.003", "AML.T0011.000")
+CODE_EXECUTION: Final = (atlas.SUPPLY_CHAIN_MODEL, atlas.UNSAFE_ARTIFACTS)
 """…and User Execution: Unsafe AI Artifacts (the artifact runs code when loaded)."""
 
 _REMEDIATE_UNREAD: Final = (

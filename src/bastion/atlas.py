@@ -1,0 +1,38 @@
+"""MITRE ATLAS techniques Bastion's findings cite, by name (``Finding.techniques`` holds ids).
+
+Ids and names are ATLAS's facts (https://atlas.mitre.org); one constant per technique, so a
+typo is a NameError and every id a finding can carry is listed here, where a test checks it
+against ATLAS's published data. ``threats`` will hold the full table::
+
+    >>> from bastion import atlas
+    >>> atlas.POISON_TRAINING_DATA, atlas.NAMES[atlas.POISON_TRAINING_DATA]
+    ('AML.T0020', 'Poison Training Data')
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "MANIPULATE_MODEL",
+    "NAMES",
+    "POISON_TRAINING_DATA",
+    "SUPPLY_CHAIN_COMPROMISE",
+    "SUPPLY_CHAIN_MODEL",
+    "UNSAFE_ARTIFACTS",
+]
+
+SUPPLY_CHAIN_COMPROMISE: Final = "AML.T0010"
+SUPPLY_CHAIN_MODEL: Final = "AML.T0010.003"
+UNSAFE_ARTIFACTS: Final = "AML.T0011.000"
+MANIPULATE_MODEL: Final = "AML.T0018"
+POISON_TRAINING_DATA: Final = "AML.T0020"
+
+NAMES: Final[dict[str, str]] = {
+    SUPPLY_CHAIN_COMPROMISE: "AI Supply Chain Compromise",
+    SUPPLY_CHAIN_MODEL: "Model",  # a sub-technique of AI Supply Chain Compromise
+    UNSAFE_ARTIFACTS: "Unsafe AI Artifacts",  # of User Execution
+    MANIPULATE_MODEL: "Manipulate AI Model",
+    POISON_TRAINING_DATA: "Poison Training Data",
+}
+"""Each cited technique's ATLAS name."""
