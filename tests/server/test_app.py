@@ -191,6 +191,11 @@ def test_errors_are_problem_details_without_internals(
     assert invalid["errors"][0]["field"] == "query.status"
     bad_ref = assert_problem(client.get("/v1/versions/m@!!", headers=viewer), 400, "bad-request")
     assert "neither a version number nor an alias" in bad_ref["detail"]
+    no_comment = assert_problem(  # the argument at fault, in the API's words, no CLI flag
+        client.post("/v1/reviews/reject/m@1", headers=auth(tokens["bob"]), json={"comment": ""}),
+        400, "bad-request",
+    )
+    assert no_comment["param"] == "comment" and "--" not in json.dumps(no_comment)
 
     def explode(*_: Any, **__: Any) -> None:
         raise RuntimeError("connection to /var/secret/db.sqlite failed at line 42")
