@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import yaml
+from tests.conftest import shared_file
 
 from bastion import atlas
-from tests.conftest import shared_file
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "bastion"
 

@@ -188,3 +188,19 @@ def test_a_user_signed_version_reads_and_verifies_through_the_server(
     with pytest.raises(UsageError, match="only on a local workspace"):
         far.add_model("signed", weights, signing_key=key_file)
     assert [v.version for v in Catalog(workspace).search(text="signed")] == [1]
+
+
+def test_a_derivation_record_travels_with_the_upload_and_cannot_forge_the_digest(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace, tmp_path: Path
+) -> None:
+    """How a dataset was derived is audited by the server as by a local catalog, in the add's
+    transaction; the digest in that entry is the server's, whatever the client claims."""
+    client, tokens = served
+    np.save(tmp_path / "x.npy", np.ones(4))
+    record = {"reason": "cleaned", "removed_rows": [3, 5], "digest": "forged", "connection": 1}
+    added = remote(client, tokens["alice"]).add_dataset("ones", tmp_path / "x.npy",
+                                                         derivation=record)
+    (entry,) = workspace.audit.entries(subject="ones@1", action="dataset.clean")
+    assert entry.actor == "alice" and entry.details["removed_rows"] == [3, 5]
+    assert entry.details["digest"] == added.summary.digest != "forged"
+    assert entry.details["connection"] == 1  # kept as data, never taken as an argument

@@ -208,7 +208,7 @@ def _resolve_edges(
 
 
 def _commit(ctx: CatalogContext, s: _Staged) -> str:
-    request, manifest = s.request, s.manifest
+    request, manifest, ws = s.request, s.manifest, ctx.workspace
     kind, name = request.kind, request.name
     now, actor, key_id = utc_stamp(), ctx.actor, s.signer.key_id
     with ctx.write() as conn:
@@ -272,9 +272,10 @@ def _commit(ctx: CatalogContext, s: _Staged) -> str:
             scope=s.scope, lineage=sorted(f"{rel}:{pref}" for rel, _, pref in edges),
             accepted_risk=request.accept_risk, computed=s.computed_note,
         )
-        if request.derivation is not None:
-            ctx.audit(f"{kind.value}.clean", ref, connection=conn, digest=manifest.digest,
-                      **request.derivation)
+        if request.derivation is not None:  # the caller's record, with the digest it produced
+            ws.audit.append(actor=actor, action=f"{kind.value}.clean", subject=ref,
+                            details={**request.derivation, "digest": manifest.digest},
+                            connection=conn)
     return ref
 
 

@@ -497,6 +497,7 @@ def _read_meta(
     meta: dict[str, bytes] = {}
     members: list[tarfile.TarInfo] = []
     seen: set[str] = set()
+    last = -1
     for count, member in enumerate(tar, start=1):
         if count > limits.max_members:
             raise BundleError(f"the bundle has more than {limits.max_members} members")
@@ -509,9 +510,10 @@ def _read_meta(
         if name in seen:
             raise BundleError(f"bundle member {name!r} appears twice")
         seen.add(name)
-        if name in names:
-            if members or names[len(meta)] != name:
+        if name in names:  # in the order of ``names``; a missing required one is caught below
+            if members or names.index(name) <= last:
                 raise BundleError(f"bundle member {name!r} is out of order: not a Bastion bundle")
+            last = names.index(name)
             if member.size > limits.max_meta_bytes:
                 raise BundleError(
                     f"bundle member {name!r} is larger than {limits.max_meta_bytes} bytes"
