@@ -271,7 +271,7 @@ def test_an_untrusted_key_is_refused_unless_pinned(
 ) -> None:
     with pytest.raises(BundleError, match="which this workspace does not trust") as exc:
         import_bundle(workspace, model_tar, catalog=Catalog(workspace))
-    assert exc.value.hint is not None and "--key" in exc.value.hint
+    assert exc.value.hint is not None and exc.value.param == "key_id"  # the CLI: --key-id
     assert _nothing_registered(workspace)
     result = import_bundle(
         workspace,

@@ -601,8 +601,8 @@ def _trusted_key(pem: bytes, index: Mapping[str, Any], trusted: set[str]) -> Ver
     if key.key_id not in trusted:
         raise BundleError(
             f"the bundle is signed by key {key.key_id}, which this workspace does not trust",
-            hint="get the exporter's public key by another channel and pass --key FILE, "
-            "or pin its id with --key-id",
+            hint="get the exporter's public key by another channel and trust it, or pin its id",
+            param="key_id",
         )
     return key
 

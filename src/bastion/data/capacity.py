@@ -248,7 +248,7 @@ def assess_capacity(
     x = np.nan_to_num(dataset.matrix)
     if dataset.labels is None:
         raise DataValidationError(f"{dataset.source}: capacity needs labels (the target)",
-                                  hint="name the label column with --label")
+                                  hint="name the label column", param="label")
     y: npt.NDArray[Any] = dataset.labels.astype(np.float64) if regression else dataset.label_codes
     rng = np.random.default_rng(seed)
     if len(x) > _MAX_ROWS:

@@ -278,7 +278,7 @@ def _timeliness(ds: Dataset, column: str, max_age_days: float | None,
     if column not in ds.frame.columns:
         return [dataset_finding(ds, "data.timeliness.column_missing", Severity.HIGH,
                                 f"timestamp column {column!r} is absent",
-                                remediation="name an existing column with --timestamp")]
+                                remediation="name an existing column as the timestamp column")]
     raw = ds.frame[column]
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = raw.dt.tz_localize(UTC) if raw.dt.tz is None else raw.dt.tz_convert(UTC)

@@ -101,7 +101,7 @@ class Dataset:
         if self.labels is None:
             raise DataValidationError(
                 f"{self.source}: the dataset has no labels",
-                hint="name the label column with --label",
+                hint="name the label column", param="label",
             )
         _, codes = np.unique(self.labels.astype(str), return_inverse=True)
         return codes.astype(np.intp)

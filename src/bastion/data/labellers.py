@@ -45,8 +45,8 @@ def read_annotations(
     if missing:
         raise DataValidationError(
             f"{path}: missing column(s) {missing}",
-            hint="one row per annotation with columns item, labeller, label "
-                 "(or name them with --item / --labeller / --label)",
+            hint="one row per annotation with columns item, labeller, label (or name the "
+                 "columns that hold them)",
         )
     out = frame[[item, labeller, label]].set_axis(["item", "labeller", "label"], axis=1)
     blank = (out == "").any(axis=1)

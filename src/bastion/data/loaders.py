@@ -81,7 +81,8 @@ class TableLoader:
         elif label not in frame.columns:
             raise DataValidationError(
                 f"{source}: no column named {label!r}",
-                hint=f"--label must be one of: {', '.join(map(str, frame.columns[:20]))}",
+                hint=f"the label is one of: {', '.join(map(str, frame.columns[:20]))}",
+                param="label",
             )
         labels = None
         if label is not None:

@@ -312,7 +312,8 @@ class PoisoningReport:
                 principle=Principle.P2_2, techniques=_TECHNIQUES,
                 detail="they form a separate group inside their class: the pattern of a "
                        "backdoor trigger or of flipped labels",
-                remediation="inspect them; remove with --remove and retrain; find their source",
+                remediation="inspect them; remove them (a cleaned copy) and retrain; find their "
+                            "source",
                 label=label, count=len(rows), rows=rows[:_EXAMPLES].tolist(),
                 scores=[round(float(s), 3) for s in self.scores[rows[:_EXAMPLES]]],
                 layer=self.layer))

@@ -31,8 +31,8 @@ class OsvApi:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise DepsError(
-                f"--osv-url {url!r} is not an http(s) URL",
-                hint="pass the API's base URL, e.g. https://api.osv.dev",
+                f"the OSV API address {url!r} is not an http(s) URL",
+                hint="pass the API's base URL, e.g. https://api.osv.dev", param="osv_url",
             )
         self._url = url.rstrip("/")
         self._timeout = timeout

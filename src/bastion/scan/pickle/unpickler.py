@@ -56,8 +56,8 @@ class RestrictedUnpickler(pickle._Unpickler):
         if not verdict.allowed:
             raise UnsafePickleError(
                 f"refusing to import {verdict.qualified}: {verdict.reason}",
-                hint="scan the file with `bastion scan`; allow the name with --allow or a "
-                "policy file only if you trust its author",
+                hint="scan the file first; allow the name in the policy only if you trust its "
+                "author",
             )
         return super().find_class(verdict.module, verdict.name)
 
