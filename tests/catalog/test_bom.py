@@ -133,3 +133,25 @@ def test_public_bom_leaves_out_the_recorded_environment(
     assert main(["--home", home, "bom", "clf@1", "--level", "public"]) == 0
     public = json.loads(capsys.readouterr().out)
     assert not [c for c in public.get("components", []) if c["type"] == "library"]
+
+
+def test_a_bom_is_validated_once_whatever_it_holds(
+    workspace: Workspace, registered: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's and each dataset's components are built unvalidated; the finished BOM is
+    checked against the schema once (it was N + 2 times for N datasets)."""
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from bastion.catalog.bom import bom_for
+
+    calls: list[int] = []
+    original = JsonStrictValidator.validate_str
+
+    def counting(self: JsonStrictValidator, data: str) -> object:
+        calls.append(len(data))
+        return original(self, data)
+
+    monkeypatch.setattr(JsonStrictValidator, "validate_str", counting)
+    document = bom_for(Catalog(workspace), "clf@1", environment=None, captured="registration")
+    assert any(c.get("bom-ref") == "dataset:train@1" for c in document["components"])
+    assert len(calls) == 1 and calls[0] == len(json.dumps(document))
