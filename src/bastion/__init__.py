@@ -13,22 +13,18 @@ first use (``bastion --version`` loads none of them)::
 Packages, by layer (``docs/architecture.md``): fronts (``cli``, ``server``, ``client``) use
 services (``scan``, ``deps``, ``data``, ``catalog``, ``report``), which use ``models`` and
 ``store``, which use the vocabulary (``findings``, ``errors``, ``config``, ``atlas``).
+
+This module imports none of them, not even for type checking: every package may read
+``bastion.__version__`` without an import running back up the layers. For static types, import
+a name from its own module (``from bastion.catalog.service import Catalog``).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 __version__ = "0.1.0"
-
-if TYPE_CHECKING:
-    from bastion import scan
-    from bastion.catalog.api import CatalogAPI
-    from bastion.catalog.service import Catalog
-    from bastion.findings import Finding, Location, Principle, Severity
-    from bastion.scan.interface import ScanReport
-    from bastion.store.workspace import Workspace, init_workspace
 
 _HOME: Final = {
     "Catalog": "bastion.catalog.service",
