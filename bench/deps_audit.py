@@ -9,7 +9,7 @@ named in it, each at a version its records list, so the lookups find real adviso
   of ``*.dist-info`` folders, read from disk) — the 1 s target of issue 6;
 * the whole CLI, ``bastion deps audit -r … --format json``, process start included;
 * baseline: ``pip-audit -r … --no-deps --disable-pip -s osv --osv-url`` against a loopback
-  OSV-compatible endpoint serving the same records (tests/scan/deps/osv_endpoint.py), one run.
+  OSV-compatible endpoint serving the same records (tests/deps/osv_endpoint.py), one run.
 
     python bench/deps_audit.py [--packages 300] [--repeat 5] [--advisories ../shared/data/...]
 """
@@ -38,7 +38,7 @@ DEFAULT_ADVISORIES = ROOT.parent / "shared" / "data" / "pypa-advisory-db" / "vul
 
 def _endpoint():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location(
-        "osv_endpoint", ROOT / "tests" / "scan" / "deps" / "osv_endpoint.py"
+        "osv_endpoint", ROOT / "tests" / "deps" / "osv_endpoint.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
