@@ -204,3 +204,24 @@ def test_a_derivation_record_travels_with_the_upload_and_cannot_forge_the_digest
     assert entry.actor == "alice" and entry.details["removed_rows"] == [3, 5]
     assert entry.details["digest"] == added.summary.digest != "forged"
     assert entry.details["connection"] == 1  # kept as data, never taken as an argument
+
+
+def test_a_read_refused_by_the_gate_is_a_read_refusal_with_its_findings(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    from bastion.catalog.records import ReadRefusedError
+
+    client, tokens = served
+    with workspace.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO findings (version_id, digest, severity, accepted, data) "
+            "SELECT id, digest, 'high', false, :data FROM versions"
+        ), {"data": json.dumps({"rule": "data.poison", "severity": "high", "title": "poisoned",
+                                "principle": "2.2"})})
+    far = remote(client, tokens["alice"], (workspace.signer.verifying_key.key_id,))
+    with pytest.raises(ReadRefusedError, match="unaccepted") as refused:
+        far.get("m@1", tmp_path / "out")
+    assert [f.rule for f in refused.value.findings] == ["data.poison"]
+    assert not (tmp_path / "out").exists()

@@ -34,6 +34,8 @@ from bastion.catalog.records import (
     LineageNode,
     LineageReport,
     Problem,
+    ReadRefusedError,
+    RefusedError,
     RegistrationRefusedError,
     Status,
     Verification,
@@ -183,7 +185,7 @@ class RemoteCatalog(Registering):
             with self._http.stream("GET", f"/v1/export/{ref}") as response:
                 if response.status_code != 200:
                     response.read()
-                    self._raise(response)
+                    self._raise(response, refusal=ReadRefusedError)
                 with bundle.open("xb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
@@ -301,7 +303,11 @@ class RemoteCatalog(Registering):
         return response
 
     @staticmethod
-    def _raise(response: httpx2.Response) -> None:
+    def _raise(
+        response: httpx2.Response, *, refusal: type[RefusedError] = RegistrationRefusedError
+    ) -> None:
+        """The problem document as the error the local catalog would raise; a refusal is
+        the gate of the call that met it (registration, or a read)."""
         try:
             problem = response.json()
         except ValueError:
@@ -314,7 +320,7 @@ class RemoteCatalog(Registering):
         param = str(problem["param"]) if problem.get("param") else None
         if slug == "refused":
             findings = [Finding.from_dict(f) for f in problem.get("findings") or ()]
-            raise RegistrationRefusedError(detail, findings, hint=str(hint or ""), param=param)
+            raise refusal(detail, findings, hint=str(hint or ""), param=param)
         raise _ERRORS.get(slug, StorageError)(
             detail, hint=str(hint) if hint else None, param=param
         )
