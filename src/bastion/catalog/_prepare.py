@@ -117,8 +117,9 @@ def dataset_metrics(path: Path) -> tuple[dict[str, Any] | None, str]:
 def complete_card(
     kind: Kind,
     name: str,
-    sensitivity: str,
     card: AnyCard | None,
+    *,
+    sensitivity: str,
     manifest: Manifest,
     key_id: str,
     now: str,

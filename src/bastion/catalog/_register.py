@@ -219,8 +219,9 @@ def _commit(ctx: CatalogContext, s: _Staged) -> str:
             .where(t.versions.c.asset_id == asset_id)
         ).scalar_one()) + 1
         card = complete_card(
-            kind, name, level, s.card, manifest, key_id, now, s.parents,
-            s.gating, request.accept_risk, actor, s.computed,
+            kind, name, s.card, sensitivity=level, manifest=manifest, key_id=key_id, now=now,
+            parents=s.parents, gating=s.gating, accept_risk=request.accept_risk, actor=actor,
+            computed=s.computed,
         )
         card_text = canonical_json(card)
         version_id = conn.execute(
