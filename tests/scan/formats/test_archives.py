@@ -124,7 +124,40 @@ def test_tar_links_outside_and_traversal() -> None:
         t.addfile(evil, io.BytesIO(data))
     findings, members = run(TarScanner(), buf.getvalue())
     assert sorted(f.rule for f in findings) == ["archive.link-outside", "archive.path-traversal"]
+    assert {f.severity for f in findings} == {Severity.HIGH}  # refused under --fail-on high
     assert [m.name for m in members] == ["../outside.pkl"]
+
+
+def _tar(*members: tuple[str, str | bytes]) -> bytes:
+    """A tar of (name, content) files and (name, "->target") symbolic links, in order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content.removeprefix("->")
+                t.addfile(info)
+            else:
+                info.size = len(content)
+                t.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def test_a_file_written_through_a_link_member_is_high() -> None:
+    """The link itself points inside the archive; the file after it is written through it
+    (what let archives past Python's tarfile data filter, CVE-2025-4517)."""
+    data = _tar(("cfg", b"{}"), ("d", "->cfg/.."), ("d/sub/x.pkl", pickle.dumps(1)))
+    findings, _ = run(TarScanner(), data)
+    through = [f for f in findings if f.rule == "archive.tar.through-link"]
+    assert [(f.severity, f.evidence["member"], f.evidence["link"]) for f in through] == [
+        (Severity.HIGH, "d/sub/x.pkl", "d")]
+
+
+def test_links_that_stay_inside_and_are_not_written_through_are_clean() -> None:
+    data = _tar(("weights/a.npy", b"\x93NUMPY"), ("latest", "->weights/a.npy"),
+                ("config.json", b"{}"))
+    findings, members = run(TarScanner(), data)
+    assert findings == [] and [m.name for m in members] == ["weights/a.npy", "config.json"]
 
 
 def test_corrupt_gzip_keeps_what_came_before() -> None:

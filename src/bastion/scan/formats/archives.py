@@ -65,8 +65,9 @@ def _unsafe_name(name: str) -> bool:
 
 
 def _traversal(location: Location, name: str) -> Finding:
+    """High: extraction writes outside the target under the default ``--fail-on`` too."""
     return finding(
-        "archive.path-traversal", Severity.MEDIUM,
+        "archive.path-traversal", Severity.HIGH,
         f"member {name!r} would be extracted outside the target directory",
         _at(location), detail="Extracting this archive writes files elsewhere (Zip Slip).",
         evidence={"member": name},
@@ -365,6 +366,7 @@ class TarScanner:
                               f"the tar archive cannot be read: {exc}", _at(loc))
                 return
             total = 0
+            links: set[str] = set()
             try:
                 for m in archive:
                     if len(files) >= limits.max_members:
@@ -372,7 +374,11 @@ class TarScanner:
                         break
                     if _unsafe_name(m.name):
                         yield _traversal(loc, m.name)
+                    through = _through_link(m.name, links)
+                    if through is not None:
+                        yield _written_through(loc, m.name, through)
                     if m.issym() or m.islnk():
+                        links.add(posixpath.normpath(m.name))
                         yield from _link(loc, m)
                     elif m.isfile():
                         total += m.size
@@ -398,11 +404,35 @@ class TarScanner:
 def _link(location: Location, m: tarfile.TarInfo) -> Iterator[Finding]:
     target = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name), m.linkname)
     if m.linkname.startswith("/") or _unsafe_name(target):
-        yield finding(
-            "archive.link-outside", Severity.MEDIUM,
+        yield finding(  # high: the link, or a file written through it, lands outside the target
+            "archive.link-outside", Severity.HIGH,
             f"link {m.name!r} points outside the archive: {m.linkname!r}",
             _at(location), evidence={"member": m.name, "target": m.linkname},
         )
+
+
+def _through_link(name: str, links: set[str]) -> str | None:
+    """The earlier link member a path passes through (``d/x`` after a link ``d``), if any."""
+    if not links:
+        return None
+    parts = posixpath.normpath(name.replace("\\", "/")).split("/")
+    for i in range(1, len(parts)):
+        if (prefix := "/".join(parts[:i])) in links:
+            return prefix
+    return None
+
+
+def _written_through(location: Location, name: str, link: str) -> Finding:
+    """A member extracted through a link member: where it lands is the link's choice, a way
+    past extraction filters (Python's tarfile data filter, CVE-2025-4517 and kin)."""
+    return finding(
+        "archive.tar.through-link", Severity.HIGH,
+        f"member {name!r} is written through the link {link!r}: it lands wherever the link "
+        "points", _at(location),
+        detail="Tar extractors follow a link member when a later member's path passes "
+        "through it, so the archive chooses where that file is written.",
+        evidence={"member": name, "link": link},
+    )
 
 
 @dataclass(frozen=True, slots=True)
