@@ -56,6 +56,8 @@ class Format(enum.StrEnum):
     GZIP = "gzip"
     BZIP2 = "bzip2"
     XZ = "xz"
+    LZMA = "lzma"
+    """LZMA-alone (``.lzma``): what ``joblib.dump(..., compress="lzma")`` writes."""
     ZLIB = "zlib"
     UNKNOWN = "unknown"
 

@@ -15,6 +15,7 @@ whatever it is given), so neither does the scanner.
 from __future__ import annotations
 
 import io
+import lzma
 import struct
 import zlib
 from collections.abc import Callable
@@ -159,6 +160,36 @@ def _zlib(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     return Format.ZLIB
 
 
+_LZMA_DICTS: Final = frozenset(
+    {1 << n for n in range(12, 31)} | {3 << n for n in range(11, 30)}
+)
+"""Dictionary sizes LZMA encoders write: 2^n or 3·2^(n-1), 4 KiB to 1.5 GiB (liblzma, 7-Zip)."""
+
+
+def is_lzma_alone(head: bytes) -> bool:
+    """An LZMA-alone stream: a props byte (lc, lp, pb) under 225, a dictionary size encoders
+    write, a plausible length (unknown, or under 2^48), the range coder's leading zero byte,
+    and the first bytes decoding without error. Joblib's ``compress="lzma"`` writes one; the
+    format has no magic number, so every check counts."""
+    if len(head) < 14 or head[0] >= 225 or head[13] != 0:
+        return False
+    if int.from_bytes(head[1:5], "little") not in _LZMA_DICTS:
+        return False
+    length = int.from_bytes(head[5:13], "little")
+    if length != (1 << 64) - 1 and length >= 1 << 48:
+        return False
+    try:
+        lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(head[:65536], 1)
+    except lzma.LZMAError:
+        return False
+    return True
+
+
+def _lzma(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    del stream, size
+    return Format.LZMA if is_lzma_alone(head) else None
+
+
 def _protobuf(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """ONNX vs SavedModel: both are protobuf; the formats helper owns the probe."""
     del stream, size
@@ -177,5 +208,5 @@ def _tokenizer(head: bytes, stream: BinaryIO, size: int) -> Format | None:
 
 
 _PROBES: Final[tuple[Callable[[bytes, BinaryIO, int], Format | None], ...]] = (
-    _zip, _magic, _tar, _safetensors, _zlib, _pickle, _protobuf, _tokenizer,
+    _zip, _magic, _tar, _safetensors, _zlib, _lzma, _pickle, _protobuf, _tokenizer,
 )

@@ -440,3 +440,35 @@ def test_a_local_name_that_only_shares_a_prefix_with_the_central_one_is_a_mismat
     findings, _ = run(ZipScanner(), bytes(data))
     assert [f.evidence for f in findings if f.rule == "archive.zip.name-mismatch"] == \
         [{"central": "ab.pkl", "local": local}]
+
+
+def test_joblib_lzma_is_opened_and_its_pickle_judged(tmp_path: Path, canary: Path) -> None:
+    """``joblib.dump(..., compress="lzma")`` writes LZMA-alone, which has no magic number: it
+    was reported as an unknown format (info, exit 0) while joblib.load would run it."""
+    import joblib
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str, str]]:
+            return (open, (str(canary), "w"))
+
+    joblib.dump(Payload(), tmp_path / "evil.joblib", compress="lzma")
+    joblib.dump({"w": [0.5] * 64}, tmp_path / "ok.joblib", compress=("lzma", 9))
+    evil = scan(tmp_path / "evil.joblib", workers=1)
+    assert [f.format.value for f in evil.files] == ["lzma", "pickle"]
+    assert max(f.severity for f in evil.findings) >= Severity.HIGH
+    ok = scan(tmp_path / "ok.joblib", workers=1)
+    assert ok.clean and [f.format.value for f in ok.files] == ["lzma", "pickle"]
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("data", [
+    pickle.dumps([1, 2, 3], protocol=1),   # EMPTY_LIST is 0x5d, LZMA's usual props byte
+    pickle.dumps([], protocol=0),
+    b"\x5d" + bytes(range(1, 64)),          # the props byte and nothing else right
+    b"\x5d\x00\x00\x80\x00" + b"\xff" * 8,  # a header with no data after it
+])
+def test_lzma_alone_is_not_claimed_on_a_props_byte_alone(data: bytes) -> None:
+    from bastion.scan.sniff import is_lzma_alone, sniff_bytes
+
+    assert not is_lzma_alone(data)
+    assert sniff_bytes(data).value != "lzma"

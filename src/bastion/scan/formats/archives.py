@@ -32,6 +32,7 @@ from bastion.scan.formats._io import Spilled, member_source, read_chunks, spill,
 from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.interface import Budget, Format, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy
+from bastion.scan.sniff import is_lzma_alone
 
 if TYPE_CHECKING:
     from py7zr.io import WriterFactory
@@ -437,15 +438,18 @@ def _written_through(location: Location, name: str, link: str) -> Finding:
 
 @dataclass(frozen=True, slots=True)
 class CompressedScanner:
-    """Single-stream compression (gzip, bzip2, xz, zlib — joblib's default): one member."""
+    """Single-stream compression (gzip, bzip2, xz, LZMA-alone, zlib — joblib's default and
+    its other ``compress=`` choices): one member."""
 
-    formats: frozenset[Format] = frozenset({Format.GZIP, Format.BZIP2, Format.XZ, Format.ZLIB})
+    formats: frozenset[Format] = frozenset(
+        {Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.ZLIB}
+    )
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Decompress within the limits and yield the content as the member."""
         loc = source.location
         with source.open() as stream:
-            head = stream.read(6)
+            head = stream.read(4096)  # enough for LZMA-alone, which has no magic number
             stream.seek(0)
             chunks, kind = _decompressor(head, stream)
             with spill(chunks, source.size, limits, source.budget) as out:
@@ -471,6 +475,9 @@ def _decompressor(head: bytes, stream: BinaryIO) -> tuple[Iterator[bytes], str]:
         return read_chunks(bz2.BZ2File(stream)), "bzip2"  # type: ignore[arg-type]
     if head.startswith(b"\xfd7zXZ"):
         return read_chunks(lzma.LZMAFile(stream)), "xz"  # type: ignore[arg-type]
+    if is_lzma_alone(head):
+        alone = lzma.LZMAFile(stream, format=lzma.FORMAT_ALONE)  # noqa: SIM115
+        return read_chunks(alone), "lzma"  # type: ignore[arg-type]
     return _unzlib(stream), "zlib"
 
 
