@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Final
 from bastion import atlas
 from bastion.errors import BastionError
 from bastion.findings import Finding, Location, Principle, Severity
-from bastion.models import _torchscript
 from bastion.models.interface import (
     InputSpec,
     MissingDependencyError,
@@ -142,10 +141,10 @@ def load_model_bytes(
        file changed after the read cannot matter (the time-of-check/time-of-use gap that a
        scan-then-``torch.load(path)`` pipeline leaves open).
     2. Scan exactly these bytes (:func:`bastion.scan.scan_bytes`) under ``policy``. A
-       TorchScript archive's pickles are read by TorchScript's own unpickler, never by
-       Python's, so its scan also allows the names that one resolves
-       (:data:`~bastion.models._torchscript.PICKLE_NAMES`), and its code is reviewed for
-       operators that touch files or the network.
+       TorchScript archive's pickles name ``__torch__`` classes, which only TorchScript's own
+       unpickler resolves (the default policy allows them), and the scanner reviews the
+       archive's code for operators that touch files or the network
+       (``bastion.scan.formats.torchscript``).
     3. Refuse when any finding is at or above ``gate`` (fail closed: unreadable, truncated
        and over-limit content are findings too). ONNX external data is refused as well: it
        lives in other files, which were not scanned.
@@ -161,16 +160,13 @@ def load_model_bytes(
     if len(data) > max_bytes:
         raise _too_big(name, len(data), max_bytes)
     policy = policy or Policy.default()
+    from bastion.scan.formats.torchscript import is_torchscript
+
     names = _zip_names(data)
-    torchscript = names is not None and _torchscript.is_torchscript(names)
-    scan_policy = policy.allowing(_torchscript.PICKLE_NAMES) if torchscript else policy
-    report = scan_bytes(data, name, policy=scan_policy)  # 2.
+    report = scan_bytes(data, name, policy=policy)  # 2. (a TorchScript archive's code too)
     fmt = next((f.format for f in report.files if f.location.member is None), Format.UNKNOWN)
-    if torchscript and fmt is not Format.TORCH_ZIP:  # not TorchScript after all: plain policy
-        torchscript = False
-        report = scan_bytes(data, name, policy=policy)
-    extra = _torchscript.review_code(data, name) if torchscript else []
-    findings = sorted([*report.findings, *extra], key=lambda f: -f.severity.rank)
+    torchscript = fmt is Format.TORCH_ZIP and names is not None and is_torchscript(names)
+    findings = list(report.findings)
     blocking = [f for f in findings if f.severity >= gate]  # 3.
     if blocking:
         raise _refusal(name, blocking, gate)

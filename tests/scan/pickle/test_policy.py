@@ -11,6 +11,7 @@ import pytest
 from bastion.findings import Severity
 from bastion.scan import ScanError
 from bastion.scan.pickle import Policy
+from bastion.scan.pickle.policy import TORCHSCRIPT_NAMES
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy.core.* aliases
@@ -26,7 +27,19 @@ def test_every_allowlisted_name_resolves_to_a_class_or_rebuild_helper() -> None:
             # functions are only rebuild helpers, numpy/copyreg reconstructors and codecs.encode
             assert (name.startswith(("_rebuild", "__pyx_unpickle", "_reconstruct", "__"))
                     or name in {"scalar", "_frombuffer", "encode", "_mareconstruct", "newObj"}
+                    or entry in TORCHSCRIPT_NAMES  # each returns its argument (reviewed)
                     or not callable(obj)), entry
+
+
+def test_torchscript_classes_are_inert_to_pythons_unpickler() -> None:
+    """Why ``__torch__.*`` may pass: Python cannot import it, so a pickle naming one fails
+    to load; only TorchScript's own unpickler resolves it (to code the scanner reviews)."""
+    import pickle
+
+    assert Policy.default().verdict("__torch__.torch.nn.modules.linear", "Linear").allowed
+    assert not Policy.default().verdict("__torch__", "__builtins__").allowed  # dunder: never
+    with pytest.raises(ModuleNotFoundError, match="__torch__"):
+        pickle.loads(b"c__torch__.torch.nn.modules.linear\nLinear\n.")
 
 
 @pytest.mark.parametrize(("module", "name", "proto", "severity", "qualified"), [

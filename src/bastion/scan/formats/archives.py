@@ -30,6 +30,7 @@ from bastion.scan._rules import finding
 from bastion.scan._zipdir import ZipEntry, torch_pickle, zip_directory
 from bastion.scan.formats._io import Spilled, member_source, read_chunks, spill, window
 from bastion.scan.formats.torch import scan_tar_records
+from bastion.scan.formats.torchscript import review_code
 from bastion.scan.interface import Budget, Format, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy
 from bastion.scan.sniff import is_lzma_alone
@@ -91,6 +92,8 @@ class ZipScanner:
        and the CRC is checked separately: a mismatch is reported, never a reason to skip.
     5. In a PyTorch checkpoint, ``<prefix>/data/<n>`` records are raw tensor bytes PyTorch
        never unpickles and are not opened; every other member, every ``*.pkl`` included, is.
+    6. A TorchScript archive's ``code/`` is reviewed for operators that act outside the
+       model (``formats/torchscript.py``).
     """
 
     formats: frozenset[Format] = frozenset({Format.ZIP, Format.TORCH_ZIP, Format.NUMPY_NPZ})
@@ -121,6 +124,7 @@ class ZipScanner:
             prefixes = {name[:-9] for i in infos if torch_pickle(name := i.filename)}
             storages = {f"{p}/data" for p in prefixes}
             seen: set[str] = set()
+            held: list[tuple[ZipEntry, int]] = []
             read_at = _reader(stream)
             for info in infos:
                 start, problems = _check_member(source, read_at, info, seen)
@@ -137,6 +141,18 @@ class ZipScanner:
                     name == f"{p}/{m}" for p in prefixes for m in _TORCH_META
                 ):
                     continue
+                if record.endswith(".py") and any(  # TorchScript code? decided below
+                    name.startswith(f"{p}/code/") for p in prefixes
+                ):
+                    held.append((info, start))
+                    continue
+                yield from self._content(source, info, start, limits)
+            # 6. TorchScript: its __torch__ classes come from its own code/, reviewed as code
+            if prefixes and any(f"{p}/constants.pkl" in seen for p in prefixes):
+                stream.seek(0)
+                yield from review_code(stream, loc)
+                held = []
+            for info, start in held:
                 yield from self._content(source, info, start, limits)
 
     def _content(

@@ -33,7 +33,14 @@ from typing import Final, Protocol, Self, runtime_checkable
 from bastion.findings import Severity
 from bastion.scan.interface import FormatScanner, ScanError
 
-__all__ = ["Policy", "PolicyAware", "Verdict", "canonical"]
+__all__ = [
+    "TORCHSCRIPT_MODULES",
+    "TORCHSCRIPT_NAMES",
+    "Policy",
+    "PolicyAware",
+    "Verdict",
+    "canonical",
+]
 
 _ALLOWLIST: Final = Path(__file__).with_name("allowlist.json")
 _CRITICAL_MODULES: Final = frozenset({
@@ -113,8 +120,9 @@ class Policy:
 
     @classmethod
     def default(cls) -> Self:
-        """The curated built-in allowlist (``allowlist.json`` next to this module)."""
-        return cls(_builtin_allowlist())
+        """The curated built-in allowlist (``allowlist.json`` next to this module), and the
+        names only TorchScript resolves (:data:`TORCHSCRIPT_MODULES`, :data:`TORCHSCRIPT_NAMES`)."""
+        return cls(_builtin_allowlist(), TORCHSCRIPT_MODULES)
 
     def allowing(self, names: Iterable[str]) -> Self:
         """A copy that also allows ``names`` (``module.name``, ``module:name`` or ``module.*``)."""
@@ -160,8 +168,9 @@ class Policy:
     def verdict(self, module: str, name: str, proto: int = 4) -> Verdict:
         """Judge one import as ``find_class(module, name)`` under protocol ``proto``."""
         module, name = canonical(module, name, proto)
-        if f"{module}:{name}" in self.allowed or (
-            "." not in name and _in_modules(module, self.allowed_modules)
+        dunder = name.startswith("__") and name.endswith("__")
+        if f"{module}:{name}" in self.allowed or (  # a module allowed whole: never its dunders
+            "." not in name and not dunder and _in_modules(module, self.allowed_modules)
         ):
             return Verdict(module, name, True, Severity.INFO, "on the allowlist")
         top = module.split(".", 1)[0]
@@ -171,7 +180,7 @@ class Policy:
         if "." in name:
             return Verdict(module, name, False, Severity.CRITICAL,
                            "a dotted name walks attributes to an object nobody vetted")
-        if name.startswith("__") and name.endswith("__"):  # numpy.__builtins__ (modelscan#330)
+        if dunder:  # numpy.__builtins__ (modelscan#330)
             return Verdict(module, name, False, Severity.CRITICAL,
                            "a dunder attribute reaches interpreter internals")
         return Verdict(module, name, False, Severity.HIGH,
@@ -187,10 +196,25 @@ class PolicyAware(Protocol):
         ...
 
 
+TORCHSCRIPT_MODULES: Final = frozenset({"__torch__"})
+"""``__torch__.*`` names the classes TorchScript compiles from an archive's own ``code/``.
+Python's unpickler cannot import them (there is no such module: ``pickle.load`` fails), and
+TorchScript's own unpickler resolves them to that code, which the scanner reviews instead
+(``formats/torchscript.py``). So a TorchScript archive is not flagged for naming them."""
+TORCHSCRIPT_NAMES: Final = frozenset({
+    f"torch.jit._pickle:{n}" for n in (
+        "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
+        "build_tensor_from_id", "restore_type_tag",
+    )
+})
+"""TorchScript's list builders (``torch/jit/_pickle.py``): each returns its argument or builds
+a list from it; nothing else."""
+
+
 @functools.cache
 def _builtin_allowlist() -> frozenset[str]:
     """Read once per process (every ``scan()`` call starts from the default policy)."""
-    return frozenset(json.loads(_ALLOWLIST.read_text("utf-8"))["allow"])
+    return frozenset(json.loads(_ALLOWLIST.read_text("utf-8"))["allow"]) | TORCHSCRIPT_NAMES
 
 
 def _in_modules(module: str, modules: frozenset[str]) -> bool:

@@ -6,8 +6,10 @@ run by PyTorch's interpreter. Two consequences for loading one:
 
 * its pickles are read by TorchScript's C++ unpickler, which resolves ``__torch__.*`` to the
   classes compiled from the archive's own ``code/`` and ``torch.jit._pickle.*`` to its list
-  builders; nothing is imported from Python. The scan of a TorchScript archive allows those
-  names (:data:`PICKLE_NAMES`), and the loader then only ever calls ``torch.jit.load``.
+  builders; nothing is imported from Python. The default policy allows those names
+  (``pickle.policy.TORCHSCRIPT_MODULES`` / ``TORCHSCRIPT_NAMES``: Python's unpickler cannot
+  import ``__torch__`` at all), and ``bastion.models`` loads such an archive only with
+  ``torch.jit.load``.
 * its code cannot import Python, but TorchScript operators are not all pure: ``aten::save``
   writes a file, ``aten::from_file`` reads (and with ``shared=True`` maps) one, and operator
   namespaces beyond ``aten``/``prim``/``quantized`` reach the network (``c10d``) or need a
@@ -19,23 +21,14 @@ run by PyTorch's interpreter. Two consequences for loading one:
 from __future__ import annotations
 
 import ast
-import io
 import zipfile
 from collections.abc import Iterable
-from typing import Final
+from typing import BinaryIO, Final
 
 from bastion import atlas
 from bastion.findings import Finding, Location, Principle, Severity
 
-__all__ = ["PICKLE_NAMES", "is_torchscript", "review_code"]
-
-PICKLE_NAMES: Final = (
-    "__torch__.*",
-    "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_tensorlist",
-    "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_boollist",
-    "torch.jit._pickle.build_tensor_from_id", "torch.jit._pickle.restore_type_tag",
-)
-"""What TorchScript's own unpickler resolves without Python (``torch/jit/_pickle.py``)."""
+__all__ = ["is_torchscript", "review_code"]
 
 _FILE_OPS: Final = frozenset({"save", "load", "from_file"})
 """``torch.save`` (``aten::save``) writes a file; ``from_file`` reads or maps one."""
@@ -65,21 +58,21 @@ def _judge(dotted: str) -> tuple[str, Severity, str] | None:
     """(rule, severity, why) for a dotted name the code uses, or ``None`` when harmless."""
     parts = dotted.split(".")
     if len(parts) == 2 and parts[0] == "torch" and parts[1] in _FILE_OPS:
-        return ("model.torchscript.file-access", Severity.CRITICAL,
+        return ("torchscript.file-access", Severity.CRITICAL,
                 f"{dotted} reads or writes files when the model runs")
     if parts[:2] == ["torch", "ops"]:
         parts = parts[1:]
     if parts[0] == "ops" and len(parts) >= 2:
         namespace = parts[1]
         if namespace not in _CORE_NAMESPACES:
-            return ("model.torchscript.operator", Severity.HIGH,
+            return ("torchscript.operator", Severity.HIGH,
                     f"calls operators of the {namespace!r} namespace, outside PyTorch's core "
                     "(distributed ops reach the network; others need a native library)")
         if len(parts) >= 3 and parts[2] in _FILE_OPS:
-            return ("model.torchscript.file-access", Severity.CRITICAL,
+            return ("torchscript.file-access", Severity.CRITICAL,
                     f"{dotted} reads or writes files when the model runs")
     if parts[:2] == ["torch", "classes"]:
-        return ("model.torchscript.operator", Severity.HIGH,
+        return ("torchscript.operator", Severity.HIGH,
                 "uses a custom TorchScript class (native code registered outside PyTorch)")
     return None
 
@@ -95,13 +88,14 @@ def _judge_node(node: ast.AST) -> tuple[str, Severity, str] | None:
         # ops it would pick an operator by name, past the check above
         root = _dotted(node.args[0])
         if root is not None and root.split(".")[0] in ("torch", "ops"):
-            return ("model.torchscript.operator", Severity.HIGH,
+            return ("torchscript.operator", Severity.HIGH,
                     f"looks up an operator of {root} by name (getattr)")
     return None
 
 
-def review_code(data: bytes, name: str) -> list[Finding]:
-    """Findings for the TorchScript archive ``data`` whose code does more than compute.
+def review_code(stream: BinaryIO, location: Location) -> list[Finding]:
+    """Findings for the TorchScript archive in ``stream`` (at ``location``) whose code does
+    more than compute.
 
     Steps: 1. read the ``code/`` sources within a size budget (over it: a finding, fail
     closed); 2. parse each as Python syntax, never executing it (unparseable: a finding);
@@ -114,15 +108,16 @@ def review_code(data: bytes, name: str) -> list[Finding]:
             rule=rule, severity=severity, title=title, principle=Principle.P2_2,
             detail="TorchScript cannot import Python, but these operators act outside the "
                    "model when it runs.",
-            location=Location(name, member), techniques=_TECHNIQUES,
+            location=Location(location.path, "!".join(filter(None, [location.member, member]))),
+            techniques=_TECHNIQUES,
             remediation="Do not load it; export the model to ONNX or safetensors weights "
                         "from a trusted source."))
 
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(stream)
         infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, NotImplementedError) as exc:
-        add("model.torchscript.unreadable", Severity.HIGH,
+        add("torchscript.unreadable", Severity.HIGH,
             f"the TorchScript archive cannot be read: {exc}", "")
         return list(found.values())
     budget = _MAX_CODE_BYTES
@@ -132,7 +127,7 @@ def review_code(data: bytes, name: str) -> list[Finding]:
             continue
         budget -= info.file_size  # 1.
         if budget < 0:
-            add("model.torchscript.limit", Severity.HIGH,
+            add("torchscript.limit", Severity.HIGH,
                 f"more than {_MAX_CODE_BYTES} bytes of TorchScript code; not reviewed",
                 info.filename)
             break
@@ -140,7 +135,7 @@ def review_code(data: bytes, name: str) -> list[Finding]:
             tree = ast.parse(archive.read(info).decode("utf-8"), info.filename)  # 2.
         except (SyntaxError, UnicodeDecodeError, ValueError, zipfile.BadZipFile,
                 NotImplementedError, OSError) as exc:
-            add("model.torchscript.unreadable", Severity.HIGH,
+            add("torchscript.unreadable", Severity.HIGH,
                 f"TorchScript code that cannot be parsed: {exc.__class__.__name__}",
                 info.filename)
             continue
