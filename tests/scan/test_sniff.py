@@ -10,6 +10,7 @@ import pickle
 import tarfile
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,42 @@ def test_tf_keras_metadata_is_part_of_a_savedmodel() -> None:
     # The same structure with metadata that is not JSON is not claimed.
     assert sniff_bytes(keras_metadata_bytes([("root", "_tf_keras_layer", "x")])) \
         is Format.UNKNOWN
+
+
+def _opener(canary: Path) -> bytes:
+    """Protocol 0, no header: ``open(canary, "w")``, the call a loader makes before anything
+    after it is read."""
+    return f"c__builtin__\nopen\n(S'{canary}'\nS'w'\ntR".encode()
+
+
+@pytest.mark.parametrize(("tail", "why"), [
+    (b"\xff\xff", "an invalid opcode after the payload"),
+    (b"0000000", "stack underflow after the payload"),
+    (b"g99\n.", "a memo entry that was never stored"),
+])
+def test_a_headerless_pickle_that_breaks_after_its_payload_is_a_pickle(
+    tail: bytes, why: str, canary: Path
+) -> None:
+    """nullifAI: pickle.load runs the call, then fails; the scanner must judge the call,
+    not call the file unknown (info, exit 0)."""
+    from bastion.scan import scan_bytes
+
+    data = _opener(canary) + tail
+    assert sniff_bytes(data) is Format.PICKLE, why
+    rules = {(f.rule, f.severity.value) for f in scan_bytes(data, "x.pkl").findings}
+    assert ("pickle.global.dangerous", "critical") in rules
+    assert not canary.exists()
+
+
+def test_a_long_string_first_does_not_hide_the_pickle(canary: Path) -> None:
+    data = b"S'" + b"A" * 10_000 + b"'\np0\n0" + _opener(canary) + b"."
+    assert sniff_bytes(data) is Format.PICKLE
+
+
+@pytest.mark.parametrize("text", [
+    b"col1,col2\n1,2\n3,4\n",          # "c" then a line: not a name any import would find
+    b"cat dog\nhello world\nmore\n",
+    b"(see the notes below)\nplain text\n",
+])
+def test_text_that_starts_with_an_opcode_byte_stays_unknown(text: bytes) -> None:
+    assert sniff_bytes(text) is Format.UNKNOWN

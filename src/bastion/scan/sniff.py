@@ -24,6 +24,7 @@ from typing import BinaryIO, Final
 from bastion.scan._zipdir import torch_pickle, zip_directory
 from bastion.scan.interface import Format, Source
 from bastion.scan.pickle._machine import OPCODES, analyse
+from bastion.scan.pickle._values import Analysis
 
 __all__ = ["TORCH_LEGACY_MAGIC", "sniff", "sniff_bytes", "sniff_stream"]
 
@@ -34,6 +35,9 @@ TORCH_LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _MAGIC_LONG1: Final = b"\x8a\x0a" + TORCH_LEGACY_MAGIC.to_bytes(10, "little")
 """LONG1 of the magic number, as every protocol writes it."""
 _TRIAL: Final = 4096
+_LONG_TRIAL: Final = 16 << 20
+"""How far a protocol 0/1 pickle's opening is read when its first value is longer than
+:data:`_TRIAL` (the scanner itself reads all of it)."""
 """Bytes of a header-less (protocol 0/1) pickle interpreted to tell it from text."""
 
 
@@ -126,7 +130,6 @@ def _safetensors(head: bytes, stream: BinaryIO, size: int) -> Format | None:
 
 
 def _pickle(head: bytes, stream: BinaryIO, size: int) -> Format | None:
-    del stream, size
     if not head or head[0] not in OPCODES:
         return None
     if head[0] == 0x80:  # PROTO: a pickle; only PyTorch's magic-number pickle needs a look
@@ -137,16 +140,37 @@ def _pickle(head: bytes, stream: BinaryIO, size: int) -> Format | None:
             if first.complete and first.result == TORCH_LEGACY_MAGIC:
                 return Format.TORCH_LEGACY
     else:  # protocol 0/1 has no header: the opening opcodes must make sense
-        window = head[:_TRIAL]
-        trial = analyse(io.BytesIO(window), 0, len(window), max_ops=2_000)
+        trial = _trial(head, stream, size)
         broke = not trial.complete and any(
             not p.rule.endswith(("truncated", "limit.ops")) for p in trial.problems
         )
-        if broke or trial.ops < 2:
+        # A loader runs everything before a break (nullifAI: a payload, then garbage): a
+        # stream that imported a real name or made a call before breaking is a pickle.
+        acted = trial.calls or any(_importable(g.module, g.name) for g in trial.globals)
+        if (broke and not acted) or trial.ops < 2:
             return None  # text that happens to start with an opcode byte
     if b"joblib.numpy_pickle" in head or b"NumpyArrayWrapper" in head:
         return Format.JOBLIB
     return Format.PICKLE
+
+
+def _trial(head: bytes, stream: BinaryIO, size: int) -> Analysis:
+    """The opening of a header-less (protocol 0/1) pickle, interpreted: the first
+    :data:`_TRIAL` bytes, or up to :data:`_LONG_TRIAL` when its first values run past them
+    (a long string first must not hide what follows it)."""
+    window = head[:_TRIAL]
+    trial = analyse(io.BytesIO(window), 0, len(window), max_ops=2_000)
+    if trial.ops < 2 and not trial.complete and size > len(window) and any(
+        p.rule.endswith("truncated") for p in trial.problems
+    ):
+        trial = analyse(stream, 0, min(size, _LONG_TRIAL), max_ops=2_000)
+    return trial
+
+
+def _importable(module: str, name: str) -> bool:
+    """Whether ``module``/``name`` are names an import could find (not text that happened
+    to follow a ``c``: ``col1,col2``)."""
+    return all(part.isidentifier() for part in (*module.split("."), *name.split(".")))
 
 
 def _zlib(head: bytes, stream: BinaryIO, size: int) -> Format | None:
