@@ -231,6 +231,17 @@ def _tokenizer(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     return Format.TOKENIZER_CONFIG if probe_tokenizer_config(head, stream, size) else None
 
 
+def _config(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    """A config that makes its loader import code (``auto_map``, ``_target_``): the formats
+    helper owns the probe."""
+    del stream, size
+    if b"auto_map" not in head and b"_target_" not in head and b"_class_" not in head:
+        return None  # most files: no import
+    from bastion.scan.formats.configs import mentions
+
+    return mentions(head)
+
+
 _PROBES: Final[tuple[Callable[[bytes, BinaryIO, int], Format | None], ...]] = (
-    _zip, _magic, _tar, _safetensors, _zlib, _lzma, _pickle, _protobuf, _tokenizer,
+    _zip, _magic, _tar, _safetensors, _zlib, _lzma, _pickle, _protobuf, _tokenizer, _config,
 )

@@ -23,6 +23,7 @@ from typing import BinaryIO, Final
 
 from bastion.findings import Finding, Severity
 from bastion.scan.formats._finding import finding
+from bastion.scan.formats.configs import remote_code_findings
 from bastion.scan.formats.gguf import template_findings
 from bastion.scan.interface import Format, Member, ScanLimits, Source
 
@@ -123,6 +124,7 @@ class TokenizerConfigScanner:
         if not isinstance(config, dict):
             yield _invalid(source, "it is not a JSON object")
             return
+        yield from remote_code_findings(source, config)  # auto_map: Python that runs on load
         # 3. and 4.
         templates, problem = _templates(config.get(_KEY))
         if problem:
