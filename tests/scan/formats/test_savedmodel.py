@@ -52,6 +52,8 @@ def _node(op: str, name: str = "n", function: str = "") -> Any:
     ("WriteFile", "tf.op.file", Severity.HIGH),
     ("ReadFile", "tf.op.file", Severity.HIGH),
     ("MatchingFiles", "tf.op.file", Severity.HIGH),
+    ("CacheDatasetV2", "tf.op.file", Severity.HIGH),  # writes its cache to a filename: was low
+    ("CacheDataset", "tf.op.file", Severity.HIGH),
     ("Addons>Shell", "tf.op.custom", Severity.MEDIUM),
 ])
 def test_dangerous_ops(tmp_path: Path, op: str, rule: str, severity: Severity) -> None:

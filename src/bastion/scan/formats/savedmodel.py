@@ -53,6 +53,7 @@ FILE_OPS: Final = frozenset({
     "FixedLengthRecordDatasetV2", "TextLineReader", "TextLineReaderV2", "WholeFileReader",
     "WholeFileReaderV2", "TFRecordReader", "TFRecordReaderV2", "FixedLengthRecordReader",
     "FixedLengthRecordReaderV2", "SaveDataset", "SaveDatasetV2", "LoadDataset",
+    "CacheDataset", "CacheDatasetV2",  # a filename attribute: the cache is written there
     "DatasetToTFRecord", "SnapshotDataset", "SnapshotDatasetV2", "CreateSummaryFileWriter",
     "CreateSummaryDbWriter", "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3",
     "ExperimentalDatasetToTFRecord",
