@@ -50,6 +50,8 @@ class Format(enum.StrEnum):
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
     TOKENIZER_CONFIG = "hf-tokenizer-config"
+    CHAT_TEMPLATE = "chat-template"
+    """A standalone Jinja chat template (``chat_template.jinja``)."""
     HF_CONFIG = "hf-config"
     """A Hugging Face ``config.json`` with ``auto_map``: Python files that run on load."""
     HYDRA_CONFIG = "hydra-config"

@@ -242,6 +242,17 @@ def _config(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     return mentions(head)
 
 
+def _template(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    """A standalone Jinja chat template: the formats helper owns the probe."""
+    del stream, size
+    if b"{%" not in head and b"{{" not in head:
+        return None  # most files: no import
+    from bastion.scan.formats.tokenizer import is_chat_template
+
+    return Format.CHAT_TEMPLATE if is_chat_template(head) else None
+
+
 _PROBES: Final[tuple[Callable[[bytes, BinaryIO, int], Format | None], ...]] = (
     _zip, _magic, _tar, _safetensors, _zlib, _lzma, _pickle, _protobuf, _tokenizer, _config,
+    _template,
 )

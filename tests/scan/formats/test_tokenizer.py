@@ -179,3 +179,28 @@ def test_fuzz_any_chat_template_value(value: object) -> None:
     assert {f.rule for f in findings} <= {
         "tokenizer.config.invalid", "tokenizer.template.syntax", "tokenizer.template.internals",
         "tokenizer.template.loads", "tokenizer.template.dynamic-name"}
+
+
+def test_a_standalone_chat_template_is_reviewed(tmp_path: Path) -> None:
+    """``chat_template.jinja`` (what newer transformers save beside the tokenizer) gets the
+    same review as a template inside tokenizer_config.json; it passed as an unknown format."""
+    from bastion.scan import scan
+
+    evil = tmp_path / "chat_template.jinja"
+    evil.write_text("{% for m in messages %}{{ m.content }}{% endfor %}"
+                    "{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    benign = tmp_path / "template.jinja"
+    benign.write_text("{% for message in messages %}<|{{ message.role }}|>{{ message.content }}"
+                      "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    report = scan(tmp_path, workers=1)
+    assert {f.location.path: f.format.value for f in report.files} == {
+        str(evil): "chat-template", str(benign): "chat-template"}
+    assert [(f.rule, f.severity.value, f.location.path) for f in report.findings] == [
+        ("tokenizer.template.internals", "critical", str(evil))]
+
+
+def test_a_web_page_template_is_not_a_chat_template() -> None:
+    from bastion.scan.sniff import sniff_bytes
+
+    assert sniff_bytes(b"<html>{% block body %}{{ title }}{% endblock %}</html>\n").value == (
+        "unknown")

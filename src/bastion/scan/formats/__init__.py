@@ -66,6 +66,7 @@ SCANNERS: Final[dict[Format, FormatScanner]] = {
     Format.SAFETENSORS: _Lazy("safetensors", "SafetensorsScanner"),
     Format.GGUF: _Lazy("gguf", "GGUFScanner"),
     Format.TOKENIZER_CONFIG: _Lazy("tokenizer", "TokenizerConfigScanner"),
+    Format.CHAT_TEMPLATE: _Lazy("tokenizer", "ChatTemplateScanner"),
     Format.HF_CONFIG: _Lazy("configs", "ConfigScanner"),
     Format.HYDRA_CONFIG: _Lazy("configs", "ConfigScanner"),
 }

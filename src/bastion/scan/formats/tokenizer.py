@@ -27,7 +27,14 @@ from bastion.scan.formats.configs import remote_code_findings
 from bastion.scan.formats.gguf import template_findings
 from bastion.scan.interface import Format, Member, ScanLimits, Source
 
-__all__ = ["MAX_CONFIG", "TokenizerConfigScanner", "is_tokenizer_config", "probe_tokenizer_config"]
+__all__ = [
+    "MAX_CONFIG",
+    "ChatTemplateScanner",
+    "TokenizerConfigScanner",
+    "is_chat_template",
+    "is_tokenizer_config",
+    "probe_tokenizer_config",
+]
 
 MAX_CONFIG: Final = 16 * 1024 * 1024
 """Largest config parsed (also bounded by ``ScanLimits.max_member_bytes``). Parsed JSON takes
@@ -161,3 +168,46 @@ def _invalid(source: Source, why: str) -> Finding:
         "were not all checked, and transformers may read it differently.",
         remediation="Obtain the file again from its publisher.",
     )
+
+
+_TEMPLATE_MARKERS: Final = (b"messages", b"add_generation_prompt", b"bos_token", b"eos_token")
+
+
+def is_chat_template(head: bytes) -> bool:
+    """A standalone Jinja chat template (``chat_template.jinja``, as newer transformers save
+    it): UTF-8 text with Jinja tags that names what chat templates render from."""
+    if b"\x00" in head or not (b"{%" in head or b"{{" in head):
+        return False
+    if not any(marker in head for marker in _TEMPLATE_MARKERS):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the head
+        return exc.start >= len(head) - 3
+    return True
+
+
+class ChatTemplateScanner:
+    """Reviews a standalone chat template exactly as one inside a tokenizer config."""
+
+    formats: frozenset[Format] = frozenset({Format.CHAT_TEMPLATE})
+
+    def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
+        """Steps: 1. read within the size limit; 2. decode; 3. review the template."""
+        limit = min(MAX_CONFIG, limits.max_member_bytes)
+        if source.size > limit:  # 1.
+            yield finding(
+                source, "tokenizer.limit", Severity.HIGH, "Chat template exceeds the limits",
+                detail=f"It holds {source.size} bytes, more than the {limit} read; it was not "
+                "checked.", remediation="Review the file by hand.",
+            )
+            return
+        with source.open() as stream:
+            raw = stream.read(limit)
+        try:  # 2.
+            text = raw.removeprefix(_BOM).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield _invalid(source, f"it is not UTF-8 text ({exc.reason})")
+            return
+        yield from template_findings(source, "chat_template", text, 0,  # 3.
+                                     prefix="tokenizer", label="Chat template")
