@@ -234,12 +234,11 @@ def _tokenizer(head: bytes, stream: BinaryIO, size: int) -> Format | None:
 def _config(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """A config that makes its loader import code (``auto_map``, ``_target_``): the formats
     helper owns the probe."""
-    del stream, size
     if b"auto_map" not in head and b"_target_" not in head and b"_class_" not in head:
         return None  # most files: no import
-    from bastion.scan.formats.configs import mentions
+    from bastion.scan.formats.configs import probe
 
-    return mentions(head)
+    return probe(head, stream, size)
 
 
 def _template(head: bytes, stream: BinaryIO, size: int) -> Format | None:

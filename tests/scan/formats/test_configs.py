@@ -45,7 +45,8 @@ def test_a_tokenizer_config_is_reviewed_for_auto_map_too(tmp_path: Path) -> None
     ('{"model": {"_target_": "mylib.nets.Net", "width": 4}}', "config.target.unsafe",
      Severity.HIGH),
     ("model:\n  _class_: subprocess.Popen\n", "config.target.unsafe", Severity.CRITICAL),
-    ("a: &x [1, 2]\nb: *x\n_target_: os.system\n", "config.unreadable", Severity.HIGH),
+    ("a: &x [1, 2]\nb: *x\n_target_: os.system\n", "config.target.unsafe",  # OmegaConf reads
+     Severity.CRITICAL),                                                  # aliases: so do we
 ])
 def test_hydra_targets_are_judged_by_the_allowlist(
     tmp_path: Path, canary: Path, text: str, rule: str, severity: Severity
@@ -70,3 +71,20 @@ def test_a_reviewed_target_passes(tmp_path: Path) -> None:
 ])
 def test_look_alikes_are_not_configs(data: bytes) -> None:
     assert sniff_bytes(data).value == "unknown"
+
+
+def test_python_source_that_spells_a_target_is_not_a_config(tmp_path: Path) -> None:
+    """A loader cannot read what does not parse: code holding a Hydra-style dict stays code."""
+    from bastion.scan.sniff import sniff_bytes
+
+    code = b'def build():\n    return {"_target_": "os.system", "command": "id"}\n'
+    assert sniff_bytes(code).value == "unknown"
+    assert sniff_bytes(b'{"auto_map": {}}').value == "unknown"  # mentions it, names nothing
+
+
+def test_an_alias_bomb_is_walked_once_per_node(tmp_path: Path) -> None:
+    lines = ["a0: &a0 {_target_: os.system}"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 40)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert [(r, s) for r, s, _ in _findings(path)] == [("config.target.unsafe", Severity.CRITICAL)]

@@ -9,7 +9,8 @@
   class). Each target is judged by the same allowlist as a pickle's globals: ``os.system`` is
   critical, a name nobody reviewed high, a reviewed class passes.
 
-Both are parsed as data (``json``, ``yaml.SafeLoader`` without aliases): nothing is imported.
+Both are parsed as data (``json``, ``yaml.safe_load``; an alias is a reference, visited
+once, as OmegaConf reads it too): nothing is imported.
 
     >>> from bastion.scan.pickle import Policy
     >>> [v.reason for v in targets({"_target_": "os.system", "command": "id"}, Policy.default())]
@@ -22,7 +23,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import yaml
 
@@ -31,7 +32,14 @@ from bastion.scan.formats._finding import CODE_EXECUTION, finding
 from bastion.scan.interface import Format, Member, ScanLimits, Source
 from bastion.scan.pickle.policy import Policy, Verdict
 
-__all__ = ["ConfigScanner", "mentions", "remote_code", "remote_code_findings", "targets"]
+__all__ = [
+    "ConfigScanner",
+    "mentions",
+    "probe",
+    "remote_code",
+    "remote_code_findings",
+    "targets",
+]
 
 MAX_CONFIG: Final = 16 * 1024 * 1024
 """Largest config parsed (also bounded by ``ScanLimits.max_member_bytes``)."""
@@ -70,32 +78,30 @@ def remote_code_findings(source: Source, config: Mapping[str, Any]) -> Iterator[
         )
 
 
-def targets(config: object, policy: Policy) -> Iterator[Verdict]:
-    """The verdict on every ``_target_`` (and Hydra's older ``_class_``) under ``config``."""
-    stack = [config]
+def _target_nodes(config: object) -> Iterator[str]:
+    """Every ``_target_`` (and Hydra's older ``_class_``) string under ``config``."""
+    stack, seen = [config], set()
     while stack:
         node = stack.pop()
+        if isinstance(node, Mapping | list):
+            if id(node) in seen:  # a YAML alias is the same object: each node once, no bombs
+                continue
+            seen.add(id(node))
         if isinstance(node, Mapping):
             for key in ("_target_", "_class_"):
                 value = node.get(key)
                 if isinstance(value, str):
-                    module, _, name = value.strip().rpartition(".")
-                    yield policy.verdict(module or value, name or value)
+                    yield value.strip()
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: no expansion bombs in a config."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "aliases are not read in configs", event.start_mark
-            )
-        return super().compose_node(parent, index)
+def targets(config: object, policy: Policy) -> Iterator[Verdict]:
+    """The verdict on every ``_target_`` (and ``_class_``) under ``config``."""
+    for value in _target_nodes(config):
+        module, _, name = value.rpartition(".")
+        yield policy.verdict(module or value, name or value)
 
 
 def _parse(raw: bytes) -> object:
@@ -103,7 +109,7 @@ def _parse(raw: bytes) -> object:
     try:
         return json.loads(text)
     except ValueError:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.safe_load(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,18 +163,34 @@ def _unread(source: Source, why: str) -> Finding:
 
 
 def mentions(head: bytes) -> Format | None:
-    """The sniffer's test on the opening bytes (64 KiB): a JSON object or YAML text that
-    names ``auto_map`` (a Hugging Face config) or ``_target_`` (a Hydra config)."""
+    """The cheap test on the opening bytes (64 KiB): a JSON object naming ``auto_map`` (a
+    Hugging Face config), or text with a ``_target_`` / ``_class_`` key (a Hydra config)."""
     text = head.removeprefix(b"\xef\xbb\xbf")
     if not text or b"\x00" in text:
         return None
     if b'"auto_map"' in text and text.lstrip(b" \t\r\n").startswith(b"{"):
         return Format.HF_CONFIG
     if re.search(rb'(^|[\s{,"\'])_(target|class)_["\']?\s*:', text, re.M):
-        try:
-            text.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
         return Format.HYDRA_CONFIG
     return None
 
+
+def probe(head: bytes, stream: BinaryIO, size: int) -> Format | None:
+    """The sniffer's test: :func:`mentions`, then the file parses as JSON or YAML and holds
+    what it mentioned. A loader cannot read what does not parse, so that is not a config
+    (Python source that spells ``"_target_":`` in a dict stays what it is); a file over
+    :data:`MAX_CONFIG` that mentions them counts, so its scanner reports the limit."""
+    candidate = mentions(head)
+    if candidate is None:
+        return None
+    if size > MAX_CONFIG:
+        return candidate
+    stream.seek(0)
+    raw = head if size <= len(head) else stream.read(MAX_CONFIG)
+    try:
+        config = _parse(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError):
+        return None
+    if candidate is Format.HF_CONFIG:
+        return candidate if isinstance(config, Mapping) and remote_code(config) else None
+    return candidate if next(_target_nodes(config), None) is not None else None
