@@ -63,6 +63,8 @@ class Format(enum.StrEnum):
     BZIP2 = "bzip2"
     XZ = "xz"
     LZMA = "lzma"
+    LZ4 = "lz4"
+    """An LZ4 frame (``joblib.dump(..., compress="lz4")``)."""
     """LZMA-alone (``.lzma``): what ``joblib.dump(..., compress="lzma")`` writes."""
     ZLIB = "zlib"
     UNKNOWN = "unknown"

@@ -95,6 +95,8 @@ def _magic(head: bytes, stream: BinaryIO, size: int) -> Format | None:
         return Format.BZIP2
     if head.startswith(b"\xfd7zXZ\x00"):
         return Format.XZ
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Format.LZ4
     return None
 
 

@@ -472,3 +472,18 @@ def test_lzma_alone_is_not_claimed_on_a_props_byte_alone(data: bytes) -> None:
 
     assert not is_lzma_alone(data)
     assert sniff_bytes(data).value != "lzma"
+
+
+def test_an_lz4_stream_that_cannot_be_opened_fails_closed(tmp_path: Path) -> None:
+    """joblib's compress="lz4" writes an LZ4 frame; without the lz4 package here its content
+    cannot be read, which is a high finding, never an unknown format passing at exit 0."""
+    import importlib.util
+
+    if importlib.util.find_spec("lz4") is not None:
+        pytest.skip("lz4 is installed here: the frame is opened and scanned instead")
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"\x04\x22\x4d\x18\x64\x40\xa7" + b"\x00" * 32)
+    report = scan(path, workers=1)
+    assert [f.format.value for f in report.files] == ["lz4"]
+    assert [(f.rule, f.severity) for f in report.findings] == [
+        ("archive.compressed.unsupported", Severity.HIGH)]

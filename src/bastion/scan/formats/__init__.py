@@ -58,6 +58,7 @@ SCANNERS: Final[dict[Format, FormatScanner]] = {
     Format.BZIP2: _Lazy("archives", "CompressedScanner"),
     Format.XZ: _Lazy("archives", "CompressedScanner"),
     Format.LZMA: _Lazy("archives", "CompressedScanner"),
+    Format.LZ4: _Lazy("archives", "CompressedScanner"),
     Format.ZLIB: _Lazy("archives", "CompressedScanner"),
     Format.KERAS: _Lazy("keras", "KerasScanner"),
     Format.HDF5: _Lazy("keras", "KerasScanner"),
@@ -73,7 +74,7 @@ SCANNERS: Final[dict[Format, FormatScanner]] = {
 
 CONTAINERS: Final = frozenset({
     Format.TORCH_ZIP, Format.NUMPY_NPZ, Format.ZIP, Format.TAR, Format.TORCH_TAR,
-    Format.SEVENZIP, Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.ZLIB,
+    Format.SEVENZIP, Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.LZ4, Format.ZLIB,
     Format.KERAS,
 })
 """Formats whose members are scanned in turn; not opened beyond ``ScanLimits.max_depth``."""

@@ -458,7 +458,7 @@ class CompressedScanner:
     its other ``compress=`` choices): one member."""
 
     formats: frozenset[Format] = frozenset(
-        {Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.ZLIB}
+        {Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.LZ4, Format.ZLIB}
     )
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
@@ -467,6 +467,15 @@ class CompressedScanner:
         with source.open() as stream:
             head = stream.read(4096)  # enough for LZMA-alone, which has no magic number
             stream.seek(0)
+            if head.startswith(_LZ4_MAGIC) and not _lz4_available():
+                yield finding(
+                    "archive.compressed.unsupported", Severity.HIGH,
+                    "the LZ4 stream cannot be opened here: its content was not scanned",
+                    _at(loc), detail="joblib.load decompresses it (with the lz4 package) and "
+                    "unpickles what comes out.",
+                    remediation="Install the lz4 package where Bastion runs, then scan again.",
+                )
+                return
             chunks, kind = _decompressor(head, stream)
             with spill(chunks, source.size, limits, source.budget) as out:
                 if out.problem is not None and out.path is None:
@@ -484,6 +493,16 @@ class CompressedScanner:
                     yield Member(name, member_source(source, name, out.size, opener))
 
 
+_LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
+
+
+def _lz4_available() -> bool:
+    """Whether the optional ``lz4`` package (what joblib uses for ``compress="lz4"``) is here."""
+    import importlib.util
+
+    return importlib.util.find_spec("lz4") is not None
+
+
 def _decompressor(head: bytes, stream: BinaryIO) -> tuple[Iterator[bytes], str]:
     if head.startswith(b"\x1f\x8b"):
         return read_chunks(gzip.GzipFile(fileobj=stream)), "gzip"  # type: ignore[arg-type]
@@ -491,6 +510,10 @@ def _decompressor(head: bytes, stream: BinaryIO) -> tuple[Iterator[bytes], str]:
         return read_chunks(bz2.BZ2File(stream)), "bzip2"  # type: ignore[arg-type]
     if head.startswith(b"\xfd7zXZ"):
         return read_chunks(lzma.LZMAFile(stream)), "xz"  # type: ignore[arg-type]
+    if head.startswith(_LZ4_MAGIC):
+        import lz4.frame  # type: ignore[import-not-found]  # present: checked by the caller
+
+        return read_chunks(lz4.frame.LZ4FrameFile(stream)), "lz4"
     if is_lzma_alone(head):
         alone = lzma.LZMAFile(stream, format=lzma.FORMAT_ALONE)  # noqa: SIM115
         return read_chunks(alone), "lzma"  # type: ignore[arg-type]
