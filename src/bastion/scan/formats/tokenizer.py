@@ -210,4 +210,4 @@ class ChatTemplateScanner:
             yield _invalid(source, f"it is not UTF-8 text ({exc.reason})")
             return
         yield from template_findings(source, "chat_template", text, 0,  # 3.
-                                     prefix="tokenizer", label="Chat template")
+                                     prefix="tokenizer", label="Standalone")
