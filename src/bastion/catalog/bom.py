@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from packaging.utils import canonicalize_name
 
 from bastion.catalog.cards import (
     DisclosureLevel,
@@ -79,7 +80,7 @@ def purl(package: Distribution) -> str:
 def environment_components(packages: Sequence[Distribution]) -> list[dict[str, Any]]:
     """One ``library`` component per distribution, deduplicated, in name order."""
     components: dict[str, dict[str, Any]] = {}
-    for package in sorted(packages, key=lambda p: (_normalised(p.name), p.version or "")):
+    for package in sorted(packages, key=lambda p: (canonicalize_name(p.name), p.version or "")):
         component = library_component(package.name, package.version)
         components.setdefault(component["bom-ref"], component)
     return list(components.values())
@@ -178,8 +179,3 @@ def bom_for(
         captured=captured,
         level=level,
     )
-
-
-def _normalised(name: str) -> str:
-    """PEP 503: lower case, runs of ``-_.`` as one ``-``."""
-    return re.sub(r"[-_.]+", "-", name).lower()

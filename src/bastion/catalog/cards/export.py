@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
+
+from packaging.utils import canonicalize_name
 
 from bastion import __version__
 from bastion.catalog.cards.model import AnyCard, DisclosureLevel, disclose
@@ -301,7 +302,7 @@ def _properties(data: Mapping[str, Any]) -> list[dict[str, str]]:
 def library_component(name: str, version: str | None) -> dict[str, Any]:
     """A CycloneDX ``library`` component for a PyPI distribution, keyed by its package URL
     (purl-spec: the PEP 503 name, lower case, ``-`` for runs of ``-_.``)."""
-    ref = "pkg:pypi/" + re.sub(r"[-_.]+", "-", name).lower()
+    ref = "pkg:pypi/" + canonicalize_name(name)
     if version:
         ref += "@" + urllib.parse.quote(version, safe="._-~!")
     component: dict[str, Any] = {"type": "library", "bom-ref": ref, "name": name, "purl": ref}
