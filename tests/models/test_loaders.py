@@ -20,6 +20,7 @@ import safetensors.torch
 import skops.io
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from tests.models.conftest import make_net, script, trace
 from tests.models.onnx_models import linear, reference_logits
@@ -260,12 +261,18 @@ def _skops_with(retarget: tuple[str, str], new: tuple[str, str], data: bytes) ->
 
 
 def test_skops_types_the_policy_refuses(tmp_path: Path, canary: Path) -> None:
-    safe_looking = skops.io.dumps(FunctionTransformer(np.log1p).fit(np.ones((3, 2))))
-    (tmp_path / "log1p.skops").write_bytes(safe_looking)  # skops trusts numpy.log1p; we do not
-    with pytest.raises(UnsafeModelError, match=r"numpy\.log1p") as err:
-        load_model(tmp_path / "log1p.skops")
+    safe_looking = skops.io.dumps(FunctionTransformer(np.round).fit(np.ones((3, 2))))
+    (tmp_path / "round.skops").write_bytes(safe_looking)  # a function, not a reviewed ufunc
+    with pytest.raises(UnsafeModelError, match=r"numpy\.round") as err:
+        load_model(tmp_path / "round.skops")
     assert err.value.findings[0].rule == "model.skops.untrusted-type"
-    evil = _skops_with(("numpy", "log1p"), ("posix", "system"), safe_looking)
+    # a NumPy ufunc is on the reviewed list (function.ufunc): it loads and computes
+    x, y = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]]), np.array([0, 1, 0, 1])
+    model = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()).fit(x, y)
+    (tmp_path / "log1p.skops").write_bytes(skops.io.dumps(model))
+    loaded = load_model(tmp_path / "log1p.skops")
+    assert loaded.predictor.predict(x).tolist() == model.predict(x).tolist()
+    evil = _skops_with(("numpy", "round"), ("posix", "system"), safe_looking)
     assert b"posix" in zipfile.ZipFile(io.BytesIO(evil)).read("schema.json")
     (tmp_path / "evil.skops").write_bytes(evil)
     with pytest.raises(UnsafeModelError, match=r"posix\.system") as err:

@@ -74,3 +74,92 @@ def test_a_collector_the_caller_disabled_stays_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- getattr(owner, "name"): judged as the attribute it reaches -----------------------------------
+def _judge(data: bytes, policy: Policy | None = None) -> list[tuple[str, str]]:
+    findings = _stream.scan_pickles(io.BytesIO(data), Location("x.pkl"), ScanLimits(),
+                                    policy or Policy.default(), end=len(data))
+    return sorted((f.rule, f.severity.value) for f in findings)
+
+
+def _getattr(owner: tuple[str, str], attribute: str) -> bytes:
+    """``getattr(owner, attribute)`` as pickle writes a bound method (protocol 2)."""
+    return (b"\x80\x02" + b"cbuiltins\ngetattr\n" + b"c" + owner[0].encode() + b"\n"
+            + owner[1].encode() + b"\n" + _text(attribute) + b"\x86R")
+
+
+def _text(value: str) -> bytes:
+    return b"X" + len(value).to_bytes(4, "little") + value.encode()
+
+
+@pytest.mark.parametrize("proto", [2, 4, 5])
+def test_a_zoneinfo_datetime_is_clean_and_loads_through_the_restricted_unpickler(
+    proto: int,
+) -> None:
+    """``ZoneInfo`` pickles as ``getattr(ZoneInfo, "_unpickle")(key, 1)``: a reviewed
+    reconstructor reached by getattr, not an arbitrary call."""
+    import datetime
+    import zoneinfo
+
+    from bastion.scan.pickle import RestrictedUnpickler
+
+    value = datetime.datetime(2020, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
+    data = pickle.dumps(value, protocol=proto)
+    assert b"getattr" in data
+    assert _judge(data) == []
+    assert RestrictedUnpickler(io.BytesIO(data)).load() == value
+
+
+def test_calling_an_unvetted_method_reached_by_getattr_is_critical_and_never_runs(
+    tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    from bastion.scan.pickle import RestrictedUnpickler, UnsafePickleError
+
+    canary = Path(str(tmp_path)) / "canary"
+    # getattr(PosixPath, "touch")(PosixPath(canary)): PosixPath is allowed, its touch is not
+    data = (_getattr(("pathlib", "PosixPath"), "touch")[:-1] + b"R" + b"cpathlib\nPosixPath\n"
+            + _text(str(canary)) + b"\x85R\x85R.")
+    assert ("pickle.getattr.unvetted", "critical") in _judge(data)
+    with pytest.raises(UnsafePickleError, match=r"pathlib\.PosixPath\.touch"):
+        RestrictedUnpickler(io.BytesIO(data)).load()
+    assert not canary.exists()
+    pickle.loads(data)  # the payload is real: plain pickle runs it
+    assert canary.exists()
+
+
+def test_getattr_of_a_private_attribute_is_critical_even_unused_as_a_call() -> None:
+    data = _getattr(("collections", "OrderedDict"), "_OrderedDict__map") + b"."
+    assert ("pickle.getattr.unvetted", "critical") in _judge(data)
+
+
+def test_a_public_attribute_of_an_allowed_class_read_as_data_is_clean() -> None:
+    data = _getattr(("collections", "OrderedDict"), "fromkeys") + b"\x85."  # kept in a tuple
+    assert _judge(data) == []
+
+
+def test_getattr_on_an_owner_not_allowed_reports_the_owner_once() -> None:
+    data = _getattr(("mylib.models", "Net"), "build") + b")R."
+    assert _judge(data) == [("pickle.getattr.unvetted", "critical"),
+                            ("pickle.global.unknown", "high")]
+
+
+def test_getattr_with_a_name_built_at_load_time_stays_a_dangerous_import() -> None:
+    # getattr(collections.OrderedDict, str("fromkeys")): the name is not a constant
+    data = (b"\x80\x02cbuiltins\ngetattr\ncollections\nOrderedDict\ncbuiltins\nstr\n"
+            + _text("fromkeys") + b"\x85R\x86R\x85.")
+    assert ("pickle.global.dangerous", "critical") in _judge(data)
+
+
+def test_build_on_an_attribute_fetched_by_getattr_is_critical() -> None:
+    data = _getattr(("collections", "OrderedDict"), "fromkeys") + b"}b\x85."
+    assert ("pickle.build.global", "critical") in _judge(data)
+
+
+def test_an_allowed_dotted_method_may_be_called_through_getattr() -> None:
+    data = _getattr(("collections", "OrderedDict"), "fromkeys") + b"(X\x01\x00\x00\x00a\x85tR."
+    assert ("pickle.getattr.unvetted", "critical") in _judge(data)
+    allowed = Policy.default().allowing(["collections:OrderedDict.fromkeys"])
+    assert _judge(data, allowed) == []

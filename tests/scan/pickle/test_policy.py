@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import importlib
+import importlib.metadata
 import inspect
+import json
+import platform
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,7 @@ from bastion.scan.pickle.policy import TORCHSCRIPT_NAMES
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy.core.* aliases
 def test_every_allowlisted_name_resolves_to_a_class_or_rebuild_helper() -> None:
-    policy = Policy.default()
+    policy = Policy.curated()
     assert len(policy.allowed) > 500
     for entry in sorted(policy.allowed):
         module, name = entry.split(":")
@@ -29,6 +34,64 @@ def test_every_allowlisted_name_resolves_to_a_class_or_rebuild_helper() -> None:
                     or name in {"scalar", "_frombuffer", "encode", "_mareconstruct", "newObj"}
                     or entry in TORCHSCRIPT_NAMES  # each returns its argument (reviewed)
                     or not callable(obj)), entry
+
+
+_ECOSYSTEM = Path(inspect.getfile(Policy)).with_name("ecosystem.json")
+_DISTRIBUTIONS = {"xgboost": "xgboost-cpu", "python-stdlib": ""}
+
+
+def _reviewed_here() -> Iterator[tuple[str, str, str]]:
+    """(library, entry, rule) for each library installed here at a version it was reviewed at."""
+    for library, spec in json.loads(_ECOSYSTEM.read_text("utf-8"))["libraries"].items():
+        dist = _DISTRIBUTIONS.get(library, library)
+        try:
+            version = importlib.metadata.version(dist) if dist else platform.python_version()
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for entry, admitted in spec["entries"].items():
+            if version in admitted["versions"]:
+                yield library, entry, admitted["rule"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
+                            "ignore::PendingDeprecationWarning", "ignore::UserWarning")
+def test_each_ecosystem_entry_is_what_its_rule_says_at_the_reviewed_version() -> None:
+    """tools/allowlist.py admitted each entry by a rule; at the versions reviewed, each still
+    imports, is the kind of object its rule admits, and reaches no sink the rules name."""
+    from tools.allowlist import RULES, Decision, review
+
+    checked: set[str] = set()
+    for library, entry, rule in _reviewed_here():
+        checked.add(library)
+        module, _, name = entry.partition(":")
+        obj: object = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        assert rule in RULES, entry
+        if rule.startswith("class."):
+            assert inspect.isclass(obj), entry
+            assert rule != "class.enum" or issubclass(obj, enum.Enum), entry
+        elif rule == "function.ufunc":
+            assert type(obj).__name__ == "ufunc", entry
+        elif rule == "function.reconstructor":
+            assert callable(obj) and not inspect.isclass(obj), entry
+        if rule != "reviewed.by-hand":  # the rule still admits it; so nothing it denies
+            assert review(entry) == Decision(entry, rule, RULES[rule]), entry
+            assert Policy.curated().verdict(module, name).severity is Severity.HIGH, entry
+    assert {"numpy", "scipy", "scikit-learn", "torch", "python-stdlib"} <= checked, (
+        f"only {sorted(checked)} are installed at a reviewed version: rerun tools/allowlist.py"
+    )
+
+
+def test_the_default_policy_holds_the_ecosystem_and_the_curated_list() -> None:
+    default, curated = Policy.default(), Policy.curated()
+    assert curated.allowed < default.allowed
+    assert default.verdict("pandas.core.frame", "DataFrame").allowed
+    assert not curated.verdict("pandas.core.frame", "DataFrame").allowed
+    assert default.verdict("zoneinfo", "ZoneInfo._unpickle").allowed
+    # what the review refused stays out
+    assert not default.verdict("pandas.io.pytables", "HDFStore").allowed
+    assert not default.verdict("numpy", "memmap").allowed
 
 
 def test_torchscript_classes_are_inert_to_pythons_unpickler() -> None:

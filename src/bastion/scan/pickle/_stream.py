@@ -6,7 +6,10 @@ Rules (each a finding; see ``docs/scan.md``):
    network), ``pickle.global.dotted`` (critical: attribute walk), ``pickle.global.unknown`` (high).
 2. Import operands that are not plain strings: ``pickle.global.indeterminate`` (critical).
 3. A call whose callable is not an import (the result of another call, a persistent object):
-   ``pickle.call.indeterminate`` (critical) — the ``getattr(...)(...)`` chain.
+   ``pickle.call.indeterminate`` (critical). ``getattr(owner, "name")`` with an imported owner
+   and a constant name (how bound methods and Enum members pickle) is resolved instead, to
+   ``owner.name``, and judged as that: ``pickle.getattr.unvetted`` when it is not allowed
+   (critical when called or private; see :meth:`Policy.attribute`).
 4. A call whose result is dropped (POP, left under the returned value, memo only):
    ``pickle.call.discarded`` — made for its side effect.
 5. BUILD on an imported object (``setattr`` on a class, module or function):
@@ -21,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final
 
 from bastion.findings import Finding, Location, Severity
@@ -37,7 +40,7 @@ from bastion.scan.pickle._machine import (
     analyse,
     describe,
 )
-from bastion.scan.pickle.policy import Policy
+from bastion.scan.pickle.policy import GETATTR, Policy, canonical
 
 __all__ = ["judge", "scan_pickles"]
 
@@ -159,6 +162,7 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
     def at(offset: int) -> Location:
         return Location(location.path, location.member, offset)
 
+    reaches = _getattr_reaches(a)
     # 1. imports
     reported: dict[str, Global] = {}
     called: set[int] | None = None  # the imports that are called, once one is reported
@@ -166,6 +170,8 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
     for g in a.globals:
         if g.opcode.startswith("EXT") or not g.known:
             continue  # reported as pickle.global.extension / .indeterminate
+        if id(g) in reaches.resolved_globals:
+            continue  # each call of this getattr is judged as the attribute it reaches (3)
         v = policy.verdict(g.module, g.name, g.proto)
         if v.allowed:
             continue
@@ -203,9 +209,16 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
     complete = a.complete
     for c in a.calls:
         func = c.func
-        if type(func) is Global:  # almost every call: nothing more to resolve
+        reached = reaches.targets.get(id(c))
+        if reached is not None:
+            yield from _judge_getattr(reached, c, id(c) in reaches.called, where, at, policy)
             if c.used or not complete:
                 continue
+        elif type(func) is Global:  # almost every call: nothing more to resolve
+            if c.used or not complete:
+                continue
+        elif id(func) in reaches.targets:
+            continue  # a call of getattr's result: judged with that getattr above
         else:
             func = _resolve(func)
         if type(func) is not Global:
@@ -231,7 +244,18 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
     # 5. BUILD on imported objects
     for built, offset in a.builds:
         target = _resolve(built)
-        if type(target) is Global:
+        if id(target) in reaches.targets:
+            owner, attribute = reaches.targets[id(target)]
+            yield finding(
+                "pickle.build.global", Severity.CRITICAL,
+                f"{where}: BUILD sets attributes on {owner.module}.{owner.name}.{attribute}",
+                at(offset),
+                detail="BUILD on an attribute fetched from an imported object rewrites that "
+                "shared object in the loading process.",
+                remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+                evidence={"target": f"{owner.module}.{owner.name}.{attribute}"},
+            )
+        elif type(target) is Global:
             yield finding(
                 "pickle.build.global", Severity.CRITICAL,
                 f"{where}: BUILD sets attributes on the imported {target.module}.{target.name}",
@@ -249,6 +273,61 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy) -> Iterat
                 evidence={"target": describe(target)},
             )
 
+
+
+class _Reaches:
+    """The ``getattr(owner, "name")`` calls of one pickle that can be resolved statically."""
+
+    __slots__ = ("called", "resolved_globals", "targets")
+
+    def __init__(self) -> None:
+        self.targets: dict[int, tuple[Global, str]] = {}
+        """id(call) -> (owner, attribute)."""
+        self.called: set[int] = set()
+        """ids of those calls whose result is itself called."""
+        self.resolved_globals: set[int] = set()
+        """ids of ``builtins.getattr`` imports every call of which resolves."""
+
+
+def _getattr_reaches(a: Analysis) -> _Reaches:
+    reaches = _Reaches()
+    unresolved: set[int] = set()
+    for c in a.calls:
+        func = c.func
+        if type(func) is not Global or canonical(func.module, func.name, func.proto) != GETATTR:
+            continue
+        args = c.args
+        if (type(args) is tuple and len(args) == 2 and type(args[0]) is Global
+                and args[0].known and type(args[1]) is str):
+            reaches.targets[id(c)] = (args[0], args[1])
+            reaches.resolved_globals.add(id(func))
+        else:
+            unresolved.add(id(func))
+    reaches.resolved_globals -= unresolved
+    if reaches.targets:
+        reaches.called = {id(c.func) for c in a.calls if id(c.func) in reaches.targets}
+    return reaches
+
+
+def _judge_getattr(
+    reached: tuple[Global, str], c: Call, called: bool, where: str,
+    at: Callable[[int], Location], policy: Policy,
+) -> Iterator[Finding]:
+    owner, attribute = reached
+    v = policy.attribute(owner.module, owner.name, attribute, owner.proto, called=called)
+    if v.allowed or (not called and not policy.verdict(owner.module, owner.name, owner.proto)
+                     .allowed and not attribute.startswith("_")):
+        return  # allowed, or the owner's own import is the finding (rule 1)
+    verb = "calls" if called else "reads"
+    yield finding(
+        "pickle.getattr.unvetted", v.severity, f"{where} {verb} {v.qualified} through getattr",
+        at(c.offset),
+        detail=f"getattr({owner.module}.{owner.name}, {attribute!r}) is {v.qualified}: "
+        f"{v.reason}.",
+        remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+        evidence={"global": v.qualified, "owner": f"{owner.module}.{owner.name}",
+                  "attribute": attribute, "called": called},
+    )
 
 
 def _resolve(value: object) -> object:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import IO, Any, ClassVar
 
 from bastion.errors import BastionError
-from bastion.scan.pickle.policy import Policy
+from bastion.scan.pickle.policy import GETATTR, Policy, canonical
 
 __all__ = ["RestrictedUnpickler", "UnsafePickleError", "load", "loads"]
 
@@ -51,7 +51,13 @@ class RestrictedUnpickler(pickle._Unpickler):
         self.policy = policy or _default_policy()
 
     def find_class(self, module: str, name: str) -> Any:
-        """Import ``module.name`` only when the policy allows it (same canonicalisation)."""
+        """Import ``module.name`` only when the policy allows it (same canonicalisation).
+
+        ``builtins.getattr`` is answered with :meth:`_getattr`, which admits what the scanner
+        admits (:meth:`Policy.attribute`) and nothing else.
+        """
+        if canonical(module, name, self.proto) == GETATTR:
+            return self._getattr
         verdict = self.policy.verdict(module, name, self.proto)
         if not verdict.allowed:
             raise UnsafePickleError(
@@ -60,6 +66,30 @@ class RestrictedUnpickler(pickle._Unpickler):
                 "author",
             )
         return super().find_class(verdict.module, verdict.name)
+
+    def _getattr(self, owner: Any, attribute: Any) -> Any:
+        """``getattr`` on an imported object the policy allows, by a constant name.
+
+        The scanner cannot know whether a method fetched as data is later called by the
+        loading program, so here a routine is admitted only when the dotted name is itself
+        allowed (a reconstructor such as ``zoneinfo.ZoneInfo._unpickle``).
+        """
+        module, qualname = getattr(owner, "__module__", None), getattr(owner, "__qualname__", None)
+        if not (isinstance(attribute, str) and isinstance(module, str)
+                and isinstance(qualname, str)):
+            raise UnsafePickleError(
+                "refusing getattr on an object that is not an imported class or function",
+                hint="only getattr(<allowed class>, 'name') is admitted",
+            )
+        verdict = self.policy.attribute(module, qualname, attribute, called=False)
+        if verdict.allowed:
+            value = getattr(owner, attribute)
+            if inspect.isroutine(value):
+                verdict = self.policy.attribute(module, qualname, attribute, called=True)
+        if not verdict.allowed:
+            raise UnsafePickleError(f"refusing getattr {verdict.qualified}: {verdict.reason}",
+                                    hint="allow the dotted name only if you trust its author")
+        return value
 
     def _load_build(self) -> None:
         target = self.stack[-1]
