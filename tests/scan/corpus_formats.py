@@ -30,9 +30,12 @@ __all__ = [
     "FORMAT_MALICIOUS",
     "LLAMA3_TEMPLATE",
     "QWEN2_TEMPLATE",
+    "add_tf1_saver",
+    "add_tf_saver",
     "keras_metadata_bytes",
     "keras_metadata_nodes",
     "saved_model_bytes",
+    "string_const",
     "tokenizer_config",
     "write_format_corpus",
     "write_tokenizer_config",
@@ -345,6 +348,135 @@ def _saved_model_class() -> Any:
     return message_factory.GetMessageClass(descriptor)
 
 
+def string_const(nodes: Any, name: str, value: str) -> Any:
+    """A scalar string ``Const`` node added to ``nodes`` (a GraphDef's or FunctionDef's)."""
+    node = nodes.add(name=name, op="Const")
+    node.attr["dtype"].type = 7  # DT_STRING
+    node.attr["value"].tensor.dtype = 7
+    node.attr["value"].tensor.string_val.append(value.encode())
+    return node
+
+
+def _int_const(nodes: Any, name: str, value: int) -> None:
+    node = nodes.add(name=name, op="Const")
+    node.attr["dtype"].type = 3  # DT_INT32
+    node.attr["value"].tensor.dtype = 3
+    node.attr["value"].tensor.int_val.append(value)
+
+
+def add_tf_saver(meta: Any, *, save: str = "__inference__traced_save_99",
+                 restore: str = "__inference__traced_restore_100",
+                 variables: tuple[str, ...] = ("dense/kernel", "dense/bias")) -> None:
+    """The checkpoint functions ``tf.saved_model.save`` writes, node for node as TensorFlow
+    2.9-2.21 emit them (``functional_saver.MultiDeviceSaver``: ``_traced_save`` and
+    ``_traced_restore``), called from the graph through ``StatefulPartitionedCall_1``/``_2``
+    with the ``saver_filename`` placeholder that ``saver_def`` names as their first argument."""
+    graph = meta.graph_def
+    graph.node.add(name="saver_filename", op="Placeholder").attr["dtype"].type = 7
+    call = graph.node.add(name="StatefulPartitionedCall_1", op="StatefulPartitionedCall",
+                          input=["saver_filename", *(f"{v}/Read/ReadVariableOp"
+                                                     for v in variables), "Const"])
+    call.attr["f"].func.name = save
+    call = graph.node.add(name="StatefulPartitionedCall_2", op="StatefulPartitionedCall",
+                          input=["saver_filename", *variables])
+    call.attr["f"].func.name = restore
+    meta.saver_def.filename_tensor_name = "saver_filename:0"
+    meta.saver_def.save_tensor_name = "StatefulPartitionedCall_1:0"
+    meta.saver_def.restore_op_name = "StatefulPartitionedCall_2"
+    meta.saver_def.version = 2  # V2
+
+    fn = graph.library.function.add()
+    fn.signature.name = save
+    reads = [f"savev2_{v.replace('/', '_')}_read_readvariableop" for v in variables]
+    for arg in ["file_prefix", *reads, "savev2_const"]:
+        fn.signature.input_arg.add(name=arg, type=7 if arg == "file_prefix" else 1)
+    fn.signature.output_arg.add(name="identity_1", type=7)
+    nodes = fn.node_def
+    nodes.add(name="StaticRegexFullMatch", op="StaticRegexFullMatch", input=["file_prefix"]) \
+        .attr["pattern"].s = b"^s3://.*"
+    string_const(nodes, "Const", ".part")
+    string_const(nodes, "Const_1", "_temp/part")
+    nodes.add(name="Select", op="Select", input=[
+        "StaticRegexFullMatch:output:0", "Const:output:0", "Const_1:output:0"])
+    nodes.add(name="StringJoin", op="StringJoin", input=["file_prefix", "Select:output:0"]) \
+        .attr["N"].i = 2
+    _int_const(nodes, "num_shards", 1)
+    _int_const(nodes, "ShardedFilename/shard", 0)
+    nodes.add(name="ShardedFilename", op="ShardedFilename", input=[
+        "StringJoin:output:0", "ShardedFilename/shard:output:0", "num_shards:output:0"])
+    string_const(nodes, "SaveV2/tensor_names", "layer/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    string_const(nodes, "SaveV2/shape_and_slices", "")
+    nodes.add(name="SaveV2", op="SaveV2", input=[
+        "ShardedFilename:filename:0", "SaveV2/tensor_names:output:0",
+        "SaveV2/shape_and_slices:output:0", *reads, "savev2_const"])
+    nodes.add(name="MergeV2Checkpoints/checkpoint_prefixes", op="Pack",
+              input=["ShardedFilename:filename:0", "^SaveV2"])
+    nodes.add(name="MergeV2Checkpoints", op="MergeV2Checkpoints", input=[
+        "MergeV2Checkpoints/checkpoint_prefixes:output:0", "file_prefix"]) \
+        .attr["delete_old_dirs"].b = True
+    nodes.add(name="Identity", op="Identity", input=["file_prefix", "^MergeV2Checkpoints"])
+    nodes.add(name="Identity_1", op="Identity", input=["Identity:output:0", "^NoOp"])
+    nodes.add(name="NoOp", op="NoOp", input=["^MergeV2Checkpoints"])
+    fn.ret["identity_1"] = "Identity_1:output:0"
+
+    fn = graph.library.function.add()
+    fn.signature.name = restore
+    assigns = [f"assignvariableop_{i}_{v.replace('/', '_')}" for i, v in enumerate(variables)]
+    for arg in ["file_prefix", *assigns]:
+        fn.signature.input_arg.add(name=arg, type=7 if arg == "file_prefix" else 20)
+    nodes = fn.node_def
+    string_const(nodes, "RestoreV2/tensor_names", "layer/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    string_const(nodes, "RestoreV2/shape_and_slices", "")
+    nodes.add(name="RestoreV2", op="RestoreV2", input=[
+        "file_prefix", "RestoreV2/tensor_names:output:0", "RestoreV2/shape_and_slices:output:0"])
+    for i, arg in enumerate(assigns):
+        nodes.add(name=f"Identity_{i}", op="Identity", input=[f"RestoreV2:tensors:{i}"])
+        nodes.add(name=f"AssignVariableOp_{i}", op="AssignVariableOp",
+                  input=[arg, f"Identity_{i}:output:0"])
+    nodes.add(name="NoOp", op="NoOp")
+    nodes.add(name="Identity_9", op="Identity", input=[
+        "file_prefix", *(f"^AssignVariableOp_{i}" for i in range(len(assigns))), "^NoOp"])
+
+
+def add_tf1_saver(meta: Any, default: str = "model") -> None:
+    """The ``save/`` ops a TF1 ``tf.compat.v1.train.Saver(sharded=True)`` adds to the graph
+    (``BaseSaverBuilder._build_internal``): ``save/Const`` is the filename the loader feeds."""
+    nodes = meta.graph_def.node
+    string_const(nodes, "save/filename/input", default)
+    nodes.add(name="save/filename", op="PlaceholderWithDefault", input=["save/filename/input"])
+    nodes.add(name="save/Const", op="PlaceholderWithDefault", input=["save/filename"])
+    string_const(nodes, "save/StringJoin/inputs_1", "_temp_6f1c2e9ab0f34c7e/part")
+    nodes.add(name="save/StringJoin", op="StringJoin",
+              input=["save/Const", "save/StringJoin/inputs_1"])
+    _int_const(nodes, "save/num_shards", 1)
+    _int_const(nodes, "save/ShardedFilename/shard", 0)
+    nodes.add(name="save/ShardedFilename", op="ShardedFilename", input=[
+        "save/StringJoin", "save/ShardedFilename/shard", "save/num_shards"])
+    string_const(nodes, "save/SaveV2/tensor_names", "w")
+    string_const(nodes, "save/SaveV2/shape_and_slices", "")
+    nodes.add(name="save/SaveV2", op="SaveV2", input=[
+        "save/ShardedFilename", "save/SaveV2/tensor_names", "save/SaveV2/shape_and_slices",
+        "w"])
+    nodes.add(name="save/control_dependency", op="Identity",
+              input=["save/ShardedFilename", "^save/SaveV2"])
+    nodes.add(name="save/MergeV2Checkpoints/checkpoint_prefixes", op="Pack",
+              input=["save/control_dependency"])
+    nodes.add(name="save/MergeV2Checkpoints", op="MergeV2Checkpoints", input=[
+        "save/MergeV2Checkpoints/checkpoint_prefixes", "save/Const"])
+    nodes.add(name="save/Identity", op="Identity",
+              input=["save/Const", "^save/MergeV2Checkpoints", "^save/control_dependency"])
+    string_const(nodes, "save/RestoreV2/tensor_names", "w")
+    string_const(nodes, "save/RestoreV2/shape_and_slices", "")
+    nodes.add(name="save/RestoreV2", op="RestoreV2", input=[
+        "save/Const", "save/RestoreV2/tensor_names", "save/RestoreV2/shape_and_slices"])
+    nodes.add(name="save/Assign", op="Assign", input=["w", "save/RestoreV2"])
+    nodes.add(name="save/restore_shard", op="NoOp", input=["^save/Assign"])
+    nodes.add(name="save/restore_all", op="NoOp", input=["^save/restore_shard"])
+    meta.saver_def.filename_tensor_name = "save/Const:0"
+    meta.saver_def.save_tensor_name = "save/Identity:0"
+    meta.saver_def.restore_op_name = "save/restore_all"
+
+
 def saved_model_bytes(extra: Callable[[Any], None] | None = None) -> bytes:
     """A SavedModel like TF2 writes for a dense layer: variables, a serving function, and the
     standard traced save/restore functions; ``extra`` adds the attacker's part."""
@@ -354,24 +486,20 @@ def saved_model_bytes(extra: Callable[[Any], None] | None = None) -> bytes:
     meta.meta_info_def.tensorflow_version = "2.16.1"
     graph = meta.graph_def
     for name, op in [("serving_default_x", "Placeholder"), ("dense/kernel", "VarHandleOp"),
-                     ("dense/bias", "VarHandleOp"), ("saver_filename", "Placeholder"),
-                     ("StatefulPartitionedCall", "StatefulPartitionedCall"),
-                     ("StatefulPartitionedCall_1", "StatefulPartitionedCall")]:
+                     ("dense/bias", "VarHandleOp"),
+                     ("dense/kernel/Read/ReadVariableOp", "ReadVariableOp"),
+                     ("dense/bias/Read/ReadVariableOp", "ReadVariableOp"),
+                     ("StatefulPartitionedCall", "StatefulPartitionedCall")]:
         node = graph.node.add(name=name, op=op)
         if op == "StatefulPartitionedCall":
             node.attr["f"].func.name = "__inference_serving_12"
+    string_const(graph.node, "Const", "object graph")  # _CHECKPOINTABLE_OBJECT_GRAPH, in TF
     serving = graph.library.function.add()
     serving.signature.name = "__inference_serving_12"
     for name, op in [("MatMul/ReadVariableOp", "ReadVariableOp"), ("MatMul", "MatMul"),
                      ("BiasAdd", "BiasAdd"), ("Relu", "Relu"), ("Identity", "Identity")]:
         serving.node_def.add(name=name, op=op)
-    for kind, ops in [("save", ["StringJoin", "ShardedFilename", "SaveV2",
-                                "MergeV2Checkpoints", "Identity"]),
-                      ("restore", ["RestoreV2", "AssignVariableOp", "NoOp", "Identity"])]:
-        function = graph.library.function.add()
-        function.signature.name = f"__inference__traced_{kind}_99"
-        for i, op in enumerate(ops):
-            function.node_def.add(name=f"{op}_{i}", op=op)
+    add_tf_saver(meta)
     user = meta.object_graph_def.nodes.add()
     user.user_object.identifier = "_tf_keras_layer"
     user.user_object.metadata = json.dumps(
@@ -391,6 +519,23 @@ def _write_file_op(canary: Path) -> Callable[[Any], None]:
         name.attr["value"].tensor.string_val.append(str(canary).encode())
         graph.node.add(name="payload", op="Const")
         graph.node.add(name="drop", op="WriteFile", input=["path", "payload"])
+
+    return add
+
+
+def _fake_traced_save(canary: Path) -> Callable[[Any], None]:
+    """A function named like TF's traced save whose SaveV2 writes next to the canary's path
+    (TF would create ``CANARY.index``); its name once made it trusted."""
+
+    def add(meta: Any) -> None:
+        fn = meta.graph_def.library.function.add()
+        fn.signature.name = "__inference__traced_save_7"
+        string_const(fn.node_def, "path", str(canary))
+        string_const(fn.node_def, "names", "x")
+        fn.node_def.add(name="SaveV2", op="SaveV2", input=["path:output:0", "names:output:0"])
+        call = meta.graph_def.node.add(name="StatefulPartitionedCall_3",
+                                       op="StatefulPartitionedCall")
+        call.attr["f"].func.name = "__inference__traced_save_7"
 
     return add
 
@@ -604,6 +749,8 @@ FORMAT_MALICIOUS: tuple[Case, ...] = (
          "gguf.template.internals", {"key": "tokenizer.chat_template"}),
     Case("savedmodel_write_file", "savedmodel", _saved_model(_write_file_op), "tf.op.file",
          {"op": "WriteFile", "node": "graph/drop"}),
+    Case("savedmodel_fake_traced_save", "savedmodel", _saved_model(_fake_traced_save),
+         "tf.op.file", {"op": "SaveV2", "node": "__inference__traced_save_7/SaveV2"}),
     Case("savedmodel_py_func", "savedmodel", _saved_model(_py_func), "tf.op.python",
          {"op": "EagerPyFunc"}),
     Case("savedmodel_keras_lambda", "savedmodel", _saved_model(_keras_metadata_lambda),

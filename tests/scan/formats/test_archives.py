@@ -9,6 +9,7 @@ import struct
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,7 @@ from bastion.scan.formats.archives import (
     ZipScanner,
 )
 from bastion.scan.interface import Budget, FormatScanner, Member, Source
+from bastion.scan.pickle import Policy
 
 
 def run(scanner: FormatScanner, data: bytes, limits: ScanLimits | None = None,
@@ -487,3 +489,135 @@ def test_an_lz4_stream_that_cannot_be_opened_fails_closed(tmp_path: Path) -> Non
     assert [f.format.value for f in report.files] == ["lz4"]
     assert [(f.rule, f.severity) for f in report.findings] == [
         ("archive.compressed.unsupported", Severity.HIGH)]
+
+
+# -- NeMo archives (.nemo): a tar whose model_config.yaml restore_from instantiates -------------
+
+_NEMO_CONFIG = {  # the shape of an ASR model's config as NeMo 1.x/2.x saves it (abridged)
+    "sample_rate": 16000,
+    "target": "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE",
+    "nemo_version": "1.23.0",
+    "tokenizer": {"dir": None, "type": "bpe", "model_path": "nemo:6f1c_tokenizer.model"},
+    "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+                     "sample_rate": 16000, "features": 80, "window_size": 0.025},
+    "encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder", "feat_in": 80,
+                "n_layers": 2, "d_model": 64},
+    "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": 64,
+                "num_classes": 128},
+    "optim": {"name": "adamw", "lr": 0.001, "sched": {"name": "CosineAnnealing"}},
+    "spec_augment": {"target": 0.5},  # data that happens to be called target
+}
+_NEMO_REVIEWED = Policy.default().allowing([  # what a user who reviewed NeMo would allow
+    "nemo.collections.asr.modules.*",
+    "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE",
+])
+
+
+def _nemo(path: Path, config: dict[str, Any] | str, *, weights: object | None = None,
+          mode: str = "w:") -> Path:
+    """A .nemo written the way NeMo's SaveRestoreConnector writes one: a folder holding
+    model_config.yaml (OmegaConf.save: YAML), model_weights.ckpt (torch.save of the state
+    dict) and the tokenizer, added to a tar as "." (_make_nemo_file_from_folder)."""
+    import torch
+    import yaml
+
+    folder = path.with_name(path.name + ".d")
+    folder.mkdir()
+    text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+    (folder / "model_config.yaml").write_text(text)
+    torch.save(weights if weights is not None else {"encoder.weight": torch.zeros(4, 4)},
+               folder / "model_weights.ckpt")
+    (folder / "6f1c_tokenizer.model").write_bytes(b"\x0a\x07\x0a\x03<s>\x15\x00\x00\x00\x00")
+    with tarfile.open(path, mode) as tar:
+        tar.add(folder, arcname=".")
+    return path
+
+
+def _targets(report: Any) -> dict[str, Severity]:
+    return {f.evidence["target"]: f.severity for f in report.findings
+            if f.rule == "config.target.unsafe"}
+
+
+@pytest.mark.parametrize("mode", ["w:", "w:gz"])
+def test_nemo_targets_are_judged_by_the_allowlist(tmp_path: Path, mode: str) -> None:
+    """NeMo's classes are code nobody reviewed by default (high, as any unlisted _target_);
+    allowed by a policy, the archive is clean. Recognised by content: no .nemo suffix."""
+    path = _nemo(tmp_path / "asr_model.tar", _NEMO_CONFIG, mode=mode)
+    assert _targets(scan(path, workers=1)) == {
+        "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE": Severity.HIGH,
+        "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor": Severity.HIGH,
+        "nemo.collections.asr.modules.ConformerEncoder": Severity.HIGH,
+        "nemo.collections.asr.modules.ConvASRDecoder": Severity.HIGH,
+    }
+    report = scan(path, workers=1, policy=_NEMO_REVIEWED)
+    assert [f for f in report.findings if f.severity >= Severity.MEDIUM] == []
+    formats = {f.location.member: f.format.value for f in report.files if f.location.member}
+    weights = next(m for m in formats if m.endswith("model_weights.ckpt"))
+    assert formats[weights] == "torch-zip"  # scanned as torch: its data.pkl as a pickle
+
+
+@pytest.mark.parametrize(("name", "edit"), [
+    ("hydra_target", lambda c: c["decoder"].update(
+        {"_target_": "os.system", "command": "touch CANARY"})),
+    ("nemo_target", lambda c: c.update({"target": "builtins.exec"})),
+    ("nested_nemo_target", lambda c: c["preprocessor"].update(
+        {"_target_": None, "target": "subprocess.Popen", "params": {"args": "touch CANARY"}})),
+])
+def test_nemo_config_running_code_on_restore(
+    tmp_path: Path, canary: Path, name: str, edit: Any,
+) -> None:
+    import copy
+
+    config = copy.deepcopy(_NEMO_CONFIG)
+    edit(config)
+    text = yaml_text(config).replace("CANARY", str(canary))
+    report = scan(_nemo(tmp_path / f"{name}.nemo", text), workers=1, policy=_NEMO_REVIEWED)
+    unsafe = [f for f in report.findings if f.rule == "config.target.unsafe"]
+    assert [f.severity for f in unsafe] == [Severity.CRITICAL]
+    assert unsafe[0].location is not None and unsafe[0].location.member == "./model_config.yaml"
+    assert not canary.exists()
+
+
+def yaml_text(config: dict[str, Any]) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_nemo_target_past_the_sniffers_window_is_still_reviewed(
+    tmp_path: Path, canary: Path,
+) -> None:
+    """The sniffer looks for _target_ in a file's first 64 KiB; NeMo instantiates the whole
+    config, so a long vocabulary before the hook must not hide it."""
+    padded = {"labels": [f"token_{i:06d}" for i in range(8000)], **_NEMO_CONFIG,
+              "hook": {"_target_": "os.system", "command": f"touch {canary}"}}
+    text = yaml_text(padded)
+    assert text.index("_target_: os.system") > 65536
+    report = scan(_nemo(tmp_path / "padded.nemo", text), workers=1, policy=_NEMO_REVIEWED)
+    assert _targets(report) == {"os.system": Severity.CRITICAL}
+    assert not canary.exists()
+
+
+def test_nemo_weights_are_scanned_as_torch(tmp_path: Path, canary: Path) -> None:
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            import os
+
+            return os.system, (f"touch {canary}",)
+
+    path = _nemo(tmp_path / "weights.nemo", _NEMO_CONFIG, weights={"w": Payload()})
+    report = scan(path, workers=1, policy=_NEMO_REVIEWED)
+    bad = [f for f in report.findings if f.severity is Severity.CRITICAL]
+    assert bad and all(f.location is not None and "model_weights.ckpt" in
+                       (f.location.member or "") for f in bad)
+    assert not canary.exists()
+
+
+def test_a_tar_without_a_root_model_config_is_not_nemo(tmp_path: Path) -> None:
+    """Only a model_config.yaml at the archive's root is what restore_from reads; a config
+    elsewhere with NeMo's `target` key and no _target_ is not instantiated by anyone."""
+    data = _tar(("configs/model_config.yaml", b"target: os.system\n"),
+                ("notes.yaml", b"target: builtins.exec\n"))
+    path = tmp_path / "bundle.nemo"
+    path.write_bytes(data)
+    assert _targets(scan(path, workers=1)) == {}

@@ -33,7 +33,7 @@ from bastion.scan.formats.torch import scan_tar_records
 from bastion.scan.formats.torchscript import review_code
 from bastion.scan.interface import Budget, Format, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy
-from bastion.scan.sniff import is_lzma_alone
+from bastion.scan.sniff import is_lzma_alone, sniff
 
 if TYPE_CHECKING:
     from py7zr.io import WriterFactory
@@ -46,6 +46,9 @@ _CRC_MAX: Final = 256 << 20
 _NAME_READ: Final = 256
 """Bytes of member name read with each local header (longer names take a second read)."""
 _NAME_EXTRA: Final = struct.Struct("<HH").unpack_from
+NEMO_CONFIG: Final = "model_config.yaml"
+"""What makes a tar a NeMo archive (``.nemo``): ``SaveRestoreConnector.restore_from`` reads
+this member at its root and instantiates it."""
 _TORCH_META: Final = frozenset({
     "byteorder", "version", ".data/version", ".data/serialization_id", ".format_version",
     ".storage_alignment",
@@ -362,6 +365,12 @@ class TarScanner:
     PyTorch's pre-1.0 tar checkpoints (members ``pickle``, ``storages``, ``tensors``) are read
     the way ``torch.load`` reads them: ``storages`` and ``tensors`` interleave pickles with raw
     records, parsed by :func:`~bastion.scan.formats.torch.scan_tar_records`.
+
+    A NeMo archive (``.nemo``, recognised by its content: a tar, gzipped or not, with
+    ``model_config.yaml`` at its root; its weights are ``model_weights.ckpt``, a torch file
+    the engine sniffs and scans like any member) has that config reviewed as Hydra and NeMo
+    instantiate it on restore, wherever in the file its targets are
+    (:func:`~bastion.scan.formats.configs.review_nemo_config`).
     """
 
     policy: Policy = field(default_factory=Policy.default)
@@ -414,8 +423,20 @@ class TarScanner:
             if torch_layout and m.name in ("storages", "tensors"):
                 with opener() as records:
                     yield from scan_tar_records(m.name, records, member, limits, self.policy)
-            else:
-                yield Member(m.name, member)
+                continue
+            if _extracted_as(m.name) == NEMO_CONFIG:
+                from bastion.scan.formats.configs import review_nemo_config
+
+                # the sniffer sends a config mentioning _target_ early on to ConfigScanner;
+                # the rest of the review (and all of it otherwise) is done here
+                sniffed = sniff(member) is Format.HYDRA_CONFIG
+                yield from review_nemo_config(member, limits, self.policy, sniffed=sniffed)
+            yield Member(m.name, member)
+
+
+def _extracted_as(name: str) -> str:
+    """Where extraction puts a member, relative to the target (``./a`` and ``/a`` are ``a``)."""
+    return posixpath.normpath("/" + name.replace("\\", "/")).lstrip("/")
 
 
 def _link(location: Location, m: tarfile.TarInfo) -> Iterator[Finding]:
