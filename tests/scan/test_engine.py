@@ -135,6 +135,23 @@ def test_progress_reports_every_file(tmp_path: Path) -> None:
     assert all(total == 40 for _, total in seen)
 
 
+def test_files_scanned_before_the_pool_starts_are_judged_like_the_rest(tmp_path: Path) -> None:
+    from bastion.scan.engine import _sample
+
+    (tmp_path / "000.bin").write_bytes(b"\0" * (2 << 20))  # first in the list, too big to sample
+    for i in range(1, 70):
+        (tmp_path / f"{i:03d}.pkl").write_bytes(pickle.dumps({"step": i}))
+    (tmp_path / "032.pkl").write_bytes(pickle.dumps(os.system))  # sampled: scanned in-process
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    sample, rest = _sample(files)
+    assert sample == [files[32], files[64]] and sorted(sample + rest) == files
+    parallel, serial = scan(tmp_path, workers=2), scan(tmp_path, workers=1)
+    assert [f.to_dict() for f in parallel.findings] == [f.to_dict() for f in serial.findings]
+    assert parallel.files == serial.files and len(parallel.files) == 70
+    assert any(f.severity is Severity.CRITICAL and f.location and
+               f.location.path.endswith("032.pkl") for f in parallel.findings)
+
+
 def test_nesting_beyond_the_depth_limit_is_a_finding(tmp_path: Path) -> None:
     import gzip
 

@@ -153,3 +153,19 @@ def test_a_long_string_first_does_not_hide_the_pickle(canary: Path) -> None:
 ])
 def test_text_that_starts_with_an_opcode_byte_stays_unknown(text: bytes) -> None:
     assert sniff_bytes(text) is Format.UNKNOWN
+
+
+_KEY_PARTS = [b"auto_map", b"_target_", b"_class_", b"auto", b"_map", b"auto_", b"map", b"_",
+              b"target_", b"class_", b"_target", b"{%", b"{{", b"{", b"%", b"}", b"x", b"\x00"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_KEY_PARTS) | st.binary(max_size=4), max_size=12))
+def test_the_probes_quick_searches_equal_the_substring_tests(parts: list[bytes]) -> None:
+    from bastion.scan.sniff import _CONFIG_KEY, _TEMPLATE_MARK
+
+    head = b"".join(parts)
+    config = b"auto_map" in head or b"_target_" in head or b"_class_" in head
+    template = b"{%" in head or b"{{" in head
+    assert (_CONFIG_KEY.search(head) is not None) == config, head
+    assert (_TEMPLATE_MARK.search(head) is not None) == template, head

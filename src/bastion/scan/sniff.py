@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -233,10 +234,20 @@ def _tokenizer(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     return Format.TOKENIZER_CONFIG if probe_tokenizer_config(head, stream, size) else None
 
 
+# The two cheap tests every unrecognised file meets (text, images, tables: most of a directory).
+# One compiled search each: ``b"{%" in head`` with a two-byte needle, and three ``in`` tests one
+# after another, take about 4x as long over a 64 KiB head. A test holds each equal to the
+# ``in`` tests it replaces.
+_CONFIG_KEY: Final = re.compile(rb"_(?:(?<=auto_)map|target_|class_)")
+"""Finds ``auto_map``, ``_target_`` or ``_class_`` (every search starts at the ``_``)."""
+_TEMPLATE_MARK: Final = re.compile(rb"\{[%{]")
+"""Finds ``{%`` or ``{{``."""
+
+
 def _config(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """A config that makes its loader import code (``auto_map``, ``_target_``): the formats
     helper owns the probe."""
-    if b"auto_map" not in head and b"_target_" not in head and b"_class_" not in head:
+    if not _CONFIG_KEY.search(head):
         return None  # most files: no import
     from bastion.scan.formats.configs import probe
 
@@ -246,7 +257,7 @@ def _config(head: bytes, stream: BinaryIO, size: int) -> Format | None:
 def _template(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """A standalone Jinja chat template: the formats helper owns the probe."""
     del stream, size
-    if b"{%" not in head and b"{{" not in head:
+    if not _TEMPLATE_MARK.search(head):
         return None  # most files: no import
     from bastion.scan.formats.tokenizer import is_chat_template
 
