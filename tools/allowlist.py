@@ -47,12 +47,25 @@ RULES: Final = {
     "class.data": "a class whose construction and state-setting methods (__new__, __init__, "
     "__setstate__, __setattr__, __setitem__, append, extend, add, __hash__, __eq__, __del__, "
     "__call__) reach no file, network, process, import or code-execution call",
+    "class.new-only": "a class admitted only to be rebuilt without its __init__ (NEWOBJ, "
+    "copyreg.__newobj__ / _reconstructor, then its state): __init__ or __post_init__ reaches a "
+    "sink, every other construction and state-setting method reaches none; a pickle that calls "
+    "the class itself is flagged",
     "class.compiled": "a compiled (Cython/C) class of a reviewed library, outside any I/O module, "
     "whose name does not say it reads, writes, connects or runs",
     "class.enum": "an Enum: its members are constants",
     "function.ufunc": "a NumPy ufunc: elementwise arithmetic on its arguments",
     "function.reconstructor": "a function a reviewed class's __reduce__ returns, or a Cython "
     "__pyx_unpickle_* helper, whose body reaches no sink",
+    "class.state-checked": "a class whose __setstate__ runs code only from a state field the "
+    "scanner verifies (scipy.stats distributions exec their _parse_arg_template: "
+    "pickle.state.code)",
+    "function.compiled-reconstructor": "a compiled (Cython/C) function of a reviewed library "
+    "named as a reconstructor (_unpickle..., _restore...), outside any I/O module",
+    "function.data": "a function kept as data (a scorer, a loss, a callback): its body reaches "
+    "no sink; a pickle may store it but is flagged if it calls it while loading",
+    "object.constant": "a module-level object that is not callable (pandas.NA, a singleton), "
+    "kept as data",
     "reviewed.by-hand": "read by a person, who wrote down why (tools/allowlist.toml, reviewed)",
 }
 # Modules no entry may come from, whatever they define: they read files, fetch, test or run.
@@ -97,6 +110,12 @@ _RECONSTRUCTOR: Final = re.compile(
     r"unpickle|reconstruct|rebuild|restore|recreate|^_*(new_|from_state|make_|create_)"
 )
 _DEPTH: Final = 3
+_INIT: Final = frozenset({"__init__", "__post_init__"})
+"""Run when a pickle calls the class (REDUCE, OBJ, INST); not when it rebuilds an instance
+with ``cls.__new__`` and sets its state (NEWOBJ, ``copyreg.__newobj__``/``_reconstructor``)."""
+_GUARDED: Final = {"rv_generic._attach_argparser_methods": "scipy.parse-arg-template"}
+"""Methods whose only sink the scanner checks in the pickle's state (``pickle.state.code``):
+the sink walk stops there and the class is admitted as ``class.state-checked``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +184,23 @@ def candidates(library: Library) -> set[str]:
             if inspect.isclass(obj) and obj.__module__ == module.__name__:
                 found.add(f"{module.__name__}:{obj.__qualname__}")
                 found.update(_reduce_targets(obj))
-            elif name.startswith("__pyx_unpickle_") or _is_ufunc(obj):
+            elif (name.startswith("__pyx_unpickle_") or _is_ufunc(obj)
+                  or _library_constant(module, name, obj)  # pandas.NA, pandas.NaT
+                  or (callable(obj) and getattr(obj, "__module__", None) == module.__name__)):
                 found.add(f"{module.__name__}:{name}")
     return {c for c in found if "<" not in c}
+
+
+_REDUCE_TARGETS: set[str] = set()
+"""Functions some reviewed class's ``__reduce__`` returns: called while loading, whatever
+their name (filled by :func:`candidates`)."""
+
+
+def _library_constant(module: ModuleType, name: str, obj: object) -> bool:
+    """A public module-level instance of one of the library's own types."""
+    top = module.__name__.split(".")[0]
+    return (not name.startswith("_") and not callable(obj) and not isinstance(obj, ModuleType)
+            and type(obj).__module__.split(".")[0] == top)
 
 
 def _reduce_targets(cls: type) -> Iterator[str]:
@@ -184,7 +217,9 @@ def _reduce_targets(cls: type) -> Iterator[str]:
                 if isinstance(head, ast.Name):
                     target = func.__globals__.get(head.id)
                     if isinstance(target, FunctionType):
-                        yield f"{target.__module__}:{target.__qualname__}"
+                        entry = f"{target.__module__}:{target.__qualname__}"
+                        _REDUCE_TARGETS.add(entry)
+                        yield entry
 
 
 def observed(directories: Iterable[Path]) -> set[str]:
@@ -224,46 +259,92 @@ def review(entry: str, library: Library | None = None) -> Decision:
         return Decision(entry, "function.ufunc", RULES["function.ufunc"])
     if callable(obj):
         return _review_function(entry, obj)
-    return Decision(entry, None, "not a class or function: review by hand")
+    return _review_object(entry, obj)
 
 
 def _review_class(entry: str, cls: type) -> Decision:
-    if _IO_WORDS.intersection(w.lower() for w in _WORD.findall(cls.__name__)):
-        return Decision(entry, None, f"its name ({cls.__name__}) says it does I/O or runs code")
     if issubclass(cls, BaseException):
         return Decision(entry, None, "an exception class: nothing a model needs")
     if issubclass(cls, enum.Enum):
         return Decision(entry, "class.enum", RULES["class.enum"])
-    sources = 0
+    sources, guards, init_sink = 0, set[str](), ""
     for method in _METHODS:
         func = getattr(cls, method, None)
         if func is None or _builtin(func):
             continue
         sources += 1
-        sink = _sink(func, cls, _DEPTH)
-        if sink:
+        sink = _sink(func, cls, _DEPTH, guards)
+        if sink and method in _INIT and not init_sink:
+            init_sink = f"{method} reaches {sink}"
+        elif sink:
             return Decision(entry, None, f"{method} reaches {sink}")
-    if sources == 0 and not _has_python_source(cls):
-        return Decision(entry, "class.compiled", RULES["class.compiled"])
+    if init_sink:
+        return Decision(entry, "class.new-only", f"{RULES['class.new-only']} ({init_sink})")
+    if guards:
+        return Decision(entry, "class.state-checked", RULES["class.state-checked"])
+    if sources == 0 and not _has_python_source(cls):  # no code to read: its name must do
+        return _compiled(entry, cls.__name__, "class.compiled")
     return Decision(entry, "class.data", RULES["class.data"])
 
 
 def _review_function(entry: str, func: Callable[..., object]) -> Decision:
     name = entry.partition(":")[2].rpartition(".")[2]
-    if not _RECONSTRUCTOR.search(name):
-        return Decision(entry, None, "a function that is not a reconstructor: review by hand")
-    if name.startswith("__pyx_unpickle_"):
+    compiled = _tree(func) is None
+    if _RECONSTRUCTOR.search(name) or entry in _REDUCE_TARGETS:
+        if name.startswith("__pyx_unpickle_"):
+            return Decision(entry, "function.reconstructor", RULES["function.reconstructor"])
+        if compiled:
+            return _compiled(entry, name, "function.compiled-reconstructor")
+        sink = _sink(func, None, _DEPTH)
+        if sink:
+            return Decision(entry, None, f"reaches {sink}")
         return Decision(entry, "function.reconstructor", RULES["function.reconstructor"])
-    if _tree(func) is None:
-        return Decision(entry, None, "no source to review")
+    if compiled:
+        return _compiled(entry, name, "function.data")
     sink = _sink(func, None, _DEPTH)
     if sink:
         return Decision(entry, None, f"reaches {sink}")
-    return Decision(entry, "function.reconstructor", RULES["function.reconstructor"])
+    return Decision(entry, "function.data", RULES["function.data"])
 
 
-def _sink(func: object, cls: type | None, depth: int) -> str | None:
-    """The first sink call ``func``'s body (or what it calls, ``depth`` deep) reaches."""
+def _compiled(entry: str, name: str, rule: str) -> Decision:
+    if _io_words(name):
+        return Decision(entry, None, f"its name ({name}) says it does I/O or runs code")
+    return Decision(entry, rule, RULES[rule])
+
+
+def _review_object(entry: str, obj: object) -> Decision:
+    kind = type(obj)
+    if isinstance(obj, ModuleType):
+        return Decision(entry, None, "a module: review by hand")
+    if _io_words(kind.__name__) or _io_words(entry.rpartition(":")[2]):
+        return Decision(entry, None, f"its type ({kind.__name__}) says it does I/O")
+    return Decision(entry, "object.constant", RULES["object.constant"])
+
+
+def _io_words(name: str) -> bool:
+    return bool(_IO_WORDS.intersection(w.lower() for w in _WORD.findall(name)))
+
+
+_SINKS: dict[tuple[int, int, int], tuple[object, str | None, frozenset[str]]] = {}
+"""Memo of :func:`_sink` (a library's functions call the same helpers over and over)."""
+
+
+def _sink(func: object, cls: type | None, depth: int,
+          guards: set[str] | None = None) -> str | None:
+    """The first sink call ``func``'s body (or what it calls, ``depth`` deep) reaches; the
+    :data:`_GUARDED` methods it reaches are added to ``guards``, not walked."""
+    key = (id(func), id(cls), depth)
+    if key not in _SINKS:
+        found: set[str] = set()
+        _SINKS[key] = (func, _walk_sink(func, cls, depth, found), frozenset(found))
+    _, sink, reached = _SINKS[key]
+    if guards is not None:
+        guards.update(reached)
+    return sink
+
+
+def _walk_sink(func: object, cls: type | None, depth: int, guards: set[str]) -> str | None:
     tree = _tree(func)
     if tree is None:
         return None
@@ -284,8 +365,11 @@ def _sink(func: object, cls: type | None, depth: int) -> str | None:
             callee = getattr(cls, rest, None)
         elif not rest:
             callee = namespace.get(head)
+        if isinstance(callee, FunctionType) and callee.__qualname__ in _GUARDED:
+            guards.add(_GUARDED[callee.__qualname__])
+            continue
         if isinstance(callee, FunctionType):
-            inner = _sink(callee, cls, depth - 1)
+            inner = _sink(callee, cls, depth - 1, guards)
             if inner:
                 return f"{dotted} -> {inner}"
     return None
@@ -368,8 +452,18 @@ def _has_python_source(cls: type) -> bool:
     return True
 
 
+_TREES: dict[int, tuple[object, ast.AST | None]] = {}
+
+
 def _tree(func: object) -> ast.AST | None:
+    """The parsed source of ``func`` (memoised), or None when it has none."""
     func = getattr(func, "__func__", func)
+    if id(func) not in _TREES:
+        _TREES[id(func)] = (func, _parse(func))
+    return _TREES[id(func)][1]
+
+
+def _parse(func: object) -> ast.AST | None:
     try:
         source = inspect.getsource(func)  # type: ignore[arg-type]
     except (TypeError, OSError):
@@ -469,6 +563,37 @@ def merge(document: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def compact(document: dict[str, Any]) -> dict[str, Any]:
+    """The file's form: per library, entries listed under their rule; ``at`` names the
+    versions of the entries not admitted at every reviewed version."""
+    libs: dict[str, Any] = {}
+    for name, lib in document["libraries"].items():
+        rules: dict[str, list[str]] = {}
+        at: dict[str, list[str]] = {}
+        for entry, spec in lib["entries"].items():
+            rules.setdefault(spec["rule"], []).append(entry)
+            if sorted(spec["versions"]) != sorted(lib["versions"]):
+                at[entry] = sorted(spec["versions"])
+        libs[name] = {"versions": lib["versions"],
+                      "rules": {r: sorted(e) for r, e in sorted(rules.items())},
+                      **({"at": at} if at else {}),
+                      **({"notes": lib["notes"]} if lib.get("notes") else {})}
+    return {**document, "libraries": libs}
+
+
+def expand(document: dict[str, Any]) -> dict[str, Any]:
+    """The tool's working form (entry -> rule and versions) of a file :func:`compact` wrote."""
+    libs: dict[str, Any] = {}
+    for name, lib in document["libraries"].items():
+        at = lib.get("at", {})
+        libs[name] = {"versions": lib["versions"], "entries": {
+            e: {"rule": r, "versions": at.get(e, lib["versions"])}
+            for r, entries in lib["rules"].items() for e in entries}}
+        if "notes" in lib:
+            libs[name]["notes"] = lib["notes"]
+    return {**document, "libraries": libs}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -483,8 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     document, refused = build(args.observe, set(args.only) if args.only else None)
     if args.merge and args.out.exists():
-        document = merge(document, json.loads(args.out.read_text("utf-8")))
-    args.out.write_text(json.dumps(document, indent=0) + "\n", "utf-8")
+        document = merge(document, expand(json.loads(args.out.read_text("utf-8"))))
+    args.out.write_text(json.dumps(compact(document), indent=0) + "\n", "utf-8")
     total = sum(len(lib["entries"]) for lib in document["libraries"].values())
     print(f"{total} entries admitted, {len(refused)} refused -> {args.out}")
     if args.refused:

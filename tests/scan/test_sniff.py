@@ -169,3 +169,19 @@ def test_the_probes_quick_searches_equal_the_substring_tests(parts: list[bytes])
     template = b"{%" in head or b"{{" in head
     assert (_CONFIG_KEY.search(head) is not None) == config, head
     assert (_TEMPLATE_MARK.search(head) is not None) == template, head
+
+
+def test_a_matlab_file_is_not_a_pickle_though_its_text_header_reads_as_opcodes() -> None:
+    """``MATLAB 5.0 …`` reads as BININT2 then LONG, whose line runs to the end of the file: a
+    loader fails there having run nothing (found by the benign zoo: scipy.io.savemat)."""
+    import scipy.io
+
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"a": np.arange(6.0).reshape(2, 3)})
+    assert buf.getvalue().startswith(b"MATLAB")
+    assert sniff_bytes(buf.getvalue()) is Format.UNKNOWN
+
+
+def test_a_text_opening_that_ends_the_file_after_an_import_is_still_a_pickle() -> None:
+    data = b"cos\nsystem\n(S'touch x'\n"  # imports, then the file ends before STOP
+    assert sniff_bytes(data) is Format.PICKLE

@@ -143,31 +143,35 @@ def _pickle(head: bytes, stream: BinaryIO, size: int) -> Format | None:
             if first.complete and first.result == TORCH_LEGACY_MAGIC:
                 return Format.TORCH_LEGACY
     else:  # protocol 0/1 has no header: the opening opcodes must make sense
-        trial = _trial(head, stream, size)
+        trial, read = _trial(head, stream, size)
         broke = not trial.complete and any(
             not p.rule.endswith(("truncated", "limit.ops")) for p in trial.problems
         )
+        # the whole file read, and it ends inside the opening opcodes: a loader fails there
+        ended = not trial.complete and read >= size and not any(
+            p.rule.endswith("limit.ops") for p in trial.problems)
         # A loader runs everything before a break (nullifAI: a payload, then garbage): a
         # stream that imported a real name or made a call before breaking is a pickle.
         acted = trial.calls or any(_importable(g.module, g.name) for g in trial.globals)
-        if (broke and not acted) or trial.ops < 2:
+        if ((broke or ended) and not acted) or trial.ops < 2:
             return None  # text that happens to start with an opcode byte
     if b"joblib.numpy_pickle" in head or b"NumpyArrayWrapper" in head:
         return Format.JOBLIB
     return Format.PICKLE
 
 
-def _trial(head: bytes, stream: BinaryIO, size: int) -> Analysis:
-    """The opening of a header-less (protocol 0/1) pickle, interpreted: the first
-    :data:`_TRIAL` bytes, or up to :data:`_LONG_TRIAL` when its first values run past them
-    (a long string first must not hide what follows it)."""
+def _trial(head: bytes, stream: BinaryIO, size: int) -> tuple[Analysis, int]:
+    """The opening of a header-less (protocol 0/1) pickle, interpreted, and how many bytes
+    it was given: the first :data:`_TRIAL` bytes, or up to :data:`_LONG_TRIAL` when its first
+    values run past them (a long string first must not hide what follows it)."""
     window = head[:_TRIAL]
     trial = analyse(io.BytesIO(window), 0, len(window), max_ops=2_000)
     if trial.ops < 2 and not trial.complete and size > len(window) and any(
         p.rule.endswith("truncated") for p in trial.problems
     ):
-        trial = analyse(stream, 0, min(size, _LONG_TRIAL), max_ops=2_000)
-    return trial
+        read = min(size, _LONG_TRIAL)
+        return analyse(stream, 0, read, max_ops=2_000), read
+    return trial, len(window)
 
 
 def _importable(module: str, name: str) -> bool:

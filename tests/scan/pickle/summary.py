@@ -30,7 +30,7 @@ def shape(v: object, depth: int = 0) -> object:
     if isinstance(v, Persistent):
         return ("pid", shape(v.pid, depth + 1))
     if isinstance(v, Opaque):
-        return ("opaque", v.kind, v.size)
+        return ("opaque", v.kind, v.size, v.offset)
     return (type(v).__name__, repr(v))
 
 

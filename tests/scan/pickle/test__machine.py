@@ -7,13 +7,14 @@ import io
 import pickle
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.scan.corpus import MARK, PROTO2, PROTO4, REDUCE, STOP, TUPLE1, g, u
 from tests.scan.pickle.summary import summary
 
 from bastion.scan.pickle._machine import OPCODES, Call, Global, analyse
-from bastion.scan.pickle._values import ListValue
+from bastion.scan.pickle._values import ListValue, Opaque
 
 
 def run(data: bytes, **kw: int) -> object:
@@ -249,3 +250,20 @@ def test_fast_path_agrees_with_the_handlers(data: bytes, max_memo: int) -> None:
     finally:
         _machine._BUFFER = saved
     assert summary(fast) == summary(slow)
+
+
+@pytest.mark.parametrize(("opcode", "header", "kind"), [
+    (b"B", "<I", "bytes"), (b"\x8e", "<Q", "bytes"), (b"T", "<i", "str"),
+    (b"\x96", "<Q", "bytearray"),
+])
+def test_a_payload_too_long_to_keep_says_where_it_is(opcode: bytes, header: str,
+                                                      kind: str) -> None:
+    """So that a scan can read it again (``torch.storage._load_from_bytes``)."""
+    payload = bytes(range(256)) * 300  # 76,800 bytes: past what the machine keeps
+    data = PROTO4 + opcode + struct.pack(header, len(payload)) + payload + TUPLE1 + STOP
+    a = run(data)
+    assert a.complete and type(a.result) is tuple
+    [value] = a.result
+    assert isinstance(value, Opaque) and value.kind == kind and value.size == len(payload)
+    assert value.offset is not None
+    assert data[value.offset:value.offset + value.size] == payload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib
 import importlib.metadata
 import inspect
@@ -31,13 +32,20 @@ def test_every_allowlisted_name_resolves_to_a_class_or_rebuild_helper() -> None:
         if not inspect.isclass(obj):
             # functions are only rebuild helpers, numpy/copyreg reconstructors and codecs.encode
             assert (name.startswith(("_rebuild", "__pyx_unpickle", "_reconstruct", "__"))
-                    or name in {"scalar", "_frombuffer", "encode", "_mareconstruct", "newObj"}
+                    or name in {"scalar", "_frombuffer", "encode", "_mareconstruct", "newObj",
+                                "hash"}
                     or entry in TORCHSCRIPT_NAMES  # each returns its argument (reviewed)
                     or not callable(obj)), entry
 
 
 _ECOSYSTEM = Path(inspect.getfile(Policy)).with_name("ecosystem.json")
 _DISTRIBUTIONS = {"xgboost": "xgboost-cpu", "python-stdlib": ""}
+
+
+def _sampled(entry: str) -> bool:
+    """One entry in 25, the same each run: the full review of the ~13,000 installed here
+    takes minutes; ``tools/allowlist.py review`` is the full check."""
+    return hashlib.sha256(entry.encode()).digest()[0] < 256 // 25
 
 
 def _reviewed_here() -> Iterator[tuple[str, str, str]]:
@@ -48,9 +56,11 @@ def _reviewed_here() -> Iterator[tuple[str, str, str]]:
             version = importlib.metadata.version(dist) if dist else platform.python_version()
         except importlib.metadata.PackageNotFoundError:
             continue
-        for entry, admitted in spec["entries"].items():
-            if version in admitted["versions"]:
-                yield library, entry, admitted["rule"]
+        at = spec.get("at", {})
+        for rule, entries in spec["rules"].items():
+            for entry in entries:
+                if version in at.get(entry, spec["versions"]):
+                    yield library, entry, rule
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
@@ -58,7 +68,7 @@ def _reviewed_here() -> Iterator[tuple[str, str, str]]:
 def test_each_ecosystem_entry_is_what_its_rule_says_at_the_reviewed_version() -> None:
     """tools/allowlist.py admitted each entry by a rule; at the versions reviewed, each still
     imports, is the kind of object its rule admits, and reaches no sink the rules name."""
-    from tools.allowlist import RULES, Decision, review
+    from tools.allowlist import RULES, review
 
     checked: set[str] = set()
     for library, entry, rule in _reviewed_here():
@@ -75,9 +85,12 @@ def test_each_ecosystem_entry_is_what_its_rule_says_at_the_reviewed_version() ->
             assert type(obj).__name__ == "ufunc", entry
         elif rule == "function.reconstructor":
             assert callable(obj) and not inspect.isclass(obj), entry
-        if rule != "reviewed.by-hand":  # the rule still admits it; so nothing it denies
-            assert review(entry) == Decision(entry, rule, RULES[rule]), entry
+        elif rule == "function.data":
+            assert callable(obj), entry
+        if rule != "reviewed.by-hand":  # nothing the denylist names
             assert Policy.curated().verdict(module, name).severity is Severity.HIGH, entry
+        if rule != "reviewed.by-hand" and _sampled(entry):  # the rule still admits it
+            assert review(entry).rule == rule, (entry, review(entry).reason)
     assert {"numpy", "scipy", "scikit-learn", "torch", "python-stdlib"} <= checked, (
         f"only {sorted(checked)} are installed at a reviewed version: rerun tools/allowlist.py"
     )
@@ -85,7 +98,7 @@ def test_each_ecosystem_entry_is_what_its_rule_says_at_the_reviewed_version() ->
 
 def test_the_default_policy_holds_the_ecosystem_and_the_curated_list() -> None:
     default, curated = Policy.default(), Policy.curated()
-    assert curated.allowed < default.allowed
+    assert default.ecosystem and not curated.ecosystem and curated.allowed == default.allowed
     assert default.verdict("pandas.core.frame", "DataFrame").allowed
     assert not curated.verdict("pandas.core.frame", "DataFrame").allowed
     assert default.verdict("zoneinfo", "ZoneInfo._unpickle").allowed

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, Final
 
+from bastion.scan.pickle._state import SINK_KEYS, check_state
 from bastion.scan.pickle._tensor_record import LONG_RECORD, RECORD, replay_record
 from bastion.scan.pickle._values import (
     Analysis,
@@ -253,8 +254,9 @@ class _Machine:
 
     def blob(self, n: int, kind: str) -> object:
         if n > _KEEP_STR:
+            offset = self.r.pos
             self.r.skip(n)
-            return Opaque(kind, n)
+            return Opaque(kind, n, offset)
         return self.r.read(n)
 
     def length(self, size: int, fmt: str) -> int:
@@ -745,7 +747,9 @@ class _Machine:
         if len(items) % 2:
             raise _malformed("DICT with an odd number of items")
         _keep(items)
-        self.push(DictValue(list(zip(items[::2], items[1::2], strict=True))[:_KEEP_ITEMS]))
+        pairs = list(zip(items[::2], items[1::2], strict=True))
+        self.push(DictValue(pairs[:_KEEP_ITEMS] + [
+            (k, v) for k, v in pairs[_KEEP_ITEMS:] if type(k) is str and k in SINK_KEYS]))
 
     def op_empty_set(self) -> None:
         self.push(ListValue(kind="set"))
@@ -786,10 +790,14 @@ class _Machine:
         _keep(items)
         target = self.top()
         if isinstance(target, DictValue):
-            room = _KEEP_ITEMS - len(target.items)
-            if room > 0:
+            room = max(_KEEP_ITEMS - len(target.items), 0)
+            if room:
                 kept = items[:2 * room]
                 target.items.extend(zip(kept[::2], kept[1::2], strict=True))
+            if len(items) > 2 * room:  # a key some class executes is kept however many come
+                rest = items[2 * room:]
+                target.items.extend((k, v) for k, v in zip(rest[::2], rest[1::2], strict=True)
+                                    if type(k) is str and k in SINK_KEYS)
         elif type(target) is Global:
             self.a.problems.append(Problem(
                 "pickle.call.method-on-global", self.offset,
@@ -898,10 +906,25 @@ class _Machine:
         target = self.top()
         _use(state)
         self.a.builds.append((target, self.offset))
+        for part in state if type(state) is tuple else (state,):  # (state, slotstate)
+            if isinstance(part, DictValue) and part.items:
+                self._check_state(part)
         if type(target) is Call:
             target.state = state
             if self.on_build is not None:
                 self.on_build(target, state, self.r)
+
+    def _check_state(self, state: DictValue) -> None:
+        keys = {k for k, _ in state.items if type(k) is str}
+        if keys.isdisjoint(SINK_KEYS):
+            return
+        problem = check_state({k: v for k, v in state.items if type(k) is str})
+        if problem is not None:
+            self.a.problems.append(Problem(
+                "pickle.state.code", self.offset,
+                f"BUILD gives an object state that its class runs as code: {problem}",
+                {"keys": sorted(keys & SINK_KEYS)},
+            ))
 
     def op_persid(self) -> None:
         line = self.r.readline()

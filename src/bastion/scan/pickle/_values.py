@@ -46,6 +46,9 @@ class Opaque:
 
     kind: str
     size: int = 0
+    offset: int | None = None
+    """Stream offset of the payload's first byte, where it can be read again (``BINBYTES``,
+    ``BINBYTES8``, ``BINSTRING``, ``BYTEARRAY8``); ``None`` for values with no raw payload."""
 
 
 @dataclass(slots=True, eq=False)

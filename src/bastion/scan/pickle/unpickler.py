@@ -13,18 +13,27 @@ the scanner), which the C unpickler does not let a subclass intercept. Use it di
 
 from __future__ import annotations
 
+import copyreg
+import functools
 import inspect
+import io
 import pickle
+import sys
 import types
 from collections.abc import Callable
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Final
 
 from bastion.errors import BastionError
+from bastion.scan.pickle._state import check_state
 from bastion.scan.pickle.policy import GETATTR, Policy, canonical
 
 __all__ = ["RestrictedUnpickler", "UnsafePickleError", "load", "loads"]
 
+_LOAD_FROM_BYTES: Final = ("torch.storage", "_load_from_bytes")
+"""How a tensor's storage pickles outside ``torch.save``: ``torch.load`` of constant bytes."""
+
 _DEFAULT: Policy | None = None
+_RECONSTRUCTOR: Final = copyreg._reconstructor  # type: ignore[attr-defined]
 
 
 class UnsafePickleError(BastionError, pickle.UnpicklingError):
@@ -45,10 +54,20 @@ class RestrictedUnpickler(pickle._Unpickler):
     proto: int
     stack: list[Any]
     load_build: Callable[[], None]
+    load_reduce: Callable[[], None]
+    load_newobj: Callable[[], None]
+    load_newobj_ex: Callable[[], None]
 
     def __init__(self, file: IO[bytes], *, policy: Policy | None = None, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
         self.policy = policy or _default_policy()
+        self._kept: list[Any] = []
+        self._kept_ids: set[int] = set()
+        """Admitted as data: never called."""
+        self._rebuilt_ids: set[int] = set()
+        self._imported: set[int] = set()
+        """Everything find_class returned from an import."""
+        """Classes admitted to be rebuilt by ``cls.__new__`` (NEWOBJ), never initialised."""
 
     def find_class(self, module: str, name: str) -> Any:
         """Import ``module.name`` only when the policy allows it (same canonicalisation).
@@ -58,46 +77,171 @@ class RestrictedUnpickler(pickle._Unpickler):
         """
         if canonical(module, name, self.proto) == GETATTR:
             return self._getattr
+        if canonical(module, name, self.proto) == ("functools", "partial"):
+            return self._partial
+        if canonical(module, name, self.proto) == _LOAD_FROM_BYTES:
+            return self._load_from_bytes
         verdict = self.policy.verdict(module, name, self.proto)
-        if not verdict.allowed:
+        if verdict.allowed:
+            return self._import(verdict.module, verdict.name)
+        if self.policy.kept_as_data(verdict.module, verdict.name):
+            return self._keep(self._import(verdict.module, verdict.name))
+        if self.policy.rebuild_only(verdict.module, verdict.name):
+            cls = self._import(verdict.module, verdict.name)
+            self._rebuilt_ids.add(id(cls))
+            return cls
+        raise UnsafePickleError(
+            f"refusing to import {verdict.qualified}: {verdict.reason}",
+            hint="scan the file first; allow the name in the policy only if you trust its "
+            "author",
+        )
+
+    def _import(self, module: str, name: str) -> Any:
+        value = super().find_class(module, name)
+        self._kept.append(value)  # held, so that its id stays its own
+        self._imported.add(id(value))
+        return value
+
+    def _keep(self, value: Any) -> Any:
+        """Admit ``value`` as data: it may be stored, never called while loading."""
+        self._kept.append(value)  # held, so that its id stays its own
+        self._kept_ids.add(id(value))
+        return value
+
+    def _callable(self, func: Any, *, initialises: bool = True) -> Any:
+        if initialises and id(func) in self._rebuilt_ids:
             raise UnsafePickleError(
-                f"refusing to import {verdict.qualified}: {verdict.reason}",
-                hint="scan the file first; allow the name in the policy only if you trust its "
-                "author",
+                f"refusing to call {func!r} while loading: it was admitted to be rebuilt "
+                "without its __init__, which reaches a file, process or network call",
+                hint="allow the name in the policy only if you trust the file's author",
             )
-        return super().find_class(verdict.module, verdict.name)
+        if id(func) in self._kept_ids:
+            raise UnsafePickleError(
+                f"refusing to call {getattr(func, '__qualname__', func)!r} while loading: it "
+                "was admitted to be kept as data, not called",
+                hint="allow the name in the policy only if you trust the file's author",
+            )
+        return func
+
+    def _load_reduce(self) -> None:
+        func, args = self.stack[-2], self.stack[-1]
+        self._callable(func)
+        if func is _RECONSTRUCTOR and isinstance(args, tuple) and len(args) > 1:
+            self._callable(args[1])  # _reconstructor runs base.__init__
+        self.load_reduce()
+
+    def _load_newobj(self) -> None:
+        self._callable(self.stack[-2], initialises=False)
+        self.load_newobj()
+
+    def _load_newobj_ex(self) -> None:
+        self._callable(self.stack[-3], initialises=False)
+        self.load_newobj_ex()
+
+    def _instantiate(self, klass: Any, args: Any) -> None:  # OBJ and INST
+        super()._instantiate(self._callable(klass), args)  # type: ignore[misc]
+
+    dispatch[pickle.REDUCE[0]] = _load_reduce
+    dispatch[pickle.NEWOBJ[0]] = _load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = _load_newobj_ex
+
+    def _partial(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """``functools.partial`` of a function this load imported (allowed or kept as data):
+        kept as data itself, so this load cannot call it."""
+        if id(func) not in self._imported:
+            raise UnsafePickleError("refusing functools.partial of something this load did "
+                                    "not import", hint="only partials of reviewed functions")
+        return self._keep(functools.partial(func, *args, **kwargs))
 
     def _getattr(self, owner: Any, attribute: Any) -> Any:
-        """``getattr`` on an imported object the policy allows, by a constant name.
+        """``getattr`` by a constant name, as the scanner judges it (:meth:`Policy.attribute`).
 
-        The scanner cannot know whether a method fetched as data is later called by the
-        loading program, so here a routine is admitted only when the dotted name is itself
-        allowed (a reconstructor such as ``zoneinfo.ZoneInfo._unpickle``).
+        On an imported class or function: called while loading only when the dotted name is
+        itself allowed (a reconstructor such as ``zoneinfo.ZoneInfo._unpickle``), else kept as
+        data. On an object this load built (a compiled pattern's ``search``): a method or a
+        plain attribute, looked up without running properties, kept as data.
         """
+        if attribute == "__new__" and isinstance(owner, type) and id(owner) in self._imported:
+            return self._new(owner)
+        if not isinstance(attribute, str) or (
+                attribute.startswith("__") and attribute.endswith("__")):
+            raise UnsafePickleError(f"refusing getattr of {attribute!r}",
+                                    hint="only a constant, non-dunder name is admitted")
+        if not isinstance(owner, type | types.FunctionType | types.BuiltinFunctionType):
+            return self._keep(self._instance_attribute(owner, attribute))
         module, qualname = getattr(owner, "__module__", None), getattr(owner, "__qualname__", None)
-        if not (isinstance(attribute, str) and isinstance(module, str)
-                and isinstance(qualname, str)):
-            raise UnsafePickleError(
-                "refusing getattr on an object that is not an imported class or function",
-                hint="only getattr(<allowed class>, 'name') is admitted",
-            )
+        if not (isinstance(module, str) and isinstance(qualname, str)):
+            raise UnsafePickleError("refusing getattr on an object nobody imported",
+                                    hint="only getattr(<allowed class>, 'name') is admitted")
         verdict = self.policy.attribute(module, qualname, attribute, called=False)
-        if verdict.allowed:
-            value = getattr(owner, attribute)
-            if inspect.isroutine(value):
-                verdict = self.policy.attribute(module, qualname, attribute, called=True)
         if not verdict.allowed:
             raise UnsafePickleError(f"refusing getattr {verdict.qualified}: {verdict.reason}",
                                     hint="allow the dotted name only if you trust its author")
+        value = getattr(owner, attribute)
+        if not self.policy.attribute(module, qualname, attribute, called=True).allowed:
+            return self._keep(value)  # stored as data; refused if this load calls it
         return value
 
+    @staticmethod
+    def _new(owner: type) -> Callable[..., Any]:
+        """``owner.__new__``, for ``owner`` only: what NEWOBJ does."""
+        def new(cls: Any, *args: Any) -> Any:
+            if cls is not owner:
+                raise UnsafePickleError(f"refusing {owner.__qualname__}.__new__ of {cls!r}",
+                                        hint="__new__ is admitted for its own class only")
+            return owner.__new__(cls, *args)
+        return new
+
+    @staticmethod
+    def _instance_attribute(owner: Any, attribute: str) -> Any:
+        static = inspect.getattr_static(owner, attribute)
+        if attribute in getattr(owner, "__dict__", {}):
+            return static  # the instance's own attribute: no descriptor involved
+        if isinstance(static, types.FunctionType | types.MethodDescriptorType
+                      | types.WrapperDescriptorType):
+            return static.__get__(owner, type(owner))  # a bound method: binding runs nothing
+        if inspect.isdatadescriptor(static) or hasattr(static, "__get__"):
+            raise UnsafePickleError(
+                f"refusing getattr of {attribute!r}: a property or descriptor runs code",
+                hint="only methods and plain attributes of objects built while loading")
+        return static
+
+    def _load_from_bytes(self, data: Any) -> Any:
+        """``torch.storage._load_from_bytes(data)`` under this unpickler's policy.
+
+        The real one runs ``torch.load(io.BytesIO(data), weights_only=False)`` with the full
+        unpickler; the scanner judges the bytes as the legacy stream they are, so here they
+        load through this module instead, under the same policy.
+        """
+        if not isinstance(data, bytes | bytearray):
+            raise UnsafePickleError(
+                "refusing torch.storage._load_from_bytes of something that is not bytes",
+                hint="a tensor's storage pickles as constant bytes; anything else was made "
+                "at load time and cannot be vetted",
+            )
+        import torch
+
+        return torch.load(io.BytesIO(data), pickle_module=sys.modules[__name__],
+                          weights_only=False, policy=self.policy)
+
     def _load_build(self) -> None:
-        target = self.stack[-1]
+        if len(self.stack) < 2:
+            raise UnsafePickleError("BUILD with nothing to build", hint="the pickle is broken")
+        target, state = self.stack[-2], self.stack[-1]
         if isinstance(target, type | types.ModuleType) or inspect.isroutine(target):
             raise UnsafePickleError(
                 f"refusing BUILD on the imported object {target!r}",
                 hint="BUILD on a class, module or function rewrites it in this process",
             )
+        for part in state if isinstance(state, tuple) else (state,):
+            problem = check_state(part) if isinstance(part, dict) else None
+            if problem is not None:
+                raise UnsafePickleError(f"refusing a state that its class runs as code: {problem}",
+                                        hint="scan the file: the scanner reports pickle.state.code")
+        if isinstance(target, functools.partial) and not (
+                isinstance(state, tuple) and state and state[0] is target.func):
+            raise UnsafePickleError("refusing BUILD that swaps a partial's function",
+                                    hint="a partial keeps the function it was made with")
         self.load_build()
 
     dispatch[pickle.BUILD[0]] = _load_build
