@@ -105,7 +105,7 @@ def test_progress_bar_only_on_terminals() -> None:
     from rich.console import Console
 
     from bastion.cli._context import State
-    from bastion.cli.scan import _progress
+    from bastion.cli._scan import _progress
 
     piped = State(err=Console(file=io.StringIO()))
     with _progress(piped) as update:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import signal
 from pathlib import Path
 
 import pytest
@@ -135,21 +136,73 @@ def test_progress_reports_every_file(tmp_path: Path) -> None:
     assert all(total == 40 for _, total in seen)
 
 
-def test_files_scanned_before_the_pool_starts_are_judged_like_the_rest(tmp_path: Path) -> None:
-    from bastion.scan.engine import _sample
-
-    (tmp_path / "000.bin").write_bytes(b"\0" * (2 << 20))  # first in the list, too big to sample
+def test_every_file_is_scanned_once_by_the_pool_whoever_takes_it(tmp_path: Path) -> None:
+    """Workers start on their own shares of the list and take the back half of another's when
+    theirs is done: every file is judged exactly once, as a serial scan judges it."""
+    (tmp_path / "000.bin").write_bytes(b"\0" * (2 << 20))  # read from disk, not in memory
     for i in range(1, 70):
         (tmp_path / f"{i:03d}.pkl").write_bytes(pickle.dumps({"step": i}))
-    (tmp_path / "032.pkl").write_bytes(pickle.dumps(os.system))  # sampled: scanned in-process
-    files = sorted(str(p) for p in tmp_path.iterdir())
-    sample, rest = _sample(files)
-    assert sample == [files[32], files[64]] and sorted(sample + rest) == files
-    parallel, serial = scan(tmp_path, workers=2), scan(tmp_path, workers=1)
-    assert [f.to_dict() for f in parallel.findings] == [f.to_dict() for f in serial.findings]
-    assert parallel.files == serial.files and len(parallel.files) == 70
-    assert any(f.severity is Severity.CRITICAL and f.location and
-               f.location.path.endswith("032.pkl") for f in parallel.findings)
+    (tmp_path / "032.pkl").write_bytes(pickle.dumps(os.system))
+    (tmp_path / "068.pkl").write_bytes(pickle.dumps(os.system))
+    serial = scan(tmp_path, workers=1)
+    for workers in (2, 3, 7):
+        parallel = scan(tmp_path, workers=workers)
+        assert [f.to_dict() for f in parallel.findings] == [f.to_dict() for f in serial.findings]
+        assert parallel.files == serial.files and len(parallel.files) == 70
+    assert {f.location.path[-7:] for f in serial.findings
+            if f.severity is Severity.CRITICAL and f.location} == {"032.pkl", "068.pkl"}
+
+
+def test_shares_are_claimed_in_chunks_then_stolen_by_halves() -> None:
+    from bastion.scan._pool import Shares
+
+    shares = Shares.of([f"d/{i:03d}.pkl" for i in range(100)], 2)  # one folder: any cut
+    assert shares.bounds == [0, 50, 50, 100]
+    claimed = [shares.claim(0), shares.claim(1)]
+    assert claimed == [range(0, 12), range(50, 62)]  # a quarter of what is left, at most 16
+    while shares.bounds[0] < shares.bounds[1]:
+        claimed.append(shares.claim(0))
+    assert claimed[-1] == range(49, 50)
+    claimed.append(shares.claim(0))  # its share done: the back half of the 38 the other has
+    assert claimed[-1] == range(81, 85) and shares.bounds == [85, 100, 62, 81]
+    while chunk := shares.claim(len(claimed) % 2):
+        claimed.append(chunk)
+    assert sorted(i for chunk in claimed for i in chunk) == list(range(100))
+
+
+def test_shares_are_cut_where_a_folder_begins_when_one_is_near() -> None:
+    from bastion.scan._pool import Shares
+
+    files = [f"root/a/{i:03d}.pkl" for i in range(45)] + [f"root/b/{i:03d}.npy" for i in range(55)]
+    assert Shares.of(files, 2).bounds == [0, 45, 45, 100]  # not 50: b/ starts at 45
+    far = [f"root/a/{i:03d}.pkl" for i in range(90)] + [f"root/b/{i:03d}.npy" for i in range(10)]
+    assert Shares.of(far, 2).bounds == [0, 50, 50, 100]  # 90 is beyond a quarter of the way
+
+
+def _fake_job(path: str) -> tuple[list, list]:
+    if path == "raise":
+        raise ValueError("no such thing")
+    if path == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return [], [path]
+
+
+def test_a_worker_s_exception_is_raised_as_a_serial_scan_raises_it() -> None:
+    from bastion.scan._pool import scan_parallel
+
+    files = [f"f{i}" for i in range(40)]
+    done: list[int] = []
+    results = scan_parallel(files, _fake_job, 3, done.append)
+    assert sorted(r[1][0] for r in results) == sorted(files) and done[-1] == 40
+    with pytest.raises(ValueError, match="no such thing"):
+        scan_parallel([*files, "raise"], _fake_job, 2)
+
+
+def test_a_worker_that_dies_fails_the_scan_closed() -> None:
+    from bastion.scan._pool import scan_parallel
+
+    with pytest.raises(ScanError, match="killed by signal 9"):
+        scan_parallel([f"f{i}" for i in range(30)] + ["die"], _fake_job, 2)
 
 
 def test_nesting_beyond_the_depth_limit_is_a_finding(tmp_path: Path) -> None:

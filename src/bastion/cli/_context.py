@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import typer
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Typer only for the annotations: a plain scan runs without it
+    import typer
     from rich.console import Console
 
     from bastion.catalog.api import CatalogAPI
@@ -46,6 +45,19 @@ class State:
 
             self._err = Console(stderr=True, soft_wrap=True)
         return self._err
+
+    def say(self, text: str) -> None:
+        """One line for people on standard error, as plain text (never read as rich markup).
+
+        Through the error console once one is made or when standard error is a terminal (where
+        rich highlights it); otherwise written directly, without importing rich: a scan that
+        writes a report to ``--output`` ends with this line.
+        """
+        if self._err is None and not sys.stderr.isatty():
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        else:
+            self.err.print(text, markup=False)
 
     @property
     def stdout(self) -> IO[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ from bastion.cli._context import State
 from bastion.errors import BastionError, UsageError
 from bastion.findings import Finding, Severity, at_or_above
 from bastion.report import OutputFormat
-from bastion.report.json_out import findings_document
+from bastion.report.json_out import dumps, findings_document
 from bastion.report.sarif import sarif_document
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def write_text(st: State, text: str, output: Path | None) -> None:
         st.stdout.flush()
     else:
         atomic_write(output, text.encode("utf-8"))
-        st.err.print(f"wrote {output}")
+        st.say(f"wrote {output}")
 
 
 def emit_findings(
@@ -79,9 +78,9 @@ def emit_findings(
             write_text(st, f"bastion {tool}: no findings", None)
     elif fmt is OutputFormat.JSON:
         document = findings_document(findings, tool=tool, summary=summary)
-        write_text(st, json.dumps(document, indent=2), output)
+        write_text(st, dumps(document), output)
     elif fmt is OutputFormat.SARIF:
-        write_text(st, json.dumps(sarif_document(findings, tool=tool), indent=2), output)
+        write_text(st, dumps(sarif_document(findings, tool=tool)), output)
     elif fmt is OutputFormat.HTML and sections is not None:
         if output is None:
             raise UsageError("--format html needs --output FILE")
@@ -89,11 +88,11 @@ def emit_findings(
 
         render_sections(output, title=f"bastion {tool}", subtitle=str((summary or {}).get(
             "source", "")), findings=findings, sections=sections())
-        st.err.print(f"wrote {output}")
+        st.say(f"wrote {output}")
     else:
         raise UsageError(f"--format {fmt.value} is not available for {tool}")
     failing = at_or_above(findings, fail_on)
     if failing:
-        st.err.print(f"{len(failing)} finding(s) at or above {fail_on.value} (--fail-on): exit 1")
+        st.say(f"{len(failing)} finding(s) at or above {fail_on.value} (--fail-on): exit 1")
         return EXIT_FINDINGS
     return EXIT_CLEAN

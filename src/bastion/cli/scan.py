@@ -1,25 +1,19 @@
-"""``bastion scan``: scan model artifacts before anything loads them."""
+"""``bastion scan``: scan model artifacts before anything loads them.
+
+The command's Typer definition (options and help); the handler, and the reading of ordinary
+command lines without Typer, are in :mod:`bastion.cli._scan`.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from bastion.cli._context import State, state
-from bastion.cli._output import emit_findings
-from bastion.findings import Severity
+from bastion.cli._context import state
+from bastion.cli._scan import FORMAT_ENV, ScanArgs, run
 from bastion.report import OutputFormat
-from bastion.scan import Policy, scan
-from bastion.scan.engine import Progress as ProgressCallback
-
-if TYPE_CHECKING:
-    from bastion.report.html import Section
-    from bastion.scan.interface import ScanReport
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +28,7 @@ def scan_command(
     ],
     fmt: Annotated[
         OutputFormat,
-        typer.Option("--format", envvar="BASTION_FORMAT",
+        typer.Option("--format", envvar=FORMAT_ENV,
                      help="table, json, sarif, or html (a self-contained page; needs --output)."),
     ] = OutputFormat.TABLE,
     fail_on: Annotated[
@@ -70,56 +64,5 @@ def scan_command(
     Examples:  bastion scan model.pt --format sarif --output scan.sarif
                bastion scan models/ --format html --output scan.html
     """
-    st = state(ctx)
-    threshold = Severity.parse(fail_on)
-    policy = Policy.default().allowing(allow or [])
-    if policy_file is not None:
-        policy = policy.with_file(policy_file)
-    with _progress(st) as progress:
-        report = scan(*paths, policy=policy, progress=progress, digest=digest)
-    summary = {
-        "source": " ".join(str(p) for p in paths),
-        "elapsed_s": round(report.elapsed_s, 3),
-        "files": [
-            {"path": f.location.path, "member": f.location.member, "format": f.format.value,
-             "size": f.size, "sha256": f.sha256}
-            for f in report.files
-        ],
-    }
-    raise typer.Exit(emit_findings(st, report.findings, tool="scan", fmt=fmt, fail_on=threshold,
-                                   output=output, summary=summary,
-                                   sections=lambda: _sections(report)))  # jinja2 only for HTML
-
-
-def _sections(report: ScanReport) -> list[Section]:
-    """The HTML report's body after the findings: formats found, then every file scanned."""
-    from bastion.report.html import Section
-
-    formats = Counter(f.format.value for f in report.files)
-    files = [(f.location.path, f.location.member or "", f.format.value, f.size, f.sha256 or "")
-             for f in report.files]
-    return [
-        Section("Formats", f"{len(report.files)} files and archive members in "
-                f"{report.elapsed_s:.2f} s; formats recognised by content.",
-                tables=[(("format", "count"), formats.most_common())]),
-        Section("Files", "Every file and archive member scanned.",
-                tables=[(("path", "member", "format", "bytes", "SHA-256 (--digest)"), files)]),
-    ]
-
-
-@contextmanager
-def _progress(st: State) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on a terminal; nothing in pipes."""
-    if not st.err_is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("scanning", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=st.err, transient=True) as bar:
-        task = bar.add_task("scan", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
+    args = ScanArgs(tuple(paths), fmt, fail_on, tuple(allow or ()), policy_file, output, digest)
+    raise typer.Exit(run(state(ctx), args))

@@ -7,8 +7,9 @@ from typing import Any
 
 from bastion import __version__
 from bastion.findings import Finding, Severity
+from bastion.report._json import dumps
 
-__all__ = ["findings_document"]
+__all__ = ["dumps", "findings_document"]
 
 
 def findings_document(

@@ -9,6 +9,7 @@ then reviewed as a model repository: the Python files its ``auto_map`` configs m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Final, cast
 
 from bastion.findings import Finding, Location, Severity
+from bastion.scan._pool import scan_parallel
 from bastion.scan._rules import finding
 from bastion.scan._zipdir import forget_zip_directories
 from bastion.scan.formats import CONTAINERS, SCANNERS
@@ -47,11 +49,14 @@ Progress = Callable[[int, int], None]
 _HASH_CHUNK: Final = 1 << 20
 _SMALL_FILE: Final = 1 << 20
 """Top-level files up to this size are read into memory once."""
-_POOL_MIN_FILES: Final = 16
-"""Fewer files than this are scanned in-process: a pool's start-up would cost more."""
-_SAMPLE_EVERY: Final = 32
-"""With a pool, one file in this many (if small) is scanned in-process before the workers
-start."""
+_ZIP_END: Final = b"PK\x05\x06"
+_ZIP_TAIL: Final = (1 << 16) + 22
+"""How far from its end zipfile looks for the end of a central directory (``_EndRecData``: the
+22-byte record and a comment of up to 64 KiB)."""
+_POOL_MIN_FILES: Final = 64
+_POOL_MIN_BYTES: Final = 8 << 20
+"""Fewer files than :data:`_POOL_MIN_FILES`, holding fewer bytes than this, are scanned
+in-process: a pool's start-up would cost more than it saves."""
 
 
 def scan(
@@ -88,8 +93,8 @@ def scan(
     files, findings, roots = _collect([Path(p) for p in paths])
     scanned: list[ScannedFile] = []
     job = _Job(policy, limits, digest)
-    workers = max(1, min(workers or _cores(), len(files)))
-    if workers == 1 or len(files) < _POOL_MIN_FILES:
+    workers = _workers(workers, files)
+    if workers == 1:
         for i, path in enumerate(files, 1):
             f, s = job(path)
             findings += f
@@ -97,33 +102,13 @@ def scan(
             if progress:
                 progress(i, len(files))
     else:
-        import multiprocessing  # only a pool needs them; they are slow to import
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        def done(count: int) -> None:
+            if progress:
+                progress(count, len(files))
 
-        # A sample of the files is scanned here first, before the workers are forked: the
-        # scanners and libraries it needs (NumPy, h5py, Jinja, YAML: about 0.12 s in a mixed
-        # directory) are then imported once and inherited, not imported again by each worker.
-        # A job of its own, so the one sent to the workers carries no scanners.
-        sample, files = _sample(files)
-        first = _Job(policy, limits, digest)
-        for path in sample:
-            f, s = first(path)
+        for f, s in scan_parallel(files, job, workers, done):
             findings += f
             scanned += s
-        done = len(sample)
-        if progress:
-            progress(done, done + len(files))
-        size = max(1, min(64, len(files) // (workers * 4)))
-        chunks = [files[i:i + size] for i in range(0, len(files), size)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {pool.submit(_run_chunk, job, chunk): len(chunk) for chunk in chunks}
-            for future in as_completed(futures):
-                for f, s in future.result():
-                    findings += f
-                    scanned += s
-                done += futures[future]
-                if progress:
-                    progress(done, len(sample) + len(files))
     findings += _repositories(findings, roots)
     findings.sort(key=_order)
     scanned.sort(key=lambda s: (s.location.path, s.location.member or ""))
@@ -148,27 +133,6 @@ def _repositories(findings: Sequence[Finding], roots: dict[str, str]) -> list[Fi
     for configs in by_dir.values():
         found += review_repository(configs, roots[next(iter(configs))])
     return found
-
-
-def _sample(files: list[str]) -> tuple[list[str], list[str]]:
-    """Every :data:`_SAMPLE_EVERY`-th file that is small, spread over the list (formats tend
-    to sit together in folders), and the rest. Large files are left to the pool: one of
-    them scanned here, hashed with ``digest``, would keep every worker waiting."""
-    sample: list[str] = []
-    rest: list[str] = []
-    for i, path in enumerate(files):
-        if i % _SAMPLE_EVERY == 0 and _small(path):
-            sample.append(path)
-        else:
-            rest.append(path)
-    return sample, rest
-
-
-def _small(path: str) -> bool:
-    try:
-        return os.stat(path).st_size <= _SMALL_FILE
-    except OSError:
-        return False  # left to the pool, which meets the error as before
 
 
 def scan_bytes(
@@ -198,9 +162,50 @@ def scan_bytes(
     return ScanReport(tuple(findings), tuple(scanned), time.monotonic() - started)
 
 
+def _workers(requested: int | None, files: Sequence[str]) -> int:
+    """Processes for ``files``: as many as asked for, else one per idle core when the files
+    are enough work to repay a pool's start-up, else one (the scan runs in this process)."""
+    if requested:
+        return max(1, min(requested, len(files)))
+    if len(files) < 2:
+        return 1
+    if len(files) < _POOL_MIN_FILES and _total_size(files, _POOL_MIN_BYTES) < _POOL_MIN_BYTES:
+        return 1
+    return max(1, min(_idle_cores(), len(files)))
+
+
+def _total_size(files: Sequence[str], enough: int) -> int:
+    """The files' bytes, counted until ``enough``."""
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):  # the scan itself reports it
+            total += os.stat(path).st_size
+        if total >= enough:
+            break
+    return total
+
+
 def _cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return cores or 1
+
+
+def _idle_cores() -> int:
+    """The cores this process may use less those busy with other work at this instant.
+
+    Busy means runnable now: the run queue's length (the fourth field of ``/proc/loadavg``),
+    less this process. Unlike the load average it does not trail, so a scan that follows
+    another is not held back by it. On cores another program keeps busy a pool only adds its
+    start-up and each worker's imports: one process is faster there (measured, see
+    ``_POOL_MIN_FILES``).
+    """
+    cores = _cores()
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):  # not Linux: every core counts as idle
+        return cores
+    return max(1, cores - max(0, running - 1))
 
 
 def _order(f: Finding) -> tuple[int, str, str, int, str]:
@@ -314,10 +319,6 @@ def _bound(ctx: _Context, digest: str | None) -> tuple[list[Finding], list[Scann
         top = ctx.files[0]
         ctx.files[0] = ScannedFile(top.location, top.format, top.size, digest)
     return ctx.findings, ctx.files
-
-
-def _run_chunk(job: _Job, paths: Sequence[str]) -> list[tuple[list[Finding], list[ScannedFile]]]:
-    return [job(p) for p in paths]
 
 
 def _sha256(path: str, out: list[str]) -> None:
@@ -441,6 +442,12 @@ class _Context:
         is a zip looks like this too.)
         """
         with source.open() as stream:
+            try:  # the end-of-directory record lies in the last 64 KiB + 22 bytes, or nowhere
+                stream.seek(max(0, stream.seek(0, os.SEEK_END) - _ZIP_TAIL))
+                if _ZIP_END not in stream.read():
+                    return  # most files: one read, no zipfile
+            except OSError:
+                return  # as zipfile.is_zipfile answers
             if not zipfile.is_zipfile(stream):
                 return
         self.findings.append(finding(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bastion.findings import Finding, Location
 from bastion.scan import ScanLimits
-from bastion.scan.formats.numpy import NumpyScanner
+from bastion.scan.formats.numpy import _PLAIN_DESCR, NumpyScanner, _dtype
 from bastion.scan.interface import Source
 
 
@@ -29,6 +29,30 @@ def npy(array: np.ndarray) -> bytes:
 
 def test_numeric_array_is_clean() -> None:
     assert run(npy(np.ones((3, 4), dtype=np.float16))) == []
+
+
+@pytest.mark.parametrize("order", ["", "<", ">", "|", "="])
+@pytest.mark.parametrize("kind", ["b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2",
+                                  "f4", "f8", "c8", "c16"])
+def test_plain_descrs_read_without_numpy_as_numpy_reads_them(order: str, kind: str) -> None:
+    descr = order + kind
+    assert _PLAIN_DESCR.fullmatch(descr)
+    mine, theirs = _dtype(descr), np.dtype(descr)
+    assert (mine.itemsize, mine.hasobject) == (theirs.itemsize, theirs.hasobject)
+
+
+@pytest.mark.parametrize("descr", ["|O", "<U7", "|S3", "<M8[ns]", "<f4\n", " <f4", "f16", "<i3",
+                                   [("a", "<f4"), ("b", "|O")], [("a", "<i2", (3,))]])
+def test_other_descrs_are_numpys_to_read(descr: object) -> None:
+    assert not (isinstance(descr, str) and _PLAIN_DESCR.fullmatch(descr))
+    try:
+        theirs = np.lib.format.descr_to_dtype(descr)
+    except (TypeError, ValueError):
+        with pytest.raises((TypeError, ValueError)):
+            _dtype(descr)
+        return
+    mine = _dtype(descr)
+    assert (mine.itemsize, mine.hasobject) == (theirs.itemsize, theirs.hasobject)
 
 
 def test_truncated_and_trailing_data() -> None:

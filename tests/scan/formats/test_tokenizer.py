@@ -145,6 +145,15 @@ def test_probe_reads_past_the_head(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert _probe(path)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(['"', ":", " ", "chat", "_", "template", "\\u005f", "\\u005F",
+                                 "\\u0063", "\\u", "x", "{"]), max_size=12))
+def test_the_quick_key_search_finds_what_the_pattern_finds(parts: list[str]) -> None:
+    data = "".join(parts).encode()
+    for text in (data, b'{"chat_template" :' + data, data + b'"chat\\u005ftemplate":'):
+        assert tokenizer._spells_key(text) == (tokenizer._KEY_BYTES.search(text) is not None)
+
+
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())

@@ -209,9 +209,17 @@ def is_keras_metadata(head: bytes) -> bool:
     """
     try:
         top = _prefix_fields(head, 0, 1 << 62)
-        if not top or any(f.number != 1 or f.wire_type != LENGTH for f in top):
-            return False
-        first = top[0]
+    except WireError:
+        return False
+    return _keras_metadata(head, top)
+
+
+def _keras_metadata(head: bytes, top: list[WireField]) -> bool:
+    """:func:`is_keras_metadata` on the top-level fields already read from ``head``."""
+    if not top or any(f.number != 1 or f.wire_type != LENGTH for f in top):
+        return False
+    first = top[0]
+    try:
         inner = _prefix_fields(head, first.offset, first.offset + first.value)
     except WireError:
         return False
@@ -234,6 +242,21 @@ def is_keras_metadata(head: bytes) -> bool:
     return keras
 
 
+_FIRST_KEYS: Final = (1 << 3, (2 << 3) | 7)
+"""The keys of fields 1 and 2, whatever their wire type."""
+
+
+def _first_key(head: bytes) -> int:
+    """The varint ``head`` opens with (-1 when it does not hold a whole one): the first field's
+    key, as :func:`fields` decodes it, non-minimal encodings included."""
+    result = 0
+    for i, byte in enumerate(head[:_MAX_VARINT_BYTES]):
+        result |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return result
+    return -1
+
+
 def probe_protobuf(head: bytes) -> Format | None:
     """Tell an ONNX ``ModelProto`` from a TensorFlow ``SavedModel`` by its first bytes, or ``None``.
 
@@ -244,12 +267,17 @@ def probe_protobuf(head: bytes) -> Format | None:
     printable producer name. tf.keras' ``keras_metadata.pb`` (:func:`is_keras_metadata`), a
     part of the SavedModel directory that tf.keras loads, counts as a SavedModel.
     """
-    if is_keras_metadata(head):
-        return Format.SAVEDMODEL
+    # Every answer but None needs a first field numbered 1 or 2 (keys 8-23): most files that
+    # reach this probe (text, images, tables) are turned away by their first bytes, before the
+    # head is read as fields.
+    if not _FIRST_KEYS[0] <= _first_key(head) <= _FIRST_KEYS[1]:
+        return None
     try:
         top = _prefix_fields(head, 0, 1 << 62)
     except WireError:
         return None
+    if _keras_metadata(head, top):
+        return Format.SAVEDMODEL
     if not top:
         return None
     numbers = [f.number for f in top]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -24,8 +25,37 @@ _MAX_HEADER: Final = 10_000
 """numpy.load's own default ``max_header_size``; larger headers are refused by NumPy."""
 
 
+_PLAIN_DESCR: Final = re.compile(r"[<>|=]?(?:b1|[iu][1248]|f[248]|c(?:8|16))")
+"""The dtypes ``np.save`` writes for bool, integer, float and complex arrays: a byte order and
+a kind whose item size is its number (``numpy.dtype`` accepts each one; a test holds every
+spelling to NumPy's own answer). Anything else is NumPy's to read."""
+
+
 class _BadHeaderError(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Dtype:
+    """What the scan needs of a dtype: its item size and whether it holds objects."""
+
+    itemsize: int
+    hasobject: bool
+
+
+def _dtype(descr: object) -> _Dtype:
+    """The dtype a header's ``descr`` names, as ``numpy.lib.format.descr_to_dtype`` reads it.
+
+    A plain numeric descr is read here: importing NumPy costs more than scanning a directory of
+    arrays. Structured, string, datetime and object dtypes go to NumPy, which raises
+    ``TypeError`` / ``ValueError`` for a descr it refuses.
+    """
+    if type(descr) is str and _PLAIN_DESCR.fullmatch(descr):
+        return _Dtype(int(descr.lstrip("<>|=")[1:]), hasobject=False)
+    from numpy.lib import format as npformat  # imported on first use: numpy is slow to load
+
+    dtype = npformat.descr_to_dtype(descr)  # type: ignore[arg-type]  # NumPy validates it
+    return _Dtype(dtype.itemsize, bool(dtype.hasobject))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +71,11 @@ class NumpyScanner:
 
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Read the header; scan the pickle of an object array; check the data size."""
-        from numpy.lib import format as npformat  # imported on first use: numpy is slow to load
-
         loc = source.location
         with source.open() as stream:
             try:
                 header, data_offset = _read_header(stream.read(12 + _MAX_HEADER))
-                dtype = npformat.descr_to_dtype(header["descr"])
+                dtype = _dtype(header["descr"])
                 shape = tuple(header["shape"])
                 if not all(type(d) is int and d >= 0 for d in shape):
                     raise _BadHeaderError("shape is not a tuple of sizes")

@@ -23,9 +23,10 @@ from typing import BinaryIO, Final
 
 from bastion.findings import Finding, Severity
 from bastion.scan.formats._finding import finding
-from bastion.scan.formats.configs import remote_code_findings
-from bastion.scan.formats.gguf import template_findings
 from bastion.scan.interface import Format, Member, ScanLimits, Source
+
+# The reviewers (configs: PyYAML; gguf: Jinja) are imported when a config is reviewed, not here:
+# the sniffer's probe below runs on every JSON object in a directory.
 
 __all__ = [
     "MAX_CONFIG",
@@ -55,6 +56,20 @@ def _key_pattern(key: str) -> re.Pattern[bytes]:
 
 
 _KEY_BYTES: Final = _key_pattern(_KEY)
+_PLAIN_KEY: Final = b'"' + _KEY.encode() + b'"'
+
+
+def _spells_key(data: bytes) -> bool:
+    """Whether ``data`` holds ``"chat_template":`` in any spelling :data:`_KEY_BYTES` finds.
+
+    Text without a ``\\u`` escape can only spell it plainly, and a plain ``in`` scans the
+    megabytes of a ``tokenizer.json`` many times faster than the pattern does.
+    """
+    if b"\\u" not in data and _PLAIN_KEY not in data:
+        return False
+    return _KEY_BYTES.search(data) is not None
+
+
 _CHUNK: Final = 1 << 20
 _BOM: Final = b"\xef\xbb\xbf"
 
@@ -93,10 +108,10 @@ def probe_tokenizer_config(head: bytes, stream: BinaryIO, size: int) -> bool:
     stream.seek(0)
     if size <= MAX_CONFIG:
         data = stream.read(MAX_CONFIG)
-        return _KEY_BYTES.search(data) is not None and is_tokenizer_config(data)
+        return _spells_key(data) and is_tokenizer_config(data)
     tail = b""
     while chunk := stream.read(_CHUNK):
-        if _KEY_BYTES.search(tail + chunk):
+        if _spells_key(tail + chunk):
             return True
         tail = chunk[-64:]
     return False
@@ -131,14 +146,23 @@ class TokenizerConfigScanner:
         if not isinstance(config, dict):
             yield _invalid(source, "it is not a JSON object")
             return
-        yield from remote_code_findings(source, config)  # auto_map: Python that runs on load
+        if "auto_map" in config:  # Python that runs on load (configs reads only this key)
+            from bastion.scan.formats.configs import remote_code_findings
+
+            yield from remote_code_findings(source, config)
         # 3. and 4.
         templates, problem = _templates(config.get(_KEY))
         if problem:
             yield _invalid(source, problem)
         for key, text in templates:
-            yield from template_findings(source, key, text, 0, prefix="tokenizer",
-                                         label="Tokenizer config")
+            yield from _review(source, key, text, "Tokenizer config")
+
+
+def _review(source: Source, key: str, text: str, label: str) -> Iterator[Finding]:
+    """The chat template review GGUF's templates get, under ``tokenizer.template.*``."""
+    from bastion.scan.formats.gguf import template_findings  # Jinja: only when there is one
+
+    yield from template_findings(source, key, text, 0, prefix="tokenizer", label=label)
 
 
 def _templates(value: object) -> tuple[list[tuple[str, str]], str]:
@@ -209,5 +233,4 @@ class ChatTemplateScanner:
         except UnicodeDecodeError as exc:
             yield _invalid(source, f"it is not UTF-8 text ({exc.reason})")
             return
-        yield from template_findings(source, "chat_template", text, 0,  # 3.
-                                     prefix="tokenizer", label="Standalone")
+        yield from _review(source, "chat_template", text, "Standalone")  # 3.
