@@ -157,3 +157,89 @@ def test_table_with_output_names_the_file_formats(
     assert main(["scan", str(models / "ok.pkl"), "--output", str(tmp_path / "r")]) == 2
     assert "--output needs --format json, sarif or html" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+_COMMAND_LINES = [
+    ["scan", "m.pt"],
+    ["scan", "a", "b", "--format", "json"],
+    ["scan", "--format=sarif", "a", "--output", "out.sarif"],
+    ["--debug", "scan", "a"],
+    ["scan", "a", "--fail-on", "critical", "--allow", "x.Y", "--allow=z.*", "--digest"],
+    ["scan", "a", "--digest", "--no-digest", "--policy", "p.toml", "--format", "html",
+     "--output", "r.html", "--format", "json"],
+    ["scan", "a", "--fail-on=LOW", "--output=o"],
+]
+
+
+@pytest.mark.parametrize("argv", _COMMAND_LINES)
+@pytest.mark.parametrize("env", [None, "sarif", ""])
+def test_a_scan_command_line_is_read_as_typer_reads_it(
+    argv: list[str], env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reading without Typer (the fast start of ``bastion scan``) and Typer's own."""
+    from bastion.cli import _scan, app
+
+    if env is None:
+        monkeypatch.delenv(_scan.FORMAT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(_scan.FORMAT_ENV, env)
+    seen: list[_scan.ScanArgs] = []
+    monkeypatch.setattr(_scan, "run", lambda st, args: seen.append(args) or 0)
+    assert app._typer_main(argv) == 0
+    assert _scan.parse(argv) == seen[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["scan"], ["scan", "--help"], ["scan", "a", "--format", "xml"], ["scan", "a", "--", "-b"],
+    ["scan", "a", "--output"], ["scan", "a", "--bogus"], ["--home", "h", "scan", "a"],
+    ["scan", ""], ["scan", "a", "--digest=yes"], ["list"], [], ["scan", "-"],
+])
+def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
+    from bastion.cli import _scan
+
+    assert _scan.parse(argv) is None
+
+
+@pytest.mark.parametrize(("error", "code", "message"), [
+    (KeyboardInterrupt(), 130, ""), (EOFError(), 2, "bastion: aborted"),
+    (BrokenPipeError(32, "Broken pipe"), "exit 1", ""),
+])
+def test_a_scan_ends_as_a_typer_command_ends(
+    error: BaseException, code: int | str, message: str, models: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from bastion.cli import _scan
+
+    def fail(st: object, args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(_scan, "run", fail)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # replaced on a closed pipe: put back
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    if code == "exit 1":
+        with pytest.raises(SystemExit) as exited:
+            main(["scan", str(models)])
+        assert exited.value.code == 1
+    else:
+        assert main(["scan", str(models)]) == code
+    assert message in capsys.readouterr().err
+
+
+def test_the_console_script_scans_then_exits(models: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import gc
+    import sys
+
+    from bastion.cli import app
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))  # not this test process
+    monkeypatch.setattr(gc, "set_threshold", lambda *a: None)
+    for argv in (["scan", str(models / "ok.pkl")], ["--version"]):  # only a scan freezes
+        monkeypatch.setattr(sys, "argv", ["bastion", *argv])
+        with pytest.raises(SystemExit) as exited:
+            app.run()
+        assert exited.value.code == 0 and frozen == [True]
+    assert "no findings" in capsys.readouterr().out

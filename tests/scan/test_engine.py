@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,10 @@ def test_shares_are_claimed_in_chunks_then_stolen_by_halves() -> None:
     while chunk := shares.claim(len(claimed) % 2):
         claimed.append(chunk)
     assert sorted(i for chunk in claimed for i in chunk) == list(range(100))
+    slow = Shares([0, 50, 50, 100])
+    chunk = slow.claim(0)
+    slow.give_back(0, chunk[5:])  # five files took the chunk's time: the rest is shared again
+    assert slow.bounds[:2] == [5, 50] and slow.claim(0) == range(5, 16)
 
 
 def test_shares_are_cut_where_a_folder_begins_when_one_is_near() -> None:
@@ -179,11 +184,28 @@ def test_shares_are_cut_where_a_folder_begins_when_one_is_near() -> None:
     assert Shares.of(far, 2).bounds == [0, 50, 50, 100]  # 90 is beyond a quarter of the way
 
 
+def test_shares_are_cut_between_folders() -> None:
+    """A folder's files (one format, one set of libraries to import) go to one worker."""
+    from bastion.scan._pool import Shares
+
+    files = [f"/r/a/{i}" for i in range(30)] + [f"/r/b/{d}/{i}" for d in "xyz" for i in range(10)]
+    files += [f"/r/c/{i}" for i in range(40)]
+    shares = Shares.of(files, 2)
+    assert shares.bounds == [0, 60, 60, 100]  # /r/c begins at 60: the even cut, 50, moves there
+    assert Shares.of(files, 4).bounds == [0, 30, 30, 50, 50, 75, 75, 100]  # b, b/z, none
+    shares.bounds[:2] = [60, 60]  # the first worker is done: it takes the back half of c
+    assert shares.claim(0) == range(80, 85)
+    lone = Shares.of([f"/r/{i}" for i in range(10)], 2)  # one folder: cut in the middle
+    assert lone.bounds == [0, 5, 5, 10]
+
+
 def _fake_job(path: str) -> tuple[list, list]:
     if path == "raise":
         raise ValueError("no such thing")
     if path == "die":
         os.kill(os.getpid(), signal.SIGKILL)
+    if path.startswith("slow"):
+        time.sleep(0.004)
     return [], [path]
 
 
@@ -196,6 +218,11 @@ def test_a_worker_s_exception_is_raised_as_a_serial_scan_raises_it() -> None:
     assert sorted(r[1][0] for r in results) == sorted(files) and done[-1] == 40
     with pytest.raises(ValueError, match="no such thing"):
         scan_parallel([*files, "raise"], _fake_job, 2)
+    # Chunks that take too long are handed back part done, and their rest shared out.
+    slow = [f"slow{i}" for i in range(60)]
+    done.clear()
+    assert sorted(r[1][0] for r in scan_parallel(slow, _fake_job, 2, done.append)) == sorted(slow)
+    assert len(done) > 60 // 16 + 2 and done[-1] == 60
 
 
 def test_a_worker_that_dies_fails_the_scan_closed() -> None:

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
+from bastion.cli import _scan
 from bastion.cli._context import state
-from bastion.cli._scan import FORMAT_ENV, ScanArgs, run
 from bastion.report import OutputFormat
 
 
@@ -28,7 +28,7 @@ def scan_command(
     ],
     fmt: Annotated[
         OutputFormat,
-        typer.Option("--format", envvar=FORMAT_ENV,
+        typer.Option("--format", envvar=_scan.FORMAT_ENV,
                      help="table, json, sarif, or html (a self-contained page; needs --output)."),
     ] = OutputFormat.TABLE,
     fail_on: Annotated[
@@ -64,5 +64,6 @@ def scan_command(
     Examples:  bastion scan model.pt --format sarif --output scan.sarif
                bastion scan models/ --format html --output scan.html
     """
-    args = ScanArgs(tuple(paths), fmt, fail_on, tuple(allow or ()), policy_file, output, digest)
-    raise typer.Exit(run(state(ctx), args))
+    args = _scan.ScanArgs(tuple(paths), fmt, fail_on, tuple(allow or ()), policy_file, output,
+                          digest)
+    raise typer.Exit(_scan.run(state(ctx), args))

@@ -2,9 +2,12 @@
 
 Each worker starts on a contiguous share of the list (a directory's files sit together, and so do
 their formats) and is handed chunks from the front of it; a worker whose share is done is handed
-the back half of the largest share left. So every worker imports the libraries of the formats in
-its own part of the tree (NumPy and h5py for Keras files, Jinja for chat templates, ...), not of
-the whole tree, and none idles while another has files left.
+the back half of the largest share left, cut between folders where it can be. So every worker
+imports the libraries of the formats in its own part of the tree (NumPy and h5py for Keras files,
+Jinja for chat templates, ...), not of the whole tree. A chunk that takes longer than
+:data:`_CHUNK_S` comes back part done and its rest is shared out again, so none idles long while
+another has files left; and a worker waits rather than take the last few files of the folder
+another is reading (:data:`_STEAL_S`), which would cost it that folder's imports.
 
 The workers are forked with :func:`os.fork` and talk to the parent over two pipes each: the
 parent writes the ``[start, stop)`` of a worker's next chunk as soon as the worker's results for
@@ -27,6 +30,8 @@ import pickle
 import selectors
 import signal
 import struct
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -43,9 +48,19 @@ _CHUNK_MAX: Final = 16
 """Most files handed out at once: few enough for the progress bar and for sharing out the last
 files, enough that the pipes are not the cost."""
 _RANGE: Final = struct.Struct("<qq")
-_HEADER: Final = struct.Struct("<cq")
-"""A worker's message: ``R`` (a chunk's results) or ``E`` (the exception it raised), and the
-length of the pickle that follows."""
+_CHUNK_S: Final = 0.01
+"""A worker hands back the rest of a chunk that has taken longer than this (a large pickle, a
+first file that imports NumPy), so that another worker may take some of it."""
+_STEAL_S: Final = 0.1
+"""A worker whose share is done waits rather than take half of another's when what is left
+there is the rest of the folder that one is reading and looks like less than this much work
+(at that one's pace): half of it would save less than the thief may spend importing the
+libraries for those files (NumPy and h5py: 0.08 s), which the other has loaded. It takes its
+half once there is more, or stops once every file is handed out."""
+_HEADER: Final = struct.Struct("<cqqdq")
+"""A worker's message: ``R`` (a chunk's results) or ``E`` (the exception it raised), how many of
+the chunk's files it scanned, how many of those imported nothing and the seconds they took (its
+pace, without a first file's imports), and the length of the pickle that follows."""
 
 
 @dataclass
@@ -67,21 +82,25 @@ class Shares:
         """Contiguous shares of about equal length."""
         shares = cls([], _folders(files))
         n = len(files)
-        cuts = [0, *(shares._cut(0, n, n * k // workers) for k in range(1, workers)), n]
+        cuts = [0]
+        for k in range(1, workers):  # within a quarter of a share of the even cut
+            cuts.append(shares._cut(cuts[-1], n, max(cuts[-1] + 1, n * k // workers),
+                                    n // (4 * workers)))
+        cuts.append(n)
         for k in range(workers):
             shares.bounds += [cuts[k], max(cuts[k], cuts[k + 1])]
         return shares
 
-    def claim(self, k: int) -> range:
-        """Worker ``k``'s next chunk: from the front of its share, else from the back half of
-        the largest share left (which becomes its own). Empty when every file is handed out."""
+    def claim(self, k: int, *, steal: bool = True) -> range:
+        """Worker ``k``'s next chunk: from the front of its share, else (``steal``) from the
+        back half of the largest share left, which becomes its own. Empty when there is none."""
         b = self.bounds
         if b[2 * k] >= b[2 * k + 1]:
-            victim = max(range(len(b) // 2), key=lambda j: b[2 * j + 1] - b[2 * j])
+            victim = self.largest()
             lo, hi = b[2 * victim], b[2 * victim + 1]
-            if lo >= hi:
+            if lo >= hi or not steal:
                 return range(0)
-            mid = self._cut(lo, hi, hi - max(1, (hi - lo) // 2))
+            mid = self._cut(lo, hi, hi - max(1, (hi - lo) // 2), (hi - lo) // 4)
             b[2 * victim + 1] = mid
             b[2 * k], b[2 * k + 1] = mid, hi
         lo, hi = b[2 * k], b[2 * k + 1]
@@ -89,12 +108,33 @@ class Shares:
         b[2 * k] = lo + size
         return range(lo, lo + size)
 
-    def _cut(self, lo: int, hi: int, at: int) -> int:
-        """A position in ``[lo + 1, hi - 1]`` near ``at`` (within a quarter of the range)
-        where a top-level folder, else a folder, begins; ``at`` when there is none."""
+    def largest(self) -> int:
+        """The worker whose share has the most files left."""
+        b = self.bounds
+        return max(range(len(b) // 2), key=lambda j: b[2 * j + 1] - b[2 * j])
+
+    def left(self, k: int) -> int:
+        """Files left in worker ``k``'s share."""
+        return max(0, self.bounds[2 * k + 1] - self.bounds[2 * k])
+
+    def within_one_folder(self, k: int) -> bool:
+        """Whether what is left of worker ``k``'s share lies in the folder of the chunk it was
+        last handed (which its libraries are now loaded for)."""
+        lo, hi = self.bounds[2 * k], self.bounds[2 * k + 1]
+        return bool(self.folders) and 0 < lo < hi and \
+            self.folders[lo - 1][1] == self.folders[hi - 1][1]
+
+    def give_back(self, k: int, rest: range) -> None:
+        """The end of worker ``k``'s last chunk, not scanned: the front of its share again.
+        (Nothing else takes from the front of a share, so the share begins where it ended.)"""
+        if rest:
+            self.bounds[2 * k] = rest.start
+
+    def _cut(self, lo: int, hi: int, at: int, reach: int) -> int:
+        """A position in ``[lo + 1, hi - 1]`` within ``reach`` of ``at`` where a top-level
+        folder, else a folder, begins; ``at`` when there is none."""
         if not self.folders:
             return at
-        reach = (hi - lo) // 4
         for level in (0, 1):
             for step in range(reach + 1):
                 for c in (at - step, at + step):
@@ -128,8 +168,12 @@ class _Child:
     """The read end of its results pipe (-1 once closed)."""
     ranges: int
     """The write end of its ranges pipe (-1 once closed)."""
+    chunk: range = range(0)
+    """The chunk it is scanning."""
+    pace: float | None = None
+    """Seconds per file, over its last chunk's files that imported nothing (unknown: None)."""
     stopped: bool = False
-    """Sent the empty range: it exits after the chunks it holds."""
+    """Sent the empty range: it exits after the chunk it holds."""
 
     def close(self) -> None:
         """Close the parent's ends of its pipes (each once: a number closed twice may by then
@@ -157,6 +201,7 @@ def scan_parallel(files: Sequence[str], job: Callable[[str], Result], workers: i
             children[k] = _fork(k, files, job, children)
         for k, child in children.items():
             _send(child, shares.claim(k))
+        waiting: set[int] = set()
         with selectors.DefaultSelector() as selector:
             for k, child in children.items():
                 selector.register(child.results, selectors.EVENT_READ, k)
@@ -169,11 +214,16 @@ def scan_parallel(files: Sequence[str], job: Callable[[str], Result], workers: i
                         selector.unregister(child.results)
                         _reap(child)
                         continue
-                    if not child.stopped:
-                        _send(child, shares.claim(k))  # before unpickling: it waits least
-                    tag, payload = message
-                    if tag == b"E":
+                    tag, done, plain, plain_s, payload = message
+                    if tag == b"E":  # it has stopped: nothing more is sent to it
                         raise pickle.loads(payload)  # noqa: S301 (our own child's pickle)
+                    shares.give_back(k, child.chunk[done:])
+                    if plain:
+                        child.pace = plain_s / plain
+                    waiting.add(k)
+                    for w in sorted(waiting):  # before unpickling: they wait least
+                        if _hand_out(w, shares, children):
+                            waiting.discard(w)
                     chunk: list[Result] = pickle.loads(payload)  # noqa: S301 (as above)
                     results += chunk
                     if progress:
@@ -184,6 +234,21 @@ def scan_parallel(files: Sequence[str], job: Callable[[str], Result], workers: i
     if len(results) != len(files):
         raise ScanError(f"{len(files) - len(results)} files were not scanned by the workers")
     return results
+
+
+def _hand_out(k: int, shares: Shares, children: dict[int, _Child]) -> bool:
+    """Send worker ``k`` its next chunk, or the empty range when none is left; ``False`` when
+    it should wait (see :data:`_STEAL_S`)."""
+    chunk = shares.claim(k, steal=False)
+    if not chunk:
+        victim = shares.largest()
+        pace = children[victim].pace
+        if pace is not None and shares.within_one_folder(victim) \
+                and shares.left(victim) * pace < _STEAL_S:
+            return False
+        chunk = shares.claim(k)
+    _send(children[k], chunk)
+    return True
 
 
 def _fork(k: int, files: Sequence[str], job: Callable[[str], Result],
@@ -224,12 +289,22 @@ def _work(files: Sequence[str], job: Callable[[str], Result], ranges: int, out: 
         start, stop = _RANGE.unpack(data)
         if start >= stop:
             return
+        results: list[Result] = []
+        plain, plain_s = 0, 0.0
         try:
-            tag, payload = b"R", pickle.dumps([job(files[i]) for i in range(start, stop)],
-                                              pickle.HIGHEST_PROTOCOL)
+            deadline = time.monotonic() + _CHUNK_S
+            for i in range(start, stop):
+                modules, began = len(sys.modules), time.monotonic()
+                results.append(job(files[i]))
+                now = time.monotonic()
+                if len(sys.modules) == modules:
+                    plain, plain_s = plain + 1, plain_s + now - began
+                if now > deadline:
+                    break  # the rest goes back to be shared out
+            tag, payload = b"R", pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             tag, payload = b"E", _pickled_error(exc)
-        _write_all(out, _HEADER.pack(tag, len(payload)) + payload)
+        _write_all(out, _HEADER.pack(tag, len(results), plain, plain_s, len(payload)) + payload)
         if tag == b"E":
             return
 
@@ -250,18 +325,23 @@ def _send(child: _Child, chunk: range) -> None:
     if child.stopped:
         return
     child.stopped = not chunk
-    _write_all(child.ranges, _RANGE.pack(chunk.start, chunk.stop) if chunk else _RANGE.pack(0, 0))
+    child.chunk = chunk
+    try:
+        _write_all(child.ranges, _RANGE.pack(chunk.start, chunk.stop) if chunk else
+                   _RANGE.pack(0, 0))
+    except BrokenPipeError:
+        child.stopped = True  # it died: its pipe's end of file and _reap report it
 
 
-def _read_message(fd: int) -> tuple[bytes, bytes] | None:
+def _read_message(fd: int) -> tuple[bytes, int, int, float, bytes] | None:
     header = _read_exactly(fd, _HEADER.size)
     if header is None:
         return None
-    tag, length = _HEADER.unpack(header)
+    tag, done, plain, plain_s, length = _HEADER.unpack(header)
     payload = _read_exactly(fd, length)
     if payload is None:
         return None  # it died while writing: _reap reports it
-    return tag, payload
+    return tag, done, plain, plain_s, payload
 
 
 def _read_exactly(fd: int, n: int) -> bytes | None:

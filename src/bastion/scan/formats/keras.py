@@ -168,7 +168,7 @@ def _object_issues(node: dict[str, Any], where: str, policy: Policy) -> Iterator
                 {"function": function},
             )
     # 6.
-    for key in _FILE_KEYS & node.keys():
+    for key in sorted(_FILE_KEYS & node.keys()):  # in one order, whatever the hash seed
         value = node[key]
         if isinstance(value, str) and value.strip():
             yield ConfigIssue(

@@ -62,10 +62,11 @@ _PLAIN_KEY: Final = b'"' + _KEY.encode() + b'"'
 def _spells_key(data: bytes) -> bool:
     """Whether ``data`` holds ``"chat_template":`` in any spelling :data:`_KEY_BYTES` finds.
 
-    Text without a ``\\u`` escape can only spell it plainly, and a plain ``in`` scans the
-    megabytes of a ``tokenizer.json`` many times faster than the pattern does.
+    Text without a backslash has no escapes, so it can only spell the key plainly: looking
+    for one backslash (``memchr``) and then for the plain key scans the megabyte of a
+    ``tokenizer.json`` about three times faster than the pattern does.
     """
-    if b"\\u" not in data and _PLAIN_KEY not in data:
+    if b"\\" not in data and _PLAIN_KEY not in data:
         return False
     return _KEY_BYTES.search(data) is not None
 
@@ -103,8 +104,8 @@ def probe_tokenizer_config(head: bytes, stream: BinaryIO, size: int) -> bool:
     """
     if not _opens_object(head):
         return False
-    if size <= len(head):
-        return is_tokenizer_config(head)
+    if size <= len(head):  # the key's spelling first: most JSON objects go unparsed
+        return _spells_key(head) and is_tokenizer_config(head)
     stream.seek(0)
     if size <= MAX_CONFIG:
         data = stream.read(MAX_CONFIG)
