@@ -1,0 +1,1 @@
+"""The poisoning sweep: configurations (split before any tuning), attacks, runner parts."""
