@@ -182,13 +182,25 @@ def candidates(library: Library) -> set[str]:
     for module in walk(library):
         for name, obj in list(vars(module).items()):
             if inspect.isclass(obj) and obj.__module__ == module.__name__:
-                found.add(f"{module.__name__}:{obj.__qualname__}")
-                found.update(_reduce_targets(obj))
+                for cls in _with_nested(obj):  # Factor and Factor.EvalMethod (an Enum in it)
+                    found.add(f"{module.__name__}:{cls.__qualname__}")
+                    found.update(_reduce_targets(cls))
             elif (name.startswith("__pyx_unpickle_") or _is_ufunc(obj)
                   or _library_constant(module, name, obj)  # pandas.NA, pandas.NaT
                   or (callable(obj) and getattr(obj, "__module__", None) == module.__name__)):
                 found.add(f"{module.__name__}:{name}")
     return {c for c in found if "<" not in c}
+
+
+def _with_nested(cls: type, depth: int = 3) -> Iterator[type]:
+    """``cls`` and the classes defined in its body (pickled by their dotted qualified name,
+    ``formulaic``'s ``Factor.EvalMethod``), ``depth`` levels deep."""
+    yield cls
+    if depth:
+        for attr, inner in list(vars(cls).items()):
+            if (inspect.isclass(inner) and inner.__module__ == cls.__module__
+                    and inner.__qualname__ == f"{cls.__qualname__}.{attr}"):
+                yield from _with_nested(inner, depth - 1)
 
 
 _REDUCE_TARGETS: set[str] = set()
@@ -244,7 +256,7 @@ def review(entry: str, library: Library | None = None) -> Decision:
     verdict = Policy.curated().verdict(module_name, name)
     if verdict.allowed:
         return Decision(entry, None, "already on the curated list")
-    if verdict.severity.value == "critical":
+    if verdict.severity.value == "critical" and not _nested_class(module_name, name):
         return Decision(entry, None, f"denylisted: {verdict.reason}")
     if any(part.startswith("__") and part.endswith("__") for part in name.split(".")):
         return Decision(entry, None, "a dunder name")
@@ -260,6 +272,22 @@ def review(entry: str, library: Library | None = None) -> Decision:
     if callable(obj):
         return _review_function(entry, obj)
     return _review_object(entry, obj)
+
+
+def _nested_class(module_name: str, name: str) -> bool:
+    """``name`` is dotted only because it is a class defined in another class's body
+    (``Factor.EvalMethod``): its own qualified name, not a walk to an object elsewhere. Only
+    the dotted-name rule is waived; the module's and the name's denylists still apply."""
+    if "." not in name or any(p.startswith("_") for p in name.split(".")):
+        return False
+    from bastion.scan.pickle import Policy
+
+    outer = Policy.curated().verdict(module_name, name.split(".", 1)[0])
+    if outer.severity.value == "critical":
+        return False
+    obj = _resolve(module_name, name)
+    return (inspect.isclass(obj) and getattr(obj, "__module__", None) == module_name
+            and getattr(obj, "__qualname__", None) == name)
 
 
 def _review_class(entry: str, cls: type) -> Decision:

@@ -356,6 +356,7 @@ class _Context:
             self.files.append(ScannedFile(loc, Format.UNKNOWN, source.size))
             return
         self.files.append(ScannedFile(loc, fmt, source.size))
+        spans: list[tuple[int, int]] = []
         if fmt is Format.UNKNOWN:
             self.findings.append(finding(
                 "scan.format.unknown", Severity.INFO, "not a recognised model or archive format",
@@ -363,11 +364,17 @@ class _Context:
                 remediation="None needed if this is data or documentation.",
             ))
         else:
-            self._dispatch(source, fmt)
+            spans = self._dispatch(source, fmt)
         if fmt not in CONTAINERS and source.size > 22:
-            self._polyglot(source, fmt)
+            self._polyglot(source, fmt, spans)
 
-    def _dispatch(self, source: Source, fmt: Format) -> None:
+    def _dispatch(self, source: Source, fmt: Format) -> list[tuple[int, int]]:
+        """Scan ``source`` as ``fmt``; returns the spans of the members it stores plainly."""
+        spans: list[tuple[int, int]] = []
+        self._scan_as(source, fmt, spans)
+        return spans
+
+    def _scan_as(self, source: Source, fmt: Format, spans: list[tuple[int, int]]) -> None:
         loc = source.location
         scanner = SCANNERS.get(fmt)
         if scanner is None:
@@ -393,6 +400,8 @@ class _Context:
                     if time.monotonic() > self.deadline:
                         self._time_up(loc)
                         return
+                    if item.span is not None:
+                        spans.append(item.span)
                     self.walk(item.source)
                 else:
                     self.findings.append(item)
@@ -441,17 +450,23 @@ class _Context:
                 ))
         return True
 
-    def _polyglot(self, source: Source, fmt: Format) -> None:
+    def _polyglot(self, source: Source, fmt: Format, spans: list[tuple[int, int]]) -> None:
         """A zip directory at the end of a non-container file: zip readers see another file.
 
         (Containers are left out: their own members are scanned, and a tar whose last member
-        is a zip looks like this too.)
+        is a zip looks like this too. So is a zip the scanner of ``fmt`` handed on as a
+        member stored in place, ``spans``, whose directory this is: it was scanned.)
         """
         with source.open() as stream:
             try:  # the end-of-directory record lies in the last 64 KiB + 22 bytes, or nowhere
-                stream.seek(max(0, stream.seek(0, os.SEEK_END) - _ZIP_TAIL))
-                if _ZIP_END not in stream.read():
+                base = max(0, stream.seek(0, os.SEEK_END) - _ZIP_TAIL)
+                stream.seek(base)
+                tail = stream.read()
+                at = tail.rfind(_ZIP_END)
+                if at < 0:
                     return  # most files: one read, no zipfile
+                if any(o <= base + at and base + at + 22 <= o + n for o, n in spans):
+                    return  # the directory of a member already scanned as an archive
             except OSError:
                 return  # as zipfile.is_zipfile answers
             if not zipfile.is_zipfile(stream):

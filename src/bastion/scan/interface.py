@@ -148,6 +148,10 @@ class Member:
 
     name: str
     source: Source
+    span: tuple[int, int] | None = None
+    """``(offset, size)`` of the member's bytes in its parent, where they are stored there as
+    they are (a Keras archive inside a pickle): a zip directory found there is this member's,
+    scanned as such, not a second reading of the parent (``scan.polyglot``)."""
 
 
 class FormatScanner(Protocol):

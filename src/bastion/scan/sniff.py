@@ -248,14 +248,54 @@ _TEMPLATE_MARK: Final = re.compile(rb"\{[%{]")
 """Finds ``{%`` or ``{{``."""
 
 
+_SEARCH_LIMIT: Final = 1 << 30
+"""How much of a text file past its head is searched for a config key. A larger text file is
+sent to the config scanner whole, which reports that it cannot review it (fail closed)."""
+_SEARCH_CHUNK: Final = 1 << 20
+
+
 def _config(head: bytes, stream: BinaryIO, size: int) -> Format | None:
     """A config that makes its loader import code (``auto_map``, ``_target_``): the formats
-    helper owns the probe."""
-    if not _CONFIG_KEY.search(head):
+    helper owns the probe. Hydra reads a whole YAML file, so a text file longer than the head
+    is searched to its end (:func:`_key_past_head`), not only its first 64 KiB."""
+    if not _CONFIG_KEY.search(head) and not (
+            size > len(head) and _is_text(head) and _key_past_head(stream, len(head), size)):
         return None  # most files: no import
     from bastion.scan.formats.configs import probe
 
     return probe(head, stream, size)
+
+
+def _is_text(head: bytes) -> bool:
+    """UTF-8 text with no NUL (a head cut inside a character still counts)."""
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3
+    return True
+
+
+def _key_past_head(stream: BinaryIO, start: int, size: int) -> bool:
+    """A config key in ``[start, size)`` of a text file, read in 1 MiB pieces that overlap
+    by a key's length; a file past :data:`_SEARCH_LIMIT` counts as holding one, so the
+    config scanner reports it unreviewed rather than nothing being said."""
+    if size > _SEARCH_LIMIT:
+        return True
+    overlap = 16
+    pos = start - overlap
+    while pos < size:
+        stream.seek(pos)
+        piece = stream.read(_SEARCH_CHUNK + overlap)
+        if not piece:
+            return False
+        if b"\x00" in piece:
+            return False  # not text after all: no loader parses it as a config
+        if _CONFIG_KEY.search(piece):
+            return True
+        pos += _SEARCH_CHUNK
+    return False
 
 
 def _template(head: bytes, stream: BinaryIO, size: int) -> Format | None:

@@ -253,3 +253,35 @@ def test_the_repository_review_follows_a_parallel_scan(tmp_path: Path) -> None:
     assert set(_remote(parallel)) == {"configuration_x.py", "modeling_x.py", "utils.py"}
     assert [f.to_dict() for f in parallel.findings] == [
         f.to_dict() for f in scan(repo, workers=1).findings]
+
+
+_FILLER: str = "".join(f"key_{i}: {'v' * 100}\n" for i in range(1_000))
+"""About 110 KiB of plain YAML: more than the sniffer's 64 KiB head."""
+
+
+def test_a_target_past_the_first_64_kib_is_found(tmp_path: Path) -> None:
+    """Hydra reads the whole file: a target placed after the sniffer's head still runs."""
+    path = tmp_path / "model_config.yaml"
+    path.write_text(_FILLER + "hook:\n  _target_: os.system\n  command: id\n")
+    assert path.stat().st_size > 1 << 16
+    assert [(r, s) for r, s, _ in _findings(path)] == [
+        ("config.target.unsafe", Severity.CRITICAL)]
+
+
+def test_long_text_without_a_target_stays_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "notes.yaml"
+    path.write_text(_FILLER + "last: _target_ is only mentioned in a value, not a key\n")
+    report = scan(path, workers=1)
+    assert report.files[0].format.value == "unknown"
+    assert [f.rule for f in report.findings] == ["scan.format.unknown"]
+
+
+def test_a_config_too_large_to_read_is_reported_not_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bastion.scan.formats import configs
+
+    monkeypatch.setattr(configs, "MAX_CONFIG", 100_000)
+    path = tmp_path / "model_config.yaml"
+    path.write_text(_FILLER + "hook:\n  _target_: os.system\n")
+    assert [(r, s) for r, s, _ in _findings(path)] == [("config.unreadable", Severity.HIGH)]

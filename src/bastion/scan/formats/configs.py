@@ -483,17 +483,24 @@ def mentions(head: bytes) -> Format | None:
 
 
 def probe(head: bytes, stream: BinaryIO, size: int) -> Format | None:
-    """The sniffer's test: :func:`mentions`, then the file parses as JSON or YAML and holds
-    what it mentioned. A loader cannot read what does not parse, so that is not a config
-    (Python source that spells ``"_target_":`` in a dict stays what it is); a file over
-    :data:`MAX_CONFIG` that mentions them counts, so its scanner reports the limit."""
+    """The sniffer's test: :func:`mentions` (over the whole file when the sniffer found a key
+    past its head), then the file parses as JSON or YAML and holds what it mentioned. A
+    loader cannot read what does not parse, so that is not a config (Python source that
+    spells ``"_target_":`` in a dict stays what it is); a file over :data:`MAX_CONFIG` that
+    mentions them counts, so its scanner reports the limit."""
     candidate = mentions(head)
+    raw = head
+    if size > len(head) and (candidate is None or size <= MAX_CONFIG):
+        # the sniffer found a key past the head (Hydra reads the whole file)
+        if size > MAX_CONFIG:  # too large to parse: its scanner reports it unreviewed
+            return Format.HYDRA_CONFIG
+        stream.seek(0)
+        raw = stream.read(MAX_CONFIG)
+        candidate = candidate or mentions(raw)
     if candidate is None:
         return None
     if size > MAX_CONFIG:
         return candidate
-    stream.seek(0)
-    raw = head if size <= len(head) else stream.read(MAX_CONFIG)
     try:
         config = _parse(raw)
     except (UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError):

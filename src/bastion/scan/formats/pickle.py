@@ -15,6 +15,7 @@ from typing import Final
 
 from bastion.findings import Finding, Location, Severity
 from bastion.scan._rules import CODE_EXECUTION, finding
+from bastion.scan.formats._io import member_source, window
 from bastion.scan.interface import Format, FormatScanner, Member, ScanLimits, Source
 from bastion.scan.pickle import Policy, scan_pickles
 from bastion.scan.pickle._machine import (
@@ -49,10 +50,15 @@ class PickleScanner:
     def scan(self, source: Source, limits: ScanLimits) -> Iterator[Finding | Member]:
         """Scan every pickle in ``source``; joblib arrays are skipped as joblib reads them."""
         hook = _JoblibArrays(source.location, limits, self.policy)
+        archives: list[tuple[int, int]] = []
         with source.open() as stream:
             yield from scan_pickles(stream, source.location, limits, self.policy,
-                                    end=source.size, on_build=hook)
+                                    end=source.size, on_build=hook, archives=archives)
         yield from hook.findings
+        for offset, size in sorted(set(archives)):  # Keras Model._unpickle_model's archive
+            name = f"<keras archive @ {offset}>"
+            yield Member(name, member_source(source, name, size, window(source.open, offset,
+                                                                        size)), (offset, size))
 
 
 @dataclass

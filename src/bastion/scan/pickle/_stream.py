@@ -21,6 +21,16 @@ Rules (each a finding; see ``docs/scan.md``):
    ``torch.save``): ``b`` is scanned as the legacy torch stream ``torch.load`` reads, and its
    findings are reported inside the call instead of the import; bytes that are not such a
    stream: ``pickle.torch-bytes.unrecognised`` (high).
+9. ``getattr(<Keras model class>, "_unpickle_model")(BytesIO(b))`` with constant ``b``: ``b``
+   is handed to the caller (``archives``) to scan as the Keras archive it is; the imports are
+   then not reported. Otherwise rules 1 and 3 apply.
+10. :data:`~bastion.scan.pickle.policy.CONSTANT_CALLS` (``operator.attrgetter``, ``type``, …)
+    called with constants only build data: the import is not reported while every use of it
+    is such a call and no call but a container receives it or its results
+    (:func:`_constant_calls`).
+11. What ``torch._tensor._rebuild_from_type(_v2)(func, ...)`` calls: ``func`` is judged as
+    called; anything but an import admitted to be called is ``pickle.call.indirect``
+    (critical).
 """
 
 from __future__ import annotations
@@ -47,10 +57,32 @@ from bastion.scan.pickle._machine import (
     describe,
 )
 from bastion.scan.pickle._values import DictValue, ListValue, Opaque
-from bastion.scan.pickle.policy import GETATTR, Policy, canonical
+from bastion.scan.pickle.policy import (
+    CALLS_ARGUMENT,
+    CLASS_FACTORIES,
+    CONSTANT_CALLS,
+    GETATTR,
+    Policy,
+    canonical,
+    class_factory,
+    constant_call,
+)
 
 __all__ = ["judge", "scan_pickles"]
 
+_CODE_CARRIERS: Final = {
+    "numba": (
+        "This is numba's serializer: the pickle holds a compiled function's Python code (a "
+        "marshalled code object and its globals, for numba to recompile), and loading it "
+        "rebuilds and runs that code. A file that carries code cannot be vouched for by "
+        "its names, so it stays a finding even from a trusted library (umap-learn models "
+        "pickle their numba-compiled distance and graph functions this way).",
+        "Load it only if you trust its author, with --allow numba.core.serialize.* for that "
+        "file; better, save what the model learnt as data (umap-learn: the embedding and "
+        "the parameters) and rebuild the model from code you installed.",
+    ),
+}
+"""Libraries whose pickles carry code by design: the finding says so, and what to do."""
 _REMEDIATE_CODE: Final = (
     "Do not load this file with pickle, torch.load or joblib.load. If you trust its author and "
     "the import is expected, allow it explicitly (--allow module.name) and rescan; better, ask "
@@ -83,8 +115,13 @@ def scan_pickles(
     end: int,
     count: int | None = None,
     on_build: BuildHook | None = None,
+    archives: list[tuple[int, int]] | None = None,
 ) -> Iterator[Finding]:
-    """Scan the pickles stacked in ``stream[start:end]``: ``count`` of them, or all there are."""
+    """Scan the pickles stacked in ``stream[start:end]``: ``count`` of them, or all there are.
+
+    ``archives``, when given, receives ``(offset, size)`` of each Keras archive a pickle hands
+    to ``Model._unpickle_model`` (rule 9): the caller scans those bytes as the archive they
+    are. Without it, such a call stays a finding."""
     pos, index = start, 0
     while pos < end and (count is None or index < count):
         if index and count is None:
@@ -101,7 +138,11 @@ def scan_pickles(
             findings: list[Finding] = []
             if not trailing:  # what torch.storage._load_from_bytes would load, then the rest
                 nested, vetted = _load_from_bytes(a, index, stream, location, limits, policy)
-                findings = [*judge(a, index, location, policy, vetted=vetted), *nested]
+                keras = _keras_archives(a, stream) if archives is not None else _Keras()
+                if archives is not None:
+                    archives.extend(keras.spans)
+                findings = [*judge(a, index, location, policy, vetted=vetted | keras.vetted,
+                                   keras=keras), *nested]
             complete, after = a.complete, a.end
             del a  # freed here, before the collector's threshold comes back
         if trailing:
@@ -321,7 +362,7 @@ def _mentioned(values: list[object], targets: set[int]) -> set[int]:
     seen: set[int] = set()
     while values:
         v = values.pop()
-        if type(v) is Global:
+        if type(v) is Global or type(v) is Call:  # a call's own parts are judged as its own
             if id(v) in targets:
                 found.add(id(v))
             continue
@@ -396,15 +437,19 @@ def _trailing(location: Location, pos: int, end: int) -> Finding:
 
 
 def judge(a: Analysis, index: int, location: Location, policy: Policy, *,
-          vetted: frozenset[int] = frozenset()) -> Iterator[Finding]:
-    """The findings for one interpreted pickle (rules 1-6), numbered ``index`` in its stream."""
+          vetted: frozenset[int] = frozenset(), keras: _Keras | None = None) -> Iterator[Finding]:
+    """The findings for one interpreted pickle (rules 1-6, 9-11), numbered ``index`` in its
+    stream."""
     where = f"pickle #{index + 1}" if index else "pickle"
 
     def at(offset: int) -> Location:
         return Location(location.path, location.member, offset)
 
+    keras = keras or _Keras()
     reaches = _getattr_reaches(a)
-    partials = _partials(a, policy)
+    partials, newers = _partials(a, policy, reaches)
+    constants = _constant_calls(a, keras.consumers)
+    factories = _factory_results(a, policy)
     # 1. imports
     reported: dict[str, Global] = {}
     called: set[int] | None = None  # the imports that are called, once one is reported
@@ -418,10 +463,15 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy, *,
         if id(g) in partials:
             continue  # functools.partial of a reviewed function: data (calling it is rule 3)
         if id(g) in vetted:
-            continue  # what its calls load was scanned instead (_load_from_bytes)
+            continue  # what its calls load was scanned instead (_load_from_bytes, Keras)
+        if id(g) in constants:
+            continue  # called with constants only, building data (10)
         v = policy.verdict(g.module, g.name, g.proto)
         if v.allowed:
             continue
+        if canonical(v.module, v.name, 4) in CONSTANT_CALLS:
+            v = replace(v, reason=f"{v.reason}; it builds only data when called with constants "
+                        "and its result is kept as data, which is not so here")
         if called is None:
             called = {id(c.func) for c in a.calls}
         if initialised is None:
@@ -447,10 +497,12 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy, *,
             v = replace(v, reason="was reviewed to be kept as data (a callback, a scorer), not "
                         "called while loading")
         verb = "imports and calls" if id(g) in called else "imports"
+        carrier = _CODE_CARRIERS.get(v.module.split(".", 1)[0])
         yield finding(
             rule, v.severity, f"{where} {verb} {v.qualified}", at(g.offset),
-            detail=f"{g.opcode} makes the unpickler import {v.qualified}, which {v.reason}.",
-            remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+            detail=f"{g.opcode} makes the unpickler import {v.qualified}, which {v.reason}."
+            + (f" {carrier[0]}" if carrier else ""),
+            remediation=carrier[1] if carrier else _REMEDIATE_CODE, techniques=CODE_EXECUTION,
             evidence={"global": v.qualified, "module": v.module, "name": v.name,
                       "opcode": g.opcode, "as_written": f"{g.module}.{g.name}",
                       "protocol": g.proto},
@@ -472,8 +524,9 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy, *,
         func = c.func
         reached = reaches.targets.get(id(c))
         if reached is not None:
-            yield from _judge_getattr(reached, c, reaches.callers.get(id(c), []), where, at,
-                                      policy)
+            if id(c) not in newers.getattrs and id(c) not in keras.getattrs:
+                yield from _judge_getattr(reached, c, reaches.callers.get(id(c), []), where, at,
+                                          policy)
             if c.used or not complete:
                 continue
         elif type(func) is Global:  # almost every call: nothing more to resolve
@@ -481,6 +534,8 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy, *,
                 continue
         elif id(func) in reaches.targets:
             continue  # a call of getattr's result: judged with that getattr above
+        elif id(func) in newers or id(func) in factories:
+            continue  # partial(C.__new__, C, ...)(): NEWOBJ_EX under protocol 2; a factory's class
         else:
             func = _resolve(func)
         if type(func) is not Global:
@@ -502,6 +557,26 @@ def judge(a: Analysis, index: int, location: Location, policy: Policy, *,
                 detail="A call whose result is never used was made for its side effect.",
                 remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
                 evidence={"opcode": c.opcode, "callable": v.qualified},
+            )
+    # 11. what an allowed reconstructor calls (torch._tensor._rebuild_from_type_v2(func, ...))
+    for c in a.calls:
+        func = c.func
+        if type(func) is Global and canonical(func.module, func.name, func.proto) in (
+                CALLS_ARGUMENT) and type(c.args) is tuple and c.args:
+            inner = _resolve(c.args[0])
+            if type(inner) is Global and (not inner.known or policy.verdict(
+                    inner.module, inner.name, inner.proto).allowed or id(inner) in vetted):
+                continue  # an allowed callable (rule 1 judges the rest of its imports)
+            name = describe(inner)
+            yield finding(
+                "pickle.call.indirect", Severity.CRITICAL,
+                f"{where}: {func.module}.{func.name} calls {name}", at(c.offset),
+                detail=f"{func.module}.{func.name}(func, type, args, state) calls func(*args) "
+                "while loading; only a callable admitted to be called may be handed to it, "
+                "never a value kept as data (a bound method, a partial, a function reviewed as "
+                "data, a value built at load time).",
+                remediation=_REMEDIATE_CODE, techniques=CODE_EXECUTION,
+                evidence={"callable": name, "via": f"{func.module}.{func.name}"},
             )
     # 5. BUILD on imported objects
     for built, offset in a.builds:
@@ -596,12 +671,31 @@ def _getattr_reaches(a: Analysis) -> _Reaches:
 _PARTIAL: Final = ("functools", "partial")
 
 
-def _partials(a: Analysis, policy: Policy) -> set[int]:
-    """ids of ``functools.partial`` imports every call of which wraps a reviewed function
-    (allowed, or kept as data) and whose state, if set, wraps the same: the partial is then
-    data, as its function is; a pickle that calls it meets rule 3."""
+class _Newers(set[int]):
+    """ids of ``functools.partial`` results that are ``partial(C.__new__, C, *args, **kw)``:
+    how protocols 0-3 write ``NEWOBJ_EX`` (``pickle.py``'s ``save_reduce``). Calling one runs
+    ``C.__new__(C, ...)``, what NEWOBJ does; ``getattrs`` holds the ``getattr(C, "__new__")``
+    calls they wrap."""
+
+    getattrs: set[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.getattrs = set()
+
+
+def _partials(a: Analysis, policy: Policy, reaches: _Reaches) -> tuple[set[int], _Newers]:
+    """ids of the ``functools.partial`` imports that are data, and the partials that are
+    ``NEWOBJ_EX`` (:class:`_Newers`).
+
+    A partial import is data when every call of it wraps a reviewed function (allowed, or
+    kept as data), a (non-dunder) method of an object this pickle built (``getattr(rng, "gauss")``,
+    itself kept as data), or ``C.__new__`` of an allowed (or rebuild-only) class ``C`` with
+    ``C`` bound first; and its state, if set, keeps the same function. A pickle that calls a
+    data partial meets rule 3; a ``C.__new__`` partial may be called, as NEWOBJ may."""
     good: set[int] = set()
     bad: set[int] = set()
+    newers = _Newers()
     for c in a.calls:
         func = c.func
         if type(func) is not Global or canonical(func.module, func.name, func.proto) != _PARTIAL:
@@ -611,10 +705,233 @@ def _partials(a: Analysis, policy: Policy) -> set[int]:
         ok = type(wrapped) is Global and wrapped.known and (
             policy.verdict(wrapped.module, wrapped.name, wrapped.proto).allowed
             or policy.kept_as_data(wrapped.module, wrapped.name, wrapped.proto))
+        target = reaches.targets.get(id(wrapped)) if type(wrapped) is Call else None
+        if target is not None:
+            owner, attribute = target
+            if type(owner) is Call and not attribute.startswith("__"):
+                ok = True  # a method of a built object: kept as data, so is the partial
+            elif (attribute == "__new__" and type(owner) is Global and owner.known
+                  and id(wrapped) not in reaches.called
+                  and _binds_owner(owner, args, state) and (
+                      policy.verdict(owner.module, owner.name, owner.proto).allowed
+                      or policy.rebuild_only(owner.module, owner.name, owner.proto))):
+                ok = True
+                newers.add(id(c))
+                newers.getattrs.add(id(wrapped))
         if state is not None and not (type(state) is tuple and state and state[0] is wrapped):
             ok = False
         (good if ok else bad).add(id(func))
-    return good - bad
+    if bad:  # a __new__ partial made by a partial import used badly elsewhere is not vetted
+        for c in a.calls:
+            if id(c) in newers and id(c.func) in bad:
+                newers.discard(id(c))
+                if type(c.args) is tuple:
+                    newers.getattrs.discard(id(c.args[0]))
+    return good - bad, newers
+
+
+def _binds_owner(owner: Global, args: object, state: object) -> bool:
+    """The partial binds ``owner`` as its first argument: in its REDUCE arguments
+    ``(func, owner, ...)`` or its BUILD state ``(func, (owner, ...), kwargs, None)``."""
+    def same(v: object) -> bool:
+        return type(v) is Global and (v is owner or (v.module, v.name) == (owner.module,
+                                                                           owner.name))
+    if type(args) is tuple and len(args) > 1:
+        return same(args[1]) and state is None
+    return (type(state) is tuple and len(state) == 4 and type(state[1]) is tuple
+            and bool(state[1]) and same(state[1][0])
+            and (state[3] is None or (type(state[3]) is DictValue and not state[3].items)))
+
+
+_CONTAINERS: Final = frozenset({
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "list"), ("builtins", "tuple"),
+    ("builtins", "dict"), ("collections", "OrderedDict"), ("collections", "deque"),
+})
+"""Calls that only hold their arguments (how protocol 2 writes a set or a frozenset)."""
+
+
+def _constant_calls(a: Analysis, consumers: frozenset[int]) -> set[int]:
+    """ids of the :data:`CONSTANT_CALLS` imports (``operator.attrgetter``, ``type``, …) that
+    only build data here (rule 10). Steps:
+
+    1. every use of the import is a call with constant arguments that
+       :func:`constant_call` admits (``NEWOBJ_EX``'s keyword arguments are not admitted);
+    2. no BUILD on a result, but a ``BytesIO``'s own ``(bytes, position, None)`` state;
+    3. neither the import nor a result is an argument of any call but a container
+       (``set([...])``) or a consumer that was scanned instead (``Model._unpickle_model``'s
+       archive): a ``methodcaller`` handed to something that calls its argument would call
+       any method of any object. Kept in containers, in an object's BUILD state (an object's
+       logger) or returned, they are data; calling one is rule 3. Containers keep their
+       first items only: one past them is not looked for.
+    """
+    targets = {id(g) for g in a.globals if g.known
+               and canonical(g.module, g.name, g.proto) in CONSTANT_CALLS}
+    if not targets:
+        return set()
+    bad: set[int] = set()
+    results: set[int] = set()
+    for c in a.calls:
+        func = c.func
+        if type(func) is not Global or id(func) not in targets:
+            continue
+        key = canonical(func.module, func.name, func.proto)
+        if c.opcode == "NEWOBJ_EX" or constant_call(*key, _constants(c.args)) is None or not (
+                c.state is None or (key[1] == "BytesIO" and _buffer_state(c.state))):
+            bad.add(id(func))  # 1. 2.
+        results.add(id(c))
+    values: list[object] = []  # 3.
+    for c in a.calls:
+        func = c.func
+        if id(c) in consumers or id(c) in results or (type(func) is Global and canonical(
+                func.module, func.name, func.proto) in _CONTAINERS):
+            continue
+        values.append(func if id(func) not in targets else None)
+        values.append(c.args)
+    for built, _ in a.builds:
+        values.append(built if type(built) is Global else None)
+    reached = _mentioned(values, targets | results)
+    for c in a.calls:
+        if id(c) in reached:
+            bad.add(id(c.func))
+    return targets - bad - reached
+
+
+def _constants(args: object) -> object:
+    """A call's arguments with payloads too long to keep (``Opaque`` bytes) as empty bytes:
+    constants, whatever their length."""
+    if type(args) is not tuple:
+        return args
+    return tuple(b"" if type(v) is Opaque and v.kind == "bytes" else v for v in args)
+
+
+def _buffer_state(state: object) -> bool:
+    """``BytesIO.__setstate__``'s ``(initial bytes, position, None)``; no attributes set."""
+    return (type(state) is tuple and len(state) == 3
+            and (type(state[0]) is bytes or _latin1(state[0]) is not None  # protocol 2
+                 or (type(state[0]) is Opaque and state[0].kind == "bytes"))
+            and type(state[1]) is int and (state[2] is None or (
+                type(state[2]) is DictValue and not state[2].items)))
+
+
+def _factory_results(a: Analysis, policy: Policy) -> set[int]:
+    """ids of calls of a reviewed class factory (:data:`CLASS_FACTORIES`, sympy's
+    ``_rebuild_undef``) with arguments :func:`class_factory` admits: the result is a class of
+    the factory's own family, so calling it is constructing that class. The factory must be
+    allowed itself (rule 1 judges it)."""
+    found: set[int] = set()
+    for c in a.calls:
+        func = c.func
+        if type(func) is Global and func.known and canonical(
+                func.module, func.name, func.proto) in CLASS_FACTORIES and policy.verdict(
+                func.module, func.name, func.proto).allowed and c.state is None and (
+                class_factory(*canonical(func.module, func.name, func.proto),
+                              _plain(c.args)) is not None):
+            found.add(id(c))
+    return found
+
+
+def _plain(value: object) -> object:
+    """A kept dict as a plain dict, for :func:`class_factory` (other values as they are)."""
+    if type(value) is tuple:
+        return tuple(_plain(v) for v in value)
+    if type(value) is DictValue:
+        return {k: _plain(v) for k, v in value.items}
+    return value
+
+
+_KERAS_OWNERS: Final = frozenset({
+    ("keras.src.models.functional", "Functional"), ("keras.src.models.sequential", "Sequential"),
+    ("keras.src.models.model", "Model"),
+})
+"""Keras 3 models, which pickle as ``getattr(cls, "_unpickle_model")(BytesIO(archive))``
+(``keras/src/saving/keras_saveable.py``): ``_load_model_from_fileobj(..., safe_mode=False)``
+of the ``.keras`` archive's bytes."""
+
+
+class _Keras:
+    """The ``Model._unpickle_model(BytesIO(b))`` calls of one pickle whose archive bytes are
+    scanned as the archive they are (rule 9)."""
+
+    __slots__ = ("consumers", "getattrs", "spans", "vetted")
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int]] = []
+        """``(offset, size)`` of each archive's bytes in the stream."""
+        self.vetted: frozenset[int] = frozenset()
+        """ids of the imports (the model class, ``getattr``) judged by that scan instead."""
+        self.getattrs: set[int] = set()
+        """ids of the ``getattr(cls, "_unpickle_model")`` calls so judged."""
+        self.consumers: frozenset[int] = frozenset()
+        """ids of the ``_unpickle_model`` calls, whose argument is the ``BytesIO``."""
+
+
+def _keras_archives(a: Analysis, stream: BinaryIO) -> _Keras:
+    """Rule 9. Steps: 1. ``getattr(<Keras model class>, "_unpickle_model")``, every use of it
+    a call; 2. each call's one argument a ``BytesIO`` of constant bytes that can be read again
+    from the stream (its own ``(bytes, 0, None)`` state); 3. the class import used for nothing
+    else. Those bytes are handed to the caller as an archive to scan (nested, under the same
+    policy and limits); anything else stays a finding (rules 1 and 3)."""
+    keras = _Keras()
+    reaches = _getattr_reaches(a)
+    owners: dict[int, Global] = {}
+    getattrs: set[int] = set()
+    consumers: set[int] = set()
+    spans: list[tuple[int, int]] = []
+    unusable: set[int] = set()
+    for c in a.calls:
+        target = reaches.targets.get(id(c))
+        if target is None:
+            continue
+        owner, attribute = target
+        if type(owner) is not Global or attribute != "_unpickle_model" or canonical(
+                owner.module, owner.name, owner.proto) not in _KERAS_OWNERS:
+            continue
+        callers = reaches.callers.get(id(c), [])
+        archive = [_archive(caller, stream) for caller in callers]
+        if not callers or any(span is None for span in archive):  # 1. 2.
+            unusable.add(id(owner))
+            continue
+        owners[id(owner)] = owner
+        getattrs.add(id(c))
+        consumers.update(id(caller) for caller in callers)
+        spans.extend(span for span in archive if span is not None)
+    owners = {k: v for k, v in owners.items() if k not in unusable}
+    if not owners:
+        return keras
+    values: list[object] = [a.result]  # 3.
+    for c in a.calls:
+        if id(c) in getattrs:
+            continue
+        values.extend((c.func, c.args, c.state))
+    if _mentioned(values, set(owners)):
+        return keras
+    keras.spans, keras.getattrs, keras.consumers = spans, getattrs, frozenset(consumers)
+    keras.vetted = frozenset(owners)
+    return keras
+
+
+def _archive(caller: Call, stream: BinaryIO) -> tuple[int, int] | None:
+    """``(offset, size)`` of the bytes of the ``BytesIO`` ``caller`` is called with: a
+    payload skipped by seeking, or kept bytes found where a pickler writes them, just after
+    the buffer's NEWOBJ."""
+    args = caller.args
+    if caller.opcode != "REDUCE" or type(args) is not tuple or len(args) != 1:
+        return None
+    buffer = args[0]
+    if type(buffer) is not Call or type(buffer.func) is not Global or canonical(
+            buffer.func.module, buffer.func.name, buffer.func.proto)[1] != "BytesIO":
+        return None
+    state = buffer.state
+    if not _buffer_state(state) or type(state) is not tuple:
+        return None
+    payload = state[0]
+    if type(payload) is Opaque and payload.offset is not None:
+        return payload.offset, payload.size
+    if type(payload) is bytes and payload:
+        stream.seek(buffer.offset)
+        i = stream.read(len(payload) + _SLACK).find(payload)
+        return (buffer.offset + i, len(payload)) if i >= 0 else None
+    return None
 
 
 def _judge_getattr(

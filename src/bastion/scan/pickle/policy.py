@@ -34,6 +34,9 @@ from bastion.findings import Severity
 from bastion.scan.interface import FormatScanner, ScanError
 
 __all__ = [
+    "CALLS_ARGUMENT",
+    "CLASS_FACTORIES",
+    "CONSTANT_CALLS",
     "GETATTR",
     "TORCHSCRIPT_MODULES",
     "TORCHSCRIPT_NAMES",
@@ -41,6 +44,8 @@ __all__ = [
     "PolicyAware",
     "Verdict",
     "canonical",
+    "class_factory",
+    "constant_call",
 ]
 
 _ALLOWLIST: Final = Path(__file__).with_name("allowlist.json")
@@ -259,6 +264,92 @@ class Policy:
         module, name = canonical(module, name, proto)
         entry = f"{module}:{name}"
         return entry in self.data or self._rule(entry) in DATA_RULES
+
+
+CONSTANT_CALLS: Final = frozenset({
+    ("operator", "attrgetter"), ("operator", "itemgetter"), ("operator", "methodcaller"),
+    ("logging", "getLogger"), ("_io", "BytesIO"), ("io", "BytesIO"), ("builtins", "type"),
+})
+"""Callables of denylisted modules that, given constant arguments, build a value that is only
+data (:func:`constant_call` says which arguments). How the standard library pickles its own
+objects: ``itemgetter(0, 2)``, ``attrgetter("real")``, ``methodcaller("split", ",")``,
+``getLogger("name")``, a ``BytesIO``, ``type(None)`` (``NoneType`` has no importable name).
+The value built is data: calling it while loading is rule 3 (``pickle.call.indeterminate``), and
+the scanner and :class:`RestrictedUnpickler` refuse it as an argument of a call (a
+``methodcaller`` handed to something that calls its argument would call any method of any
+object) and as a BUILD target (except a ``BytesIO``'s own buffer state)."""
+
+CALLS_ARGUMENT: Final = frozenset({
+    ("torch._tensor", "_rebuild_from_type"), ("torch._tensor", "_rebuild_from_type_v2"),
+})
+"""Allowed reconstructors that call their first argument (``func(*args)``): what they call is
+judged as called by the pickle itself, so a value kept as data (a bound method, a partial, a
+function reviewed as data) cannot be run through them."""
+
+_CONSTANT_TYPES: Final = (str, int, float, bool, bytes, type(None))
+
+
+def constant_call(module: str, name: str, args: object, proto: int = 4) -> str | None:
+    """Why ``module.name(*args)`` builds only data, or ``None`` when it may not be called so.
+
+    ``args`` are the call's positional arguments as the unpickler would pass them (the scanner
+    passes the constants it read). Steps: 1. only the callables of :data:`CONSTANT_CALLS`;
+    2. every argument a constant (no object the pickle built or imported); 3. per callable:
+    attribute paths without dunders or name-mangled parts (``attrgetter("__globals__")``
+    reaches interpreter internals), a method name that is public (``methodcaller`` calls it on
+    whatever it is applied to), a logger's name, a buffer's initial bytes, the type of a
+    constant (``type(None)``; three-argument ``type()`` makes a class).
+    """
+    key = canonical(module, name, proto)
+    # 1.
+    if key not in CONSTANT_CALLS or type(args) is not tuple:
+        return None
+    # 2.
+    if not all(type(a) in _CONSTANT_TYPES for a in args):
+        return None
+    # 3.
+    if key == ("operator", "attrgetter"):
+        ok = bool(args) and all(type(a) is str and a and all(
+            part.isidentifier() and not part.startswith("__") for part in a.split("."))
+            for a in args)
+        return "an attribute getter of constant, public paths" if ok else None
+    if key == ("operator", "itemgetter"):
+        return "an item getter of constant keys" if args else None
+    if key == ("operator", "methodcaller"):
+        ok = bool(args) and type(args[0]) is str and args[0].isidentifier() and not (
+            args[0].startswith("_"))
+        return "a caller of a public method by constant name and arguments" if ok else None
+    if key == ("logging", "getLogger"):
+        ok = len(args) <= 1 and all(type(a) is str for a in args)
+        return "a logger looked up by name" if ok else None
+    if key[1] == "BytesIO":
+        ok = len(args) <= 1 and all(type(a) in (bytes, type(None)) for a in args)
+        return "an in-memory buffer of constant bytes" if ok else None
+    # builtins.type
+    return "the type of a constant" if len(args) == 1 else None
+
+
+CLASS_FACTORIES: Final = frozenset({("sympy.core.function", "_rebuild_undef")})
+"""Reviewed reconstructors that return a class of their own family, which the pickle then calls
+(NEWOBJ): ``sympy.core.function._rebuild_undef(name, assumptions)`` is ``Function(name,
+**assumptions)``, an ``UndefinedFunction`` whose instances are ``AppliedUndef``. Calling the
+result constructs that class; :func:`class_factory` admits only arguments that cannot put code in
+the new class (its keyword arguments become class attributes)."""
+
+
+def class_factory(module: str, name: str, args: object) -> str | None:
+    """Why calling the class ``module.name(*args)`` returns is constructing a reviewed
+    family's class, or ``None``: a name, and assumptions (``real=True``) as public names with
+    ``True`` / ``False`` / ``None`` values, which sympy turns into ``is_real`` flags."""
+    if (module, name) not in CLASS_FACTORIES or type(args) is not tuple or len(args) != 2:
+        return None
+    label, assumptions = args
+    if type(label) is not str or not label.isidentifier() or type(assumptions) is not dict:
+        return None
+    if not all(type(k) is str and k.isidentifier() and not k.startswith("_")
+               and (v is None or type(v) is bool) for k, v in assumptions.items()):
+        return None
+    return "sympy's undefined function class, with assumptions only"
 
 
 GETATTR: Final = ("builtins", "getattr")
