@@ -174,3 +174,195 @@ def test_poisoning_with_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     # refused by the scan of its bytes (pickle.stream.truncated, high): exit 1, as `bastion scan`
     assert main(["data", "poisoning", str(tmp_path / "d.npz"), "--model",
                  str(tmp_path / "bad.pkl")]) == 1
+
+
+# ------------------------------------------------- poisoning with models as users hold them
+
+
+def _nchw_digits(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    digits = load_digits()
+    return (digits.images[:n, None] / 16.0).astype(np.float32), digits.target[:n]
+
+
+def _small_cnn() -> object:
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 6 * 6, 10))
+
+
+def _spectral(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    code = main(["data", "poisoning", *argv, "--method", "spectral", "--format", "json"])
+    captured = capsys.readouterr()
+    assert code in (0, 1), captured.err
+    summary: dict[str, object] = json.loads(captured.out)["summary"]
+    return summary
+
+
+def _direct(X: np.ndarray, y: np.ndarray, net: object) -> dict[str, object]:
+    """What the detector says when handed the NCHW array directly (no loader, no layout)."""
+    from bastion.data.choices import Method
+    from bastion.data.interface import Dataset, DatasetKind
+    from bastion.data.poisoning import detect_poisoning
+    from bastion.models import as_predictor
+
+    frame = pd.DataFrame(X.reshape(len(X), -1).astype(np.float64))
+    ds = Dataset(source="direct", kind=DatasetKind.ARRAY, frame=frame, labels=y,
+                 label_name="label")
+    report = detect_poisoning(ds, model=as_predictor(net), inputs=X, method=Method.SPECTRAL)
+    return report.to_dict()
+
+
+def test_poisoning_takes_pytorch_layout_and_every_torch_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import warnings
+
+    import torch
+
+    X, y = _nchw_digits()
+    net = _small_cnn()
+    expected = _direct(X, y, net)
+    np.save(tmp_path / "X.npy", X)  # (N, 1, H, W): read as (n, 8, 1, 8) before, an internal error
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "hwc.npz", X=X.transpose(0, 2, 3, 1), y=y)
+    torch.save(net, tmp_path / "whole.pt")
+    torch.save(net.state_dict(), tmp_path / "weights.pt")  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(net).save(str(tmp_path / "script.pt"))
+    (tmp_path / "arch").mkdir()
+    (tmp_path / "arch" / "bastion_test_nets.py").write_text(
+        "import torch\n\n\ndef small_cnn():\n    return torch.nn.Sequential("
+        "torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), "
+        "torch.nn.Linear(4 * 6 * 6, 10))\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "arch"))
+    monkeypatch.delitem(sys.modules, "bastion_test_nets", raising=False)
+    runs = {
+        "whole": [str(tmp_path / "X.npy"), "--model", str(tmp_path / "whole.pt")],
+        "nhwc": [str(tmp_path / "hwc.npz"), "--model", str(tmp_path / "whole.pt")],
+        "torchscript": [str(tmp_path / "X.npy"), "--model", str(tmp_path / "script.pt")],
+        "state_dict": [str(tmp_path / "X.npy"), "--model", str(tmp_path / "weights.pt"),
+                       "--arch", "bastion_test_nets:small_cnn"],
+    }
+    for name, argv in runs.items():
+        summary = _spectral(argv, capsys)
+        assert summary["suspicious"] == expected["suspicious"], name
+        assert summary["threshold"] == pytest.approx(expected["threshold"]), name
+    monkeypatch.delitem(sys.modules, "bastion_test_nets", raising=False)
+
+
+@pytest.mark.parametrize(("arch", "message"), [
+    ("no_such_module_here:build", "no module named 'no_such_module_here'"),
+    ("bastion_test_arch_errors:nope", "has no attribute 'nope'"),
+    ("bastion_test_arch_errors:WIDTH", "is a int, not callable"),
+    ("bastion_test_arch_broken:build", "importing bastion_test_arch_broken failed: "
+                                       "ZeroDivisionError"),
+    ("not a spec", "is not package.module:factory"),
+])
+def test_arch_errors_are_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch, arch: str, message: str) -> None:
+    import sys
+
+    import torch
+
+    X, y = _nchw_digits(20)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    torch.save(_small_cnn().state_dict(), tmp_path / "weights.pt")  # type: ignore[attr-defined]
+    (tmp_path / "bastion_test_arch_errors.py").write_text("WIDTH = 3\n")
+    (tmp_path / "bastion_test_arch_broken.py").write_text("1 / 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("bastion_test_arch_errors", "bastion_test_arch_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    code = main(["data", "poisoning", str(tmp_path / "d.npz"), "--model",
+                 str(tmp_path / "weights.pt"), "--arch", arch])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and "internal" not in err
+    for name in ("bastion_test_arch_errors", "bastion_test_arch_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_weights_without_arch_and_arch_without_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    X, y = _nchw_digits(20)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    torch.save(_small_cnn().state_dict(), tmp_path / "weights.pt")  # type: ignore[attr-defined]
+    assert main(["data", "poisoning", str(tmp_path / "d.npz"), "--model",
+                 str(tmp_path / "weights.pt")]) == 2
+    assert "state dict" in capsys.readouterr().err
+    assert main(["data", "poisoning", str(tmp_path / "d.npz"), "--arch", "m:f"]) == 2
+    assert "--arch needs --model" in capsys.readouterr().err
+
+
+def test_layout_ambiguity_and_mismatch_are_clean_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    three = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 2), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 2 * 2, 2))
+    torch.save(three, tmp_path / "three.pt")
+    torch.save(_small_cnn(), tmp_path / "one.pt")
+    X = np.random.default_rng(0).random((40, 3, 3, 3)).astype(np.float32)  # 3 first or last
+    np.savez(tmp_path / "amb.npz", X=X, y=np.repeat([0, 1], 20))
+    source = str(tmp_path / "amb.npz")
+    assert main(["data", "poisoning", source, "--model", str(tmp_path / "three.pt"),
+                 "--method", "spectral"]) == 2
+    err = capsys.readouterr().err
+    assert "X (n, 3, 3, 3) could be NCHW or NHWC" in err and "--layout" in err
+    assert "Traceback" not in err
+    summary = _spectral([source, "--model", str(tmp_path / "three.pt"), "--layout", "nchw"],
+                        capsys)
+    assert summary["method"] == "spectral"
+    assert main(["data", "poisoning", source, "--model", str(tmp_path / "one.pt"),
+                 "--method", "spectral"]) == 2
+    err = capsys.readouterr().err
+    assert "the model takes images (n, 1, ?, ?)" in err and "X (n, 3, 3, 3)" in err
+    # model-free methods read the values flat: no layout needed
+    assert main(["data", "poisoning", source, "--method", "outliers", "--format", "json"]) \
+        in (0, 1)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_poisoning_on_a_table_with_scikit_learn_and_a_torch_mlp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+
+    import torch
+    from sklearn.neural_network import MLPClassifier
+
+    frame = _csv(tmp_path / "t.csv")
+    features = frame[list("abcd")].to_numpy()
+    mlp = MLPClassifier((8,), max_iter=30, random_state=0).fit(features, frame["label"])
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(mlp))
+    torch.manual_seed(0)
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+                                   torch.nn.Linear(8, 2)), tmp_path / "mlp.pt")
+    torch.save(torch.nn.Sequential(torch.nn.Linear(5, 2)), tmp_path / "wide.pt")
+    for model in ("m.pkl", "mlp.pt"):
+        summary = _spectral([str(tmp_path / "t.csv"), "--model", str(tmp_path / model)], capsys)
+        assert summary["layer"] == "penultimate"
+    assert main(["data", "poisoning", str(tmp_path / "t.csv"), "--model",
+                 str(tmp_path / "wide.pt"), "--method", "spectral"]) == 2
+    err = capsys.readouterr().err
+    assert "takes 5 features per sample, but the data gives 4" in err
+
+
+def test_remove_keeps_the_files_layout(tmp_path: Path) -> None:
+    X, y = _nchw_digits(200)
+    chosen = np.flatnonzero(y == 7)[:6]
+    X[chosen, 0, 6:, :2] = 1.0
+    y[chosen] = 1
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    code = main(["data", "poisoning", str(tmp_path / "d.npz"), "--remove",
+                 str(tmp_path / "clean.npz")])
+    assert code in (0, 1)
+    with np.load(tmp_path / "clean.npz") as archive:
+        assert archive["X"].shape[1:] == (1, 8, 8)  # NCHW in, NCHW out

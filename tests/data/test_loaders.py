@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bastion.data.interface import DataError, DataFormatError, DatasetKind, DataValidationError
+from bastion.data.choices import Layout
+from bastion.data.interface import (
+    DataError,
+    DataFormatError,
+    Dataset,
+    DatasetKind,
+    DataValidationError,
+)
 from bastion.data.loaders import load_dataset
 
 
@@ -78,6 +85,41 @@ def test_image_shaped_array_keeps_pixels(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path / "img.npz")
     assert ds.pixels is not None and ds.pixels.shape == (5, 8, 8, 1)
     assert ds.matrix.shape == (5, 64)
+    assert ds.shape == (8, 8) and ds.layout is Layout.NHWC
+
+
+@pytest.mark.parametrize(("shape", "layout"), [((1, 6, 5), Layout.NCHW), ((6, 5, 3), Layout.NHWC)])
+def test_image_arrays_are_stored_nhwc_whatever_their_layout(
+    tmp_path: Path, shape: tuple[int, ...], layout: Layout
+) -> None:
+    X = np.random.default_rng(0).random((4, *shape))
+    np.savez(tmp_path / "img.npz", X=X, y=np.arange(4))
+    ds = load_dataset(tmp_path / "img.npz")
+    assert ds.layout is layout and ds.shape == shape
+    expected = X.transpose(0, 2, 3, 1) if layout is Layout.NCHW else X
+    assert ds.pixels is not None and ds.pixels.shape == (4, 6, 5, expected.shape[-1])
+    np.testing.assert_allclose(ds.pixels, expected, rtol=1e-6)
+    assert ds.frame.to_numpy().tolist() == X.reshape(4, -1).tolist()  # the file's order
+
+
+def test_an_undecidable_layout_leaves_pixels_for_later(tmp_path: Path) -> None:
+    X = np.arange(4 * 3 * 4 * 4, dtype=np.float64).reshape(4, 3, 4, 4)
+    np.savez(tmp_path / "amb.npz", X=X, y=np.arange(4))
+    ds = load_dataset(tmp_path / "amb.npz")
+    assert ds.pixels is None and ds.layout is Layout.AUTO and ds.matrix.shape == (4, 48)
+    said = load_dataset(tmp_path / "amb.npz", layout=Layout.NCHW)
+    assert said.pixels is not None and said.pixels.shape == (4, 4, 4, 3)
+    assert said.subset(np.array([True, False, True, False])).layout is Layout.NCHW
+    volumes = np.zeros((2, 1, 2, 2, 2))
+    np.savez(tmp_path / "vol.npz", X=volumes, y=np.arange(2))
+    vol = load_dataset(tmp_path / "vol.npz", layout=Layout.NHWC)  # not images: ignored
+    assert vol.pixels is None and vol.layout is None and vol.shape == (1, 2, 2, 2)
+
+
+def test_a_sample_shape_must_fit_the_columns() -> None:
+    with pytest.raises(DataValidationError, match=r"samples of shape \(2, 2\) but 3 feature"):
+        Dataset(source="x", kind=DatasetKind.ARRAY, frame=pd.DataFrame(np.zeros((1, 3))),
+                shape=(2, 2))
 
 
 def test_mismatched_lengths(tmp_path: Path) -> None:

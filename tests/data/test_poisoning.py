@@ -13,8 +13,11 @@ from sklearn.neural_network import MLPClassifier
 from bastion.data.interface import Dataset, DatasetKind, DataValidationError
 from bastion.data.poisoning import (
     Method,
+    _best_split,
     activation_clustering,
+    content_mismatch,
     detect_poisoning,
+    persistence,
     representations,
     spectral_scores,
 )
@@ -134,7 +137,82 @@ def test_mlp_hidden_layer_matches_a_manual_forward_pass() -> None:
 def test_bad_requests() -> None:
     X, y, _ = _digits_with_trigger(0.1)
     ds = _dataset(X, y)
-    with pytest.raises(DataValidationError, match="needs a trained model"):
+    with pytest.raises(DataValidationError, match="reads a trained model, and none was given"):
         detect_poisoning(ds, method=Method.SPECTRAL)
     with pytest.raises(DataValidationError, match="cannot read hidden representations"):
         detect_poisoning(ds, model=object(), method=Method.CLUSTERING)
+
+
+def _blended_digits(rate: float, seed: int = 0):
+    """A blended global trigger (a fixed stripes pattern at 15 %), ``rate`` of the whole set
+    taken from every other class and relabelled to class 3."""
+    digits = load_digits()
+    X, y = digits.data / 16.0, digits.target.copy()
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(np.flatnonzero(y != 3), round(rate * len(y)), replace=False))
+    stripes = np.tile(np.arange(8) % 2, 8).astype(float)
+    X = X.copy()
+    X[chosen] = 0.85 * X[chosen] + 0.15 * stripes
+    y[chosen] = 3
+    return X, y, chosen
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("rate", [0.05, 0.12])
+def test_combined_finds_a_blended_trigger_with_the_model(rate: float) -> None:
+    X, y, poisoned = _blended_digits(rate)
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=60, random_state=0).fit(X, y)
+    stamped = 0.85 * X[y != 3][:200] + 0.15 * np.tile(np.arange(8) % 2, 8)
+    assert (mlp.predict(stamped) == 3).mean() > 0.8  # the backdoor took
+    report = detect_poisoning(_dataset(X, y), model=mlp)
+    assert report.method is Method.COMBINED and report.layer == "penultimate"
+    found = set(report.suspicious.tolist())
+    hits = len(found & set(poisoned.tolist()))
+    assert hits / len(found) >= 0.9 and hits / len(poisoned) >= 0.8
+    (verdict,) = [v for v in report.splits if v.poisoned]
+    assert verdict.label == "3"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_combined_flags_nothing_on_clean_digits() -> None:
+    digits = load_digits()
+    X, y = digits.data / 16.0, digits.target
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=60, random_state=0).fit(X, y)
+    report = detect_poisoning(_dataset(X, y), model=mlp)
+    assert report.suspicious.tolist() == []
+    assert not any(v.poisoned for v in report.splits) and len(report.splits) == 10
+
+
+def test_combined_needs_a_model() -> None:
+    X, y, _ = _blended_digits(0.05)
+    with pytest.raises(DataValidationError, match="'combined' reads a trained model"):
+        detect_poisoning(_dataset(X, y), method=Method.COMBINED)
+
+
+class _AlwaysZero:
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.zeros(len(x), dtype=np.intp)
+
+
+def test_persistence_counts_the_label_kept_under_superimposition() -> None:
+    codes = np.array([0, 0, 1, 1, 2])
+    kept = persistence(_AlwaysZero(), np.ones((5, 3)), codes, mixes=4)
+    assert kept.tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_content_mismatch_scores_flipped_labels_one() -> None:
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 0.1, (50, 2)), rng.normal(10, 0.1, (50, 2))])
+    codes = np.repeat([0, 1], 50)
+    codes[[3, 7]] = 1  # two of the first blob labelled like the second
+    scores = content_mismatch(X, codes, neighbours=5)
+    assert scores[[3, 7]].tolist() == [1.0, 1.0]
+    assert scores[np.setdiff1d(np.arange(100), [3, 7])].max() <= 0.4
+
+
+def test_best_split_separates_two_groups() -> None:
+    values = np.r_[np.full(40, 0.1), np.full(20, 0.9)] + np.linspace(0, 0.02, 60)
+    threshold, separation = _best_split(values, margin=3)
+    assert int((values >= threshold).sum()) == 20  # the high group, exactly
+    assert separation > 20
+    assert _best_split(np.arange(5.0), margin=3) == (float("inf"), 0.0)

@@ -16,7 +16,7 @@ from rich.table import Table
 from bastion._fs import atomic_write
 from bastion.cli._context import State, catalog, state
 from bastion.cli._output import emit_findings, write_text
-from bastion.data.choices import Method, Task
+from bastion.data.choices import Layout, Method, Task
 from bastion.errors import UsageError
 from bastion.findings import Finding, Severity
 from bastion.report import OutputFormat
@@ -66,14 +66,35 @@ def _registered(source: Path) -> str | None:
 
 
 def _load(ctx: typer.Context, source: Path, label: str | None,
-          registry: CatalogAPI | None = None) -> Dataset:
+          registry: CatalogAPI | None = None, layout: Layout = Layout.AUTO) -> Dataset:
     """A file or folder, or a registered ``NAME@VER`` fetched through the catalog."""
     from bastion.data.loaders import load_dataset
 
     ref = _registered(source)
     if ref is not None:
-        return load_dataset(ref, label=label, fetch=(registry or catalog(ctx)).get)
-    return load_dataset(source, label=label)
+        return load_dataset(ref, label=label, fetch=(registry or catalog(ctx)).get,
+                            layout=layout)
+    return load_dataset(source, label=label, layout=layout)
+
+
+def _model_and_inputs(
+    dataset: Dataset, model: Path | None, arch: str | None, layout: Layout
+) -> tuple[Dataset, Any, Any]:
+    """The dataset (its images read in the layout the model decides), the model loaded after
+    a clean scan of its bytes, and exactly the array it takes; no model: ``None`` for both."""
+    if model is None:
+        if arch is not None:
+            raise UsageError("--arch needs --model WEIGHTS",
+                             hint="e.g. --model weights.pt --arch mynets.digits:SmallCNN")
+        return dataset, None, None
+    from bastion.cli._arch import import_factory
+    from bastion.data.layout import model_inputs, with_layout
+    from bastion.models import load_model
+
+    factory = import_factory(arch) if arch is not None else None  # the user's code, as named
+    net = load_model(model, arch=factory).predictor  # scans these bytes first
+    inputs = model_inputs(dataset, net, layout)
+    return with_layout(dataset, net, layout), net, inputs
 
 
 def _finish(
@@ -358,11 +379,20 @@ def poisoning(
     source: Source,
     label: Label = None,
     model: Annotated[Path | None, typer.Option(
-        help="A trained model to read (torch.save of a whole module, or a pickled "
-             "scikit-learn MLP); loaded only through the scanner's allowlist.")] = None,
+        help="A trained model to read: torch.save of a whole module, TorchScript, a "
+             "state_dict or safetensors weights with --arch, a pickled/joblib/skops "
+             "scikit-learn MLP; its bytes are scanned first, and loaded only through the "
+             "scanner's allowlist.")] = None,
+    arch: Annotated[str | None, typer.Option(
+        help="With --model weights: package.module:factory, your code that builds the empty "
+             "torch.nn.Module (imported only when named).")] = None,
+    layout: Annotated[Layout, typer.Option(
+        help="How a 4-D X is ordered: nchw (n, c, h, w) or nhwc (n, h, w, c); auto: from "
+             "the shape, else the model's first layer.")] = Layout.AUTO,
     method: Annotated[Method, typer.Option(
-        help="auto (model-free: trigger search for arrays/images, outliers for tables), "
-             "trigger, outliers, or with --model: spectral, clustering.")] = Method.AUTO,
+        help="auto (with --model: combined; without: trigger search for arrays/images, "
+             "outliers for tables), trigger, outliers, or with --model: combined, spectral, "
+             "clustering.")] = Method.AUTO,
     layer: Annotated[str | None, typer.Option(
         help="With --model: the layer to read (default: the penultimate).")] = None,
     remove: Annotated[Path | None, typer.Option(
@@ -379,14 +409,14 @@ def poisoning(
     output: Output = None,
     fail_on: FailOn = "high",
 ) -> None:
-    """Poisoned samples and backdoors (NCSC 2.2): a shared patch trigger, samples sitting
-    inside another class, or (with --model) spectral signatures / activation clustering on a
-    hidden layer."""
+    """Poisoned samples and backdoors (NCSC 2.2). With --model (the default then reads it):
+    samples that look like another class and whose label survives being half-covered, found
+    as a group in the model's hidden layer, whatever the trigger looks like. Without: a shared
+    patch trigger, or samples sitting inside another class."""
     from bastion.catalog.cleaned import register_cleaned
     from bastion.data.clean import write_cleaned
     from bastion.data.plots import poisoning_plot
     from bastion.data.poisoning import detect_poisoning
-    from bastion.models import load_model
     from bastion.report.html import Section
 
     st = state(ctx)
@@ -398,9 +428,9 @@ def poisoning(
     if registry is not None and ref is not None:
         ref = registry.show(ref).summary.ref  # NAME@ALIAS → NAME@N; unknown: fails here
         source = Path(ref)
-    dataset = _load(ctx, source, label, registry)
-    net = load_model(model).predictor if model is not None else None
-    report = detect_poisoning(dataset, model=net, layer=layer, method=method)
+    dataset = _load(ctx, source, label, registry, layout)
+    dataset, net, inputs = _model_and_inputs(dataset, model, arch, layout)
+    report = detect_poisoning(dataset, model=net, inputs=inputs, layer=layer, method=method)
     png = poisoning_plot(report, dataset.label_codes, dataset.classes)
     if plot is not None:
         atomic_write(plot, png)

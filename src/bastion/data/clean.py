@@ -66,8 +66,11 @@ def _encode(dataset: Dataset, output: Path) -> bytes:
         if suffix != ".npz":
             raise DataError(f"{output}: array and image data are written as .npz",
                             hint="name the output file *.npz")
-        arrays: dict[str, npt.NDArray[Any]] = {
-            "X": dataset.pixels if dataset.pixels is not None else dataset.matrix}
+        # an array file's samples go back in its own shape and layout (NCHW stays NCHW)
+        features = (dataset.frame.to_numpy().reshape(len(dataset), *dataset.shape)
+                    if dataset.shape is not None
+                    else dataset.pixels if dataset.pixels is not None else dataset.matrix)
+        arrays: dict[str, npt.NDArray[Any]] = {"X": features}
         if dataset.labels is not None:
             arrays["y"] = dataset.labels
         np.savez(buffer, **arrays)  # type: ignore[arg-type]

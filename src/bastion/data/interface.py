@@ -8,6 +8,7 @@ label audits, poisoning and capacity only ever see this type, so a new source (a
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from bastion.data.choices import Layout
 from bastion.errors import BastionError
 from bastion.findings import Location
 
@@ -67,8 +69,17 @@ class Dataset:
     label_name: str | None = None
     """The label column's name (``label`` for arrays and image folders)."""
     pixels: npt.NDArray[np.float32] | None = None
-    """Images only: ``(n, height, width, channels)`` in ``[0, 1]``, resized to the most common
-    size when sizes differ."""
+    """Images only: ``(n, height, width, channels)``, whatever the file's layout; image
+    folders in ``[0, 1]``, resized to the most common size when sizes differ. ``None`` for a
+    4-D array whose layout is undecided (see :attr:`layout`)."""
+    shape: tuple[int, ...] | None = None
+    """Arrays only: one sample's shape as the file stores it (``(1, 28, 28)`` for NCHW
+    digits); :attr:`frame`'s columns hold its values in that order."""
+    layout: Layout | None = None
+    """How the images' axes were read: ``nchw`` or ``nhwc`` (image folders: ``nhwc``);
+    ``auto`` for a 4-D array whose shape does not say and whose layout was not given (no
+    :attr:`pixels` until a model or the user decides: :mod:`bastion.data.layout`); ``None``
+    for data that is not images."""
 
     def __post_init__(self) -> None:
         n = len(self.frame)
@@ -79,6 +90,10 @@ class Dataset:
             )
         if self.pixels is not None and len(self.pixels) != n:
             raise DataValidationError(f"{self.source}: {n} images but {len(self.pixels)} arrays")
+        if self.shape is not None and math.prod(self.shape) != self.frame.shape[1]:
+            raise DataValidationError(
+                f"{self.source}: samples of shape {self.shape} but {self.frame.shape[1]} "
+                "feature columns")
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -138,6 +153,8 @@ class Dataset:
             labels=None if self.labels is None else self.labels[keep],
             label_name=self.label_name,
             pixels=None if self.pixels is None else self.pixels[keep],
+            shape=self.shape,
+            layout=self.layout,
         )
 
 

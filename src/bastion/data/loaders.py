@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from bastion.data.choices import Layout
 from bastion.data.interface import (
     DataError,
     DataFormatError,
@@ -31,6 +32,7 @@ from bastion.data.interface import (
     DataValidationError,
     Loader,
 )
+from bastion.data.layout import infer_layout, to_nhwc
 
 __all__ = ["Fetch", "ImageFolderLoader", "NumpyLoader", "RegisteredLoader", "TableLoader",
            "load_dataset"]
@@ -125,10 +127,15 @@ class TableLoader:
 
 
 class NumpyLoader:
-    """``X.npy`` (with ``y.npy`` beside it, or ``labels_file``) or an ``.npz`` holding X and y."""
+    """``X.npy`` (with ``y.npy`` beside it, or ``labels_file``) or an ``.npz`` holding X and y.
 
-    def __init__(self, labels_file: str | None = None) -> None:
+    ``(n, h, w)`` arrays are grey images; ``(n, c, h, w)`` and ``(n, h, w, c)`` are images in
+    ``layout``, inferred from the shape when ``auto`` (:mod:`bastion.data.layout`).
+    """
+
+    def __init__(self, labels_file: str | None = None, layout: Layout = Layout.AUTO) -> None:
         self.labels_file = labels_file
+        self.layout = Layout(layout)
 
     def accepts(self, source: str) -> bool:
         path = Path(source)
@@ -149,7 +156,7 @@ class NumpyLoader:
                 sibling = path.with_name("y.npy")
                 labels_path = sibling if sibling.exists() else None
             labels = self._npy(labels_path) if labels_path else None
-        return self._dataset(source, features, labels)
+        return self._dataset(source, features, labels, self.layout)
 
     @staticmethod
     def _npy(path: Path) -> npt.NDArray[np.generic]:
@@ -177,7 +184,8 @@ class NumpyLoader:
 
     @staticmethod
     def _dataset(
-        source: str, features: npt.NDArray[np.generic], labels: npt.NDArray[np.generic] | None
+        source: str, features: npt.NDArray[np.generic], labels: npt.NDArray[np.generic] | None,
+        layout: Layout = Layout.AUTO,
     ) -> Dataset:
         if features.ndim < 2 or features.dtype.kind not in "biuf":
             raise DataValidationError(
@@ -201,12 +209,15 @@ class NumpyLoader:
         flat = features.reshape(len(features), -1).astype(np.float64)
         _finite_or_fail(flat, source, "features")
         frame = pd.DataFrame(flat, columns=[f"f{i}" for i in range(flat.shape[1])], copy=False)
-        pixels = None
-        if features.ndim in (3, 4):  # (n, h, w) or (n, h, w, c): keep the image shape
-            shaped = features if features.ndim == 4 else features[..., None]
-            pixels = shaped.astype(np.float32)
+        pixels, read = None, None
+        if features.ndim == 3:  # (n, h, w): grey images, a channel axis added
+            pixels, read = features[..., None].astype(np.float32), Layout.NHWC
+        elif features.ndim == 4:  # NCHW or NHWC: stored NHWC once the layout is known
+            read = layout if layout is not Layout.AUTO else infer_layout(features.shape[1:])
+            pixels = None if read is Layout.AUTO else to_nhwc(features, read)
         return Dataset(source=source, kind=DatasetKind.ARRAY, frame=frame, labels=labels,
-                       label_name="label" if labels is not None else None, pixels=pixels)
+                       label_name="label" if labels is not None else None, pixels=pixels,
+                       shape=tuple(int(d) for d in features.shape[1:]), layout=read)
 
 
 class ImageFolderLoader:
@@ -248,15 +259,16 @@ class ImageFolderLoader:
         frame = pd.DataFrame(rows, columns=["file", "width", "height", "mode"])
         return Dataset(source=source, kind=DatasetKind.IMAGE, frame=frame,
                        labels=np.asarray(labels), label_name="label",
-                       pixels=_stack(images))
+                       pixels=_stack(images), layout=Layout.NHWC)
 
 
 class RegisteredLoader:
     """A registered dataset version ``NAME@VER``, fetched by the catalog, then read by the
     loader its files call for (one file, an ``X.npy`` beside ``y.npy``, or an image folder)."""
 
-    def __init__(self, fetch: Fetch) -> None:
+    def __init__(self, fetch: Fetch, layout: Layout = Layout.AUTO) -> None:
         self.fetch = fetch
+        self.layout = layout
 
     def accepts(self, source: str) -> bool:
         return bool(_CATALOG_REF.match(source)) and not Path(source).exists()
@@ -268,7 +280,7 @@ class RegisteredLoader:
             files = [p for p in root.rglob("*") if p.is_file()]
             inner = (files[0] if len(files) == 1
                      else root / "X.npy" if (root / "X.npy").exists() else root)
-            dataset = load_dataset(inner, label=label)  # read fully into memory here
+            dataset = load_dataset(inner, label=label, layout=self.layout)  # read into memory
         return dataclasses.replace(dataset, source=source)
 
 
@@ -297,6 +309,7 @@ def load_dataset(
     labels_file: str | Path | None = None,
     classes: Sequence[str] | None = None,
     fetch: Fetch | None = None,
+    layout: Layout = Layout.AUTO,
 ) -> Dataset:
     """Load ``source`` with the loader its content calls for.
 
@@ -308,6 +321,9 @@ def load_dataset(
         classes: the allowed label values; any other value, or a class without samples, is an
             error.
         fetch: how to fetch a registered ``NAME@VER`` (``Catalog(workspace).get``).
+        layout: how a 4-D array's axes are ordered, ``nchw`` or ``nhwc``; ``auto``: inferred
+            from the shape when it says (a channel axis of 1, 3 or 4 on one side only), else
+            left for a model to decide (:func:`bastion.data.layout.model_inputs`).
     """
     text = str(source)
     path = Path(text)
@@ -320,9 +336,9 @@ def load_dataset(
         if not _CATALOG_REF.match(text):
             raise DataError(f"{text}: no such file or folder", hint="check the path")
     loaders: tuple[Loader, ...] = (
-        *((RegisteredLoader(fetch),) if fetch is not None else ()),
+        *((RegisteredLoader(fetch, layout),) if fetch is not None else ()),
         ImageFolderLoader(),
-        NumpyLoader(str(labels_file) if labels_file else None),
+        NumpyLoader(str(labels_file) if labels_file else None, layout),
         TableLoader(),
     )
     loader = next((ld for ld in loaders if ld.accepts(text)), None)

@@ -48,12 +48,16 @@ from bastion.models.interface import CapabilityError
 __all__ = [
     "ClassVerdict",
     "Method",
+    "SplitVerdict",
     "PoisoningReport",
     "RepresentationError",
     "TriggerGroup",
     "activation_clustering",
+    "combined_scores",
+    "content_mismatch",
     "detect_poisoning",
     "outlier_scores",
+    "persistence",
     "representations",
     "spectral_scores",
     "trigger_scan",
@@ -273,6 +277,173 @@ def outlier_scores(matrix: FloatArray, codes: npt.NDArray[np.intp]) -> FloatArra
     return np.asarray(own / np.maximum(other, 1e-12), dtype=np.float64)
 
 
+def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
+                     neighbours: int = 10, max_dims: int = 64, standardise: bool = True,
+                     seed: int = 0) -> FloatArray:
+    """Model-free: the share of each sample's ``neighbours`` nearest samples (inputs
+    standardised when ``standardise``, as columns of a table are, not pixels, which share one
+    scale; PCA to ``max_dims`` when wider) that carry another label. A dirty-label poison
+    looks like the class it was taken from, whatever its trigger, as long as the trigger does
+    not dominate the distance."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = _standard(matrix) if standardise else np.nan_to_num(matrix)
+    if x.shape[1] > max_dims:
+        from sklearn.decomposition import PCA
+
+        x = PCA(n_components=max_dims, random_state=seed).fit_transform(x)
+    k = min(neighbours, len(x) - 1)
+    _, near = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    return np.asarray((codes[near[:, 1:]] != codes[:, None]).mean(axis=1), dtype=np.float64)
+
+
+def _standard(matrix: FloatArray) -> FloatArray:
+    """Columns at mean 0 and spread 1 (a constant column stays 0)."""
+    spread = matrix.std(axis=0)
+    scaled = (matrix - matrix.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return np.asarray(np.nan_to_num(scaled), dtype=np.float64)
+
+
+def persistence(predictor: Any, inputs: npt.NDArray[Any], codes: npt.NDArray[np.intp], *,
+                mixes: int = 8, seed: int = 0) -> FloatArray:
+    """Share of superimpositions ``(x + partner) / 2`` with random other samples that the
+    model still gives the sample's own label (STRIP, Gao et al. 2019). A trigger survives
+    being half-covered and keeps its label; a clean sample's content gets mixed away. Reads
+    only predictions, so any classifier serves."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(inputs, dtype=np.float32)
+    kept = np.zeros(len(x))
+    for _ in range(mixes):
+        partners = rng.integers(0, len(x), len(x))
+        kept += np.asarray(predictor.predict(0.5 * x + 0.5 * x[partners])) == codes
+    return kept / mixes
+
+
+def _within_class_whitened(reps: FloatArray, codes: npt.NDArray[np.intp]
+                           ) -> dict[int, FloatArray]:
+    """Each class's centred representations, whitened by the pooled within-class covariance
+    of the *other* classes: a poisoned class's own mixture must not shrink the direction
+    that tells its two groups apart (SCAn's and SPECTRE's clean-covariance idea)."""
+    reps = reps[:, reps.std(axis=0) > 1e-9]
+    labels = np.unique(codes)
+    centred = reps - np.stack([reps[codes == c].mean(axis=0) for c in labels])[
+        np.searchsorted(labels, codes)]
+    scatter = {int(c): centred[codes == c].T @ centred[codes == c] for c in labels}
+    total = sum(scatter.values())
+    out = {}
+    for c in labels:
+        others = int((codes != c).sum()) - len(labels) + 1
+        cov = (total - scatter[int(c)]) / max(others, 1)
+        cov = cov + 1e-2 * float(np.trace(cov)) / len(cov) * np.eye(len(cov))
+        values, vectors = np.linalg.eigh(cov)
+        out[int(c)] = (centred[codes == c] @ vectors) / np.sqrt(np.maximum(values, 1e-12))
+    return out
+
+
+def _smoothed(evidence: FloatArray, space: dict[int, FloatArray],
+              codes: npt.NDArray[np.intp], neighbours: int) -> FloatArray:
+    """Each sample's evidence averaged over its nearest same-label neighbours in ``space``:
+    poison forms a group there (the trigger is a feature the model learned), so a weak,
+    noisy per-sample signal becomes a strong one for the group."""
+    from sklearn.neighbors import NearestNeighbors
+
+    out = np.zeros(len(evidence))
+    for c, points in space.items():
+        members = np.flatnonzero(codes == c)
+        k = min(neighbours, len(members) - 1)
+        if k < 1:
+            out[members] = evidence[members]
+            continue
+        _, near = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+        out[members] = evidence[members][near].mean(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class SplitVerdict:
+    """How one class's scores split in two (combined method)."""
+
+    label: str
+    size: int
+    high_group: int
+    """Samples above the split."""
+    separation: float
+    """Ashman's D of the two groups (above ~2 is clearly bimodal)."""
+    lift: float
+    """The high group's median score above the whole dataset's median."""
+    poisoned: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"label": self.label, "size": self.size, "high_group": self.high_group,
+                "separation": round(self.separation, 3), "lift": round(self.lift, 3),
+                "poisoned": self.poisoned}
+
+
+def _best_split(values: FloatArray, margin: int) -> tuple[float, float]:
+    """Otsu's threshold on sorted ``values`` (at least ``margin`` on each side) and Ashman's D
+    of the two groups."""
+    v = np.sort(values)
+    n = len(v)
+    if n < 2 * margin + 1:
+        return float("inf"), 0.0
+    sums = np.cumsum(v)
+    i = np.arange(margin, n - margin)
+    low_mean = sums[i - 1] / i
+    high_mean = (sums[-1] - sums[i - 1]) / (n - i)
+    best = int(i[np.argmax(i * (n - i) * (high_mean - low_mean) ** 2)])
+    low, high = v[:best], v[best:]
+    spread = np.sqrt(low.var() + high.var() + 1e-12)
+    return float(v[best]), float(np.sqrt(2) * (high.mean() - low.mean()) / spread)
+
+
+def combined_scores(
+    predictor: Any, inputs: npt.NDArray[Any], matrix: FloatArray,
+    codes: npt.NDArray[np.intp], classes: tuple[str, ...], *,
+    reps: FloatArray | None = None, images: bool = False, neighbours: int = 15,
+    min_separation: float = 2.5, min_lift: float = 0.4, seed: int = 0,
+) -> tuple[FloatArray, npt.NDArray[np.bool_], tuple[SplitVerdict, ...]]:
+    """The default with a model: two pieces of evidence that hold whatever the trigger looks
+    like, pooled over each sample's group.
+
+    1. *Content*: the share of its input-space neighbours with another label
+       (:func:`content_mismatch`): dirty-label poison looks like its source class.
+    2. *Persistence*: how often the model keeps its label when it is half-covered by other
+       samples (:func:`persistence`): a trigger survives, content does not.
+    3. Their sum is averaged over the sample's nearest same-label neighbours in the model's
+       representation space (whitened by the other classes' covariance), or in input space
+       when the model has no representations.
+    4. Per class, the scores are split in two (Otsu); a class is poisoned when the split is
+       bimodal (Ashman's D ≥ ``min_separation``) and its high group's median score is at
+       least ``min_lift`` above the dataset's median (the scores are shares, so this is on
+       one scale whatever the data); its high group is flagged.
+    """
+    evidence = content_mismatch(matrix, codes, standardise=not images, seed=seed) + persistence(
+        predictor, inputs, codes, seed=seed)
+    if reps is not None:
+        space = _within_class_whitened(reps, codes)
+    else:
+        standard = np.nan_to_num(matrix) if images else _standard(matrix)
+        space = {int(c): standard[codes == c] for c in np.unique(codes)}
+    scores = _smoothed(evidence, space, codes, neighbours)
+    labels = np.unique(codes)
+    margin = max(3, round(0.02 * len(codes) / max(len(labels), 1)))
+    typical = float(np.median(scores))
+    flags = np.zeros(len(codes), dtype=bool)
+    verdicts = []
+    for c in labels:
+        members = np.flatnonzero(codes == c)
+        threshold, separation = _best_split(scores[members], margin)
+        high = members[scores[members] >= threshold]
+        lift = float(np.median(scores[high])) - typical if len(high) else 0.0
+        poisoned = bool(separation >= min_separation and lift >= min_lift)
+        if poisoned:
+            flags[high] = True
+        verdicts.append(SplitVerdict(classes[int(c)], len(members), len(high), separation,
+                                     lift, poisoned))
+    return scores, flags, tuple(verdicts)
+
+
 # --------------------------------------------------------------------------------- report
 
 
@@ -294,6 +465,8 @@ class PoisoningReport:
     """Activation clustering's verdict per class (empty for other methods)."""
     triggers: tuple[TriggerGroup, ...] = field(default=())
     """Trigger patterns found (trigger search only)."""
+    splits: tuple[SplitVerdict, ...] = field(default=())
+    """The combined method's verdict per class."""
 
     def findings(self, dataset: Dataset) -> list[Finding]:
         """One finding per class that holds suspicious samples."""
@@ -325,7 +498,8 @@ class PoisoningReport:
                 "suspicious": self.suspicious.tolist(),
                 "scores": [round(float(s), 4) for s in self.scores[self.suspicious]],
                 "classes": [v.to_dict() for v in self.classes],
-                "triggers": [t.to_dict() for t in self.triggers]}
+                "triggers": [t.to_dict() for t in self.triggers],
+                "splits": [v.to_dict() for v in self.splits]}
 
 
 def _ranked(flagged: npt.NDArray[np.intp], scores: FloatArray) -> npt.NDArray[np.int64]:
@@ -337,6 +511,30 @@ def _robust_threshold(scores: FloatArray, spread: float) -> float:
     median = float(np.median(scores))
     mad = float(np.median(np.abs(scores - median))) * 1.4826
     return median + spread * max(mad, 1e-12)
+
+
+def _combined(dataset: Dataset, model: Any, inputs: npt.NDArray[Any], layer: str | None,
+              seed: int) -> PoisoningReport:
+    from bastion.models import as_predictor
+
+    try:
+        predictor = as_predictor(model)
+    except CapabilityError as exc:
+        raise RepresentationError(exc.message, hint=exc.hint) from exc
+    try:
+        reps: FloatArray | None = representations(predictor, inputs, layer=layer)
+        where = layer or "penultimate"
+    except RepresentationError:
+        if layer is not None:
+            raise
+        reps, where = None, "inputs"  # no hidden layer to read: groups formed in input space
+    scores, flags, verdicts = combined_scores(
+        predictor, inputs, dataset.matrix, dataset.label_codes, dataset.classes, reps=reps,
+        images=dataset.kind is not DatasetKind.TABULAR, seed=seed)
+    flagged = np.flatnonzero(flags)
+    threshold = float(scores[flagged].min()) if len(flagged) else float(scores.max())
+    return PoisoningReport(Method.COMBINED, where, scores, threshold, _ranked(flagged, scores),
+                           splits=verdicts)
 
 
 def detect_poisoning(
@@ -357,13 +555,15 @@ def detect_poisoning(
         inputs: what the model takes, when not the dataset's matrix (e.g. ``(n, c, h, w)``
             images for a CNN; image datasets default to their pixels in that layout).
         layer: the representation to read (see :func:`representations`).
-        method: the detector; ``auto`` is model-free (trigger search for arrays and images,
-            per-class outliers for tables); ``spectral`` and ``clustering`` read ``model``.
+        method: the detector; ``auto`` is ``combined`` with a model, else model-free (trigger
+            search for arrays and images, per-class outliers for tables); ``combined``,
+            ``spectral`` and ``clustering`` need ``model`` (an error without one).
     """
     codes = dataset.label_codes
     if method is Method.AUTO:
         tabular = dataset.kind is DatasetKind.TABULAR
-        method = Method.OUTLIERS if tabular else Method.TRIGGER
+        method = (Method.COMBINED if model is not None
+                  else Method.OUTLIERS if tabular else Method.TRIGGER)
     if method is Method.TRIGGER:
         scores, groups = trigger_scan(dataset.matrix, codes, dataset.classes)
         flagged = np.flatnonzero(scores > 0)
@@ -375,13 +575,18 @@ def detect_poisoning(
         return PoisoningReport(method, "features", scores, 1.0,
                                _ranked(flagged, scores))
     if model is None:
-        raise DataValidationError(f"method {method.value!r} needs a trained model",
-                                  hint="pass model=…, or use a model-free method")
+        raise DataValidationError(
+            f"method {method.value!r} reads a trained model, and none was given",
+            hint="pass --model (a model trained on this data), or use a model-free method: "
+                 "'trigger' for images and arrays, 'outliers' for tables")
     if inputs is None:
-        inputs = (dataset.pixels.transpose(0, 3, 1, 2) if dataset.pixels is not None
-                  else dataset.matrix)
+        from bastion.data.layout import model_inputs
+
+        inputs = model_inputs(dataset, model)
     if len(inputs) != len(dataset):
         raise DataValidationError(f"{len(inputs)} model inputs for {len(dataset)} samples")
+    if method is Method.COMBINED:
+        return _combined(dataset, model, inputs, layer, seed)
     reps = representations(model, inputs, layer=layer)
     scores = spectral_scores(reps, codes)
     where = layer or "penultimate"

@@ -293,7 +293,8 @@ def _load(data: bytes, name: str, fmt: Format, names: Sequence[str], torchscript
             if arch is None:
                 raise ModelError(
                     f"{name} holds safetensors weights only, without the network they fill",
-                    hint="pass arch=, a callable that builds the empty torch.nn.Module")
+                    hint="pass arch=, a callable that builds the empty torch.nn.Module",
+                    param="arch")
             st = _optional("safetensors.torch", "models")
             return _fill(arch, st.load(data), name), ModelFormat.SAFETENSORS
         if fmt is Format.ZIP and "schema.json" in names:
@@ -329,7 +330,7 @@ def _torch_load(data: bytes, arch: Arch | None, policy: Policy) -> Any:
             raise ModelError(
                 "the file holds a state dict (weights only), without the network they fill",
                 hint="pass arch=, a callable that builds the empty torch.nn.Module, or save "
-                     "the whole module with torch.save(model, path)")
+                     "the whole module with torch.save(model, path)", param="arch")
         return _fill(arch, obj, "the state dict")
     return obj  # _wrap says what it is instead
 
