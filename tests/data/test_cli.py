@@ -141,7 +141,35 @@ def test_poisoning_remove_and_html(tmp_path: Path, capsys: pytest.CaptureFixture
     lineage = json.loads((tmp_path / "clean.npz.lineage.json").read_text())
     assert lineage["removed_rows"] == chosen.tolist() and len(lineage["source_sha256"]) == 64
     html = report.read_text()
-    assert "data.poisoning.suspect" in html and "data:image/png;base64," in html
+    assert "data.poisoning.suspect" in html
+    # overall scores, scores per class, and the flagged digits drawn
+    assert html.count("data:image/png;base64,") == 3 and "Flagged samples" in html
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_poisoning_of_a_table_with_a_model_and_html(tmp_path: Path) -> None:
+    import pickle
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    chosen = np.flatnonzero(y == 0)[:40]
+    X[np.ix_(chosen, [4, 17])] = X[:, [4, 17]].max(0) + 3 * X[:, [4, 17]].std(0)
+    y[chosen] = 1
+    frame = pd.DataFrame(X, columns=[f"c{i}" for i in range(30)]).assign(label=y)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    mlp = MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=300, random_state=0).fit(X, y)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(mlp))
+    report = tmp_path / "r.html"
+    code = main(["data", "poisoning", str(tmp_path / "t.csv"), "--model", str(tmp_path / "m.pkl"),
+                 "--format", "html", "--output", str(report)])
+    assert code == 1
+    html = report.read_text()
+    assert "Split per class" in html and "Ashman" in html  # the combined method's verdicts
+    assert "not drawn: the data are not images" in html
+    assert html.count("data:image/png;base64,") == 2
 
 
 def test_capacity_html(tmp_path: Path) -> None:

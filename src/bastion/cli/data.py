@@ -7,6 +7,7 @@ Parse, call ``bastion.data``, render. Exit codes: 0 clean, 1 findings at or abov
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -106,11 +107,13 @@ def _finish(
     fail_on: str,
     output: Path | None,
     summary: dict[str, Any],
-    sections: list[Section],
+    sections: list[Section] | Callable[[], list[Section]],
 ) -> int:
-    """Findings as table / JSON / SARIF, or an HTML report with the sections and plots."""
+    """Findings as table / JSON / SARIF, or an HTML report with the sections and plots
+    (``sections`` may be a callable, drawn only for HTML)."""
+    draw = sections if callable(sections) else lambda: sections
     return emit_findings(st, findings, tool=tool, fmt=fmt, fail_on=Severity.parse(fail_on),
-                         output=output, summary=summary, sections=lambda: sections)
+                         output=output, summary=summary, sections=draw)
 
 
 @app.command("profile")
@@ -417,7 +420,6 @@ def poisoning(
     from bastion.data.clean import write_cleaned
     from bastion.data.plots import poisoning_plot
     from bastion.data.poisoning import detect_poisoning
-    from bastion.report.html import Section
 
     st = state(ctx)
     if register_as is not None and remove is None:
@@ -449,8 +451,37 @@ def poisoning(
         st.err.print("nothing flagged: no cleaned version written or registered")
     raise typer.Exit(_finish(st, report.findings(dataset), tool="data poisoning", fmt=fmt,
                              fail_on=fail_on, output=output,
-                             sections=[Section("Scores", figures=[png])],
+                             sections=lambda: _poisoning_sections(report, dataset, png),
                              summary={"source": str(source), **report.to_dict()}))
+
+
+def _poisoning_sections(report: Any, dataset: Any, png: bytes) -> list[Any]:
+    """The HTML report's parts: overall and per-class scores, the combined method's split per
+    class, and the flagged samples drawn when the data are images."""
+    from bastion.data.plots import flagged_images_plot, poisoning_class_plot
+    from bastion.report.html import Section
+
+    codes, classes = dataset.label_codes, dataset.classes
+    sections = [Section("Scores", f"method {report.method.value}, read at {report.layer}; "
+                        f"{len(report.suspicious)} of {len(dataset)} samples flagged",
+                        figures=[png, poisoning_class_plot(report, codes, classes)])]
+    if report.splits:
+        header = ("label", "samples", "high group", "separation (Ashman's D)", "lift",
+                  "poisoned")
+        rows = [(v.label, v.size, v.high_group, f"{v.separation:.2f}", f"{v.lift:.2f}",
+                 "yes" if v.poisoned else "no") for v in report.splits]
+        sections.append(Section(
+            "Split per class", "a class is poisoned when its scores split into two clear "
+            "groups (D ≥ 2.5) and the high group sits well above the dataset's median",
+            tables=[(header, rows)]))
+    if dataset.pixels is not None and len(report.suspicious):
+        sections.append(Section(
+            "Flagged samples", "highest score first, each scaled to its own range",
+            figures=[flagged_images_plot(dataset.pixels, report.suspicious, codes, classes)]))
+    elif len(report.suspicious):
+        sections.append(Section("Flagged samples", "not drawn: the data are not images (or "
+                                "their layout was not decided)"))
+    return sections
 
 
 @app.command("capacity")

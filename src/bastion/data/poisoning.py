@@ -278,30 +278,41 @@ def outlier_scores(matrix: FloatArray, codes: npt.NDArray[np.intp]) -> FloatArra
 
 
 def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
-                     neighbours: int = 10, max_dims: int = 64, standardise: bool = True,
+                     neighbours: int = 10, max_dims: int = 64, table: bool = False,
                      seed: int = 0) -> FloatArray:
-    """Model-free: the share of each sample's ``neighbours`` nearest samples (inputs
-    standardised when ``standardise``, as columns of a table are, not pixels, which share one
-    scale; PCA to ``max_dims`` when wider) that carry another label. A dirty-label poison
-    looks like the class it was taken from, whatever its trigger, as long as the trigger does
-    not dominate the distance."""
+    """Model-free: the share of each sample's ``neighbours`` nearest samples that carry another
+    label. A dirty-label poison looks like the class it was taken from, whatever its trigger,
+    as long as the trigger does not dominate the distance.
+
+    Pixels share one scale and are compared as they are (PCA to ``max_dims`` when wider). A
+    table's columns do not: each is replaced by its rank, so a trigger that pushes a few
+    columns far out of range moves a row by at most one unit per column, and each neighbour's
+    vote is weighted by how well its own label agrees with *its* neighbours, so clean rows
+    next to planted ones (whose odd neighbours are the poison) are not blamed for them."""
     from sklearn.neighbors import NearestNeighbors
 
-    x = _standard(matrix) if standardise else np.nan_to_num(matrix)
+    x = _ranks(matrix) if table else np.nan_to_num(matrix)
     if x.shape[1] > max_dims:
         from sklearn.decomposition import PCA
 
         x = PCA(n_components=max_dims, random_state=seed).fit_transform(x)
     k = min(neighbours, len(x) - 1)
     _, near = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
-    return np.asarray((codes[near[:, 1:]] != codes[:, None]).mean(axis=1), dtype=np.float64)
+    near = near[:, 1:]
+    disagree = codes[near] != codes[:, None]
+    share = disagree.mean(axis=1)
+    if table:
+        weight = 1.0 - share[near]
+        share = (disagree * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-12)
+    return np.asarray(share, dtype=np.float64)
 
 
-def _standard(matrix: FloatArray) -> FloatArray:
-    """Columns at mean 0 and spread 1 (a constant column stays 0)."""
-    spread = matrix.std(axis=0)
-    scaled = (matrix - matrix.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return np.asarray(np.nan_to_num(scaled), dtype=np.float64)
+def _ranks(matrix: FloatArray) -> FloatArray:
+    """Each column as its samples' ranks in ``(0, 1]`` (ties share a rank; NaN ranks last)."""
+    from scipy.stats import rankdata
+
+    filled = np.where(np.isnan(matrix), np.inf, matrix)
+    return np.asarray(rankdata(filled, axis=0) / max(len(matrix), 1), dtype=np.float64)
 
 
 def persistence(predictor: Any, inputs: npt.NDArray[Any], codes: npt.NDArray[np.intp], *,
@@ -400,31 +411,35 @@ def _best_split(values: FloatArray, margin: int) -> tuple[float, float]:
 def combined_scores(
     predictor: Any, inputs: npt.NDArray[Any], matrix: FloatArray,
     codes: npt.NDArray[np.intp], classes: tuple[str, ...], *,
-    reps: FloatArray | None = None, images: bool = False, neighbours: int = 15,
-    min_separation: float = 2.5, min_lift: float = 0.4, seed: int = 0,
+    reps: FloatArray | None = None, table: bool = False, neighbours: int = 15,
+    min_separation: float = 2.5, min_lift: float | None = None, seed: int = 0,
 ) -> tuple[FloatArray, npt.NDArray[np.bool_], tuple[SplitVerdict, ...]]:
-    """The default with a model: two pieces of evidence that hold whatever the trigger looks
-    like, pooled over each sample's group.
+    """The default with a model: evidence that holds whatever the trigger looks like, pooled
+    over each sample's group.
 
     1. *Content*: the share of its input-space neighbours with another label
        (:func:`content_mismatch`): dirty-label poison looks like its source class.
-    2. *Persistence*: how often the model keeps its label when it is half-covered by other
-       samples (:func:`persistence`): a trigger survives, content does not.
-    3. Their sum is averaged over the sample's nearest same-label neighbours in the model's
+    2. *Persistence* (images and arrays): how often the model keeps its label when the sample
+       is half-covered by other samples (:func:`persistence`): a trigger survives, content
+       does not. Not for tables: averaging two rows is not covering one, and on the
+       development half it made table scores noisier, not sharper.
+    3. The evidence is averaged over the sample's nearest same-label neighbours in the model's
        representation space (whitened by the other classes' covariance), or in input space
-       when the model has no representations.
+       (ranks, for tables) when the model has no representations.
     4. Per class, the scores are split in two (Otsu); a class is poisoned when the split is
        bimodal (Ashman's D ≥ ``min_separation``) and its high group's median score is at
-       least ``min_lift`` above the dataset's median (the scores are shares, so this is on
-       one scale whatever the data); its high group is flagged.
+       least ``min_lift`` above the dataset's median (default 0.4 for images, whose score is
+       a sum of two shares, 0.3 for tables, one share); its high group is flagged.
     """
-    evidence = content_mismatch(matrix, codes, standardise=not images, seed=seed) + persistence(
-        predictor, inputs, codes, seed=seed)
+    evidence = content_mismatch(matrix, codes, table=table, seed=seed)
+    if not table:
+        evidence = evidence + persistence(predictor, inputs, codes, seed=seed)
+    lift_needed = min_lift if min_lift is not None else 0.3 if table else 0.4
     if reps is not None:
         space = _within_class_whitened(reps, codes)
     else:
-        standard = np.nan_to_num(matrix) if images else _standard(matrix)
-        space = {int(c): standard[codes == c] for c in np.unique(codes)}
+        points = _ranks(matrix) if table else np.nan_to_num(matrix)
+        space = {int(c): points[codes == c] for c in np.unique(codes)}
     scores = _smoothed(evidence, space, codes, neighbours)
     labels = np.unique(codes)
     margin = max(3, round(0.02 * len(codes) / max(len(labels), 1)))
@@ -436,7 +451,7 @@ def combined_scores(
         threshold, separation = _best_split(scores[members], margin)
         high = members[scores[members] >= threshold]
         lift = float(np.median(scores[high])) - typical if len(high) else 0.0
-        poisoned = bool(separation >= min_separation and lift >= min_lift)
+        poisoned = bool(separation >= min_separation and lift >= lift_needed)
         if poisoned:
             flags[high] = True
         verdicts.append(SplitVerdict(classes[int(c)], len(members), len(high), separation,
@@ -530,7 +545,7 @@ def _combined(dataset: Dataset, model: Any, inputs: npt.NDArray[Any], layer: str
         reps, where = None, "inputs"  # no hidden layer to read: groups formed in input space
     scores, flags, verdicts = combined_scores(
         predictor, inputs, dataset.matrix, dataset.label_codes, dataset.classes, reps=reps,
-        images=dataset.kind is not DatasetKind.TABULAR, seed=seed)
+        table=dataset.kind is DatasetKind.TABULAR, seed=seed)
     flagged = np.flatnonzero(flags)
     threshold = float(scores[flagged].min()) if len(flagged) else float(scores.max())
     return PoisoningReport(Method.COMBINED, where, scores, threshold, _ranked(flagged, scores),
