@@ -270,3 +270,13 @@ def test_combined_on_a_clean_table_flags_at_most_its_class_overlap(seed: int) ->
     # overlap naturally can read as flipped labels; some training seeds flag ~6 % of them.
     assert len(report.suspicious) <= 0.08 * len(y)
     assert not any(v.poisoned for v in report.splits if v.label == "1")
+
+
+def test_excluded_rows_are_nobodys_neighbour() -> None:
+    X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2], [0.15]])
+    codes = np.array([0, 0, 0, 1, 1, 1, 1])  # the last row: a "1" among the 0s
+    before = content_mismatch(X, codes, neighbours=2)
+    after = content_mismatch(X, codes, neighbours=2, exclude=np.arange(7) == 6)
+    assert before[[1, 2]].tolist() == [0.5, 0.5]  # the planted row is a neighbour of both
+    assert after[:3].tolist() == [0.0, 0.0, 0.0]
+    assert after[6] == 1.0  # an excluded row keeps its own score

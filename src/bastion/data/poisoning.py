@@ -32,7 +32,7 @@ model file is code).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -279,6 +279,7 @@ def outlier_scores(matrix: FloatArray, codes: npt.NDArray[np.intp]) -> FloatArra
 
 def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
                      neighbours: int = 10, max_dims: int = 64, table: bool = False,
+                     exclude: npt.NDArray[np.bool_] | None = None,
                      seed: int = 0) -> FloatArray:
     """Model-free: the share of each sample's ``neighbours`` nearest samples that carry another
     label. A dirty-label poison looks like the class it was taken from, whatever its trigger,
@@ -288,7 +289,8 @@ def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
     table's columns do not: each is replaced by its rank, so a trigger that pushes a few
     columns far out of range moves a row by at most one unit per column, and each neighbour's
     vote is weighted by how well its own label agrees with *its* neighbours, so clean rows
-    next to planted ones (whose odd neighbours are the poison) are not blamed for them."""
+    next to planted ones (whose odd neighbours are the poison) are not blamed for them.
+    Rows in ``exclude`` (already judged poisoned) are nobody's neighbour."""
     from sklearn.neighbors import NearestNeighbors
 
     x = _ranks(matrix) if table else np.nan_to_num(matrix)
@@ -296,9 +298,13 @@ def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
         from sklearn.decomposition import PCA
 
         x = PCA(n_components=max_dims, random_state=seed).fit_transform(x)
-    k = min(neighbours, len(x) - 1)
-    _, near = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
-    near = near[:, 1:]
+    pool = np.flatnonzero(~exclude) if exclude is not None else np.arange(len(x))
+    k = min(neighbours, len(pool) - 1)
+    _, found = NearestNeighbors(n_neighbors=k + 1).fit(x[pool]).kneighbors(x)
+    found = pool[found]
+    # Each row's own entry (first, bar exact duplicates) goes last, then k are kept.
+    own_last = np.argsort(found == np.arange(len(x))[:, None], axis=1, kind="stable")
+    near = np.take_along_axis(found, own_last, axis=1)[:, :k]
     disagree = codes[near] != codes[:, None]
     share = disagree.mean(axis=1)
     if table:
@@ -431,32 +437,50 @@ def combined_scores(
        least ``min_lift`` above the dataset's median (default 0.4 for images, whose score is
        a sum of two shares, 0.3 for tables, one share); its high group is flagged.
     """
+    persisted = None if table else persistence(predictor, inputs, codes, seed=seed)
     evidence = content_mismatch(matrix, codes, table=table, seed=seed)
-    if not table:
-        evidence = evidence + persistence(predictor, inputs, codes, seed=seed)
+    if persisted is not None:
+        evidence = evidence + persisted
     lift_needed = min_lift if min_lift is not None else 0.3 if table else 0.4
     if reps is not None:
         space = _within_class_whitened(reps, codes)
     else:
         points = _ranks(matrix) if table else np.nan_to_num(matrix)
         space = {int(c): points[codes == c] for c in np.unique(codes)}
-    scores = _smoothed(evidence, space, codes, neighbours)
     labels = np.unique(codes)
     margin = max(3, round(0.02 * len(codes) / max(len(labels), 1)))
-    typical = float(np.median(scores))
     flags = np.zeros(len(codes), dtype=bool)
-    verdicts = []
-    for c in labels:
-        members = np.flatnonzero(codes == c)
-        threshold, separation = _best_split(scores[members], margin)
-        high = members[scores[members] >= threshold]
-        lift = float(np.median(scores[high])) - typical if len(high) else 0.0
-        poisoned = bool(separation >= min_separation and lift >= lift_needed)
-        if poisoned:
-            flags[high] = True
-        verdicts.append(SplitVerdict(classes[int(c)], len(members), len(high), separation,
-                                     lift, poisoned))
-    return scores, flags, tuple(verdicts)
+    verdicts: dict[int, SplitVerdict] = {}
+    scores = _smoothed(evidence, space, codes, neighbours)
+    # Poison also raises the content score of the clean rows it sits among (their odd
+    # neighbours are the poison). So classes are judged in rounds: the clearest one is
+    # flagged, its flagged rows stop being anyone's neighbour, and the rest are judged again.
+    while True:
+        typical = float(np.median(scores[~flags]))
+        best: tuple[float, int, npt.NDArray[np.intp]] | None = None
+        for c in labels:
+            if int(c) in verdicts and verdicts[int(c)].poisoned:
+                continue
+            members = np.flatnonzero((codes == c) & ~flags)
+            threshold, separation = _best_split(scores[members], margin)
+            high = members[scores[members] >= threshold]
+            lift = float(np.median(scores[high])) - typical if len(high) else 0.0
+            poisoned = bool(separation >= min_separation and lift >= lift_needed)
+            verdicts[int(c)] = SplitVerdict(classes[int(c)], int((codes == c).sum()), len(high),
+                                            separation, lift, poisoned)
+            if poisoned and (best is None or lift > best[0]):
+                best = (lift, int(c), high)
+        if best is None:
+            break
+        for c, verdict in verdicts.items():  # only the clearest class is decided this round
+            if verdict.poisoned and c != best[1]:
+                verdicts[c] = replace(verdict, poisoned=False)
+        flags[best[2]] = True
+        again = content_mismatch(matrix, codes, table=table, exclude=flags, seed=seed)
+        evidence = again if persisted is None else again + persisted
+        scores = np.where(flags, scores, _smoothed(evidence, space, codes, neighbours))
+    return scores, flags, tuple(verdicts[int(c)] for c in labels)
+
 
 
 # --------------------------------------------------------------------------------- report
