@@ -225,3 +225,19 @@ def test_a_read_refused_by_the_gate_is_a_read_refusal_with_its_findings(
         far.get("m@1", tmp_path / "out")
     assert [f.rule for f in refused.value.findings] == ["data.poison"]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_release_gate_holds_through_the_server(
+    served: tuple[TestClient, dict[str, str]], workspace: Workspace
+) -> None:
+    client, tokens = served
+    Catalog(workspace).set_release_policy("c" * 64, {"version": 1}, "release.yaml")
+    alice, bob = remote(client, tokens["alice"]), remote(client, tokens["bob"])
+    assert alice.request_review("m@1") is Status.IN_REVIEW
+    with pytest.raises(AccessDeniedError, match="requires a passing assessment"):
+        bob.approve("m@1")
+    assert bob.approve("m@1", accept_risk="internal pilot") is Status.APPROVED
+    shown = Catalog(workspace).show("m@1")
+    assert shown.summary.status is Status.APPROVED
+    assert [e.details["reason"] for e in workspace.audit.entries(subject="m@1")
+            if e.action == "version.accept_risk"] == ["internal pilot"]

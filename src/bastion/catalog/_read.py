@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, and_, select
 
+from bastion.catalog import _assessments
 from bastion.catalog._context import GATE, CatalogContext
 from bastion.catalog._rows import (
     VersionRow,
@@ -116,6 +117,7 @@ def show(ctx: CatalogContext, ref: str) -> VersionInfo:
             select(t.collaborators.c.principal, t.collaborators.c.role)
             .where(t.collaborators.c.asset_id == v.asset_id)
         ).all()
+        assessed = _assessments.listing(ctx, conn, v)
     return VersionInfo(
         summary=as_summary(row),
         owner=row.owner,
@@ -129,6 +131,7 @@ def show(ctx: CatalogContext, ref: str) -> VersionInfo:
         key_id=row.key_id,
         collaborators={p.principal: p.role for p in people},
         public_key=row.public_key or ctx.workspace.signer.verifying_key.pem().decode("ascii"),
+        assessments=assessed,
     )
 
 

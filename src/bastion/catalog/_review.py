@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from bastion._time import utc_stamp
+from bastion.catalog._assessments import check_gate
 from bastion.catalog._context import CatalogContext
 from bastion.catalog._rows import VersionRow
 from bastion.catalog.records import Ref, Status
@@ -67,17 +68,20 @@ def request_review(ctx: CatalogContext, ref: str, comment: str = "") -> Status:
 
 
 def approve(
-    ctx: CatalogContext, ref: str, comment: str = "", *, required_approvals: int = 1
+    ctx: CatalogContext, ref: str, comment: str = "", *, required_approvals: int = 1,
+    accept_risk: str | None = None,
 ) -> Status:
     """Approve a version in review; it becomes approved at the required count.
 
     Rules: 1. the reviewer holds ``reviewer`` (or ``admin``) on the asset; 2. the author
     cannot approve their own version (NCSC 2.1: an independent review); 3. one approval per
-    reviewer per review round.
+    reviewer per review round; 4. under a release policy, the version passed it, or its risk
+    is accepted (``accept_risk``: the reason, recorded).
     """
     with ctx.write() as conn:
         v = ctx.resolve(conn, ref)
         _check_reviewer(ctx, conn, v, "approve")
+        check_gate(ctx, conn, v, "be approved", accept_risk)  # 4.
         round_start = _round_start(conn, v)
         already = conn.execute(
             select(func.count()).select_from(t.reviews).where(and_(
@@ -134,8 +138,10 @@ def destroy(ctx: CatalogContext, ref: str, reason: str) -> None:
     ctx.store.delete_scope(v.scope)
 
 
-def set_alias(ctx: CatalogContext, name: str, alias: str, version: int) -> None:
-    """Point ``alias`` at a version; ``production`` only at an approved one (NCSC 2.1)."""
+def set_alias(ctx: CatalogContext, name: str, alias: str, version: int,
+              accept_risk: str | None = None) -> None:
+    """Point ``alias`` at a version; ``production`` only at an approved one that passed the
+    release policy, or whose risk is accepted (NCSC 2.1)."""
     alias = Ref.parse(f"{name}@{alias}").alias or ""
     if not alias:
         raise UsageError(f"{alias!r} is not an alias name", hint="letters first: production")
@@ -143,6 +149,8 @@ def set_alias(ctx: CatalogContext, name: str, alias: str, version: int) -> None:
         v = ctx.resolve(conn, f"{name}@{version}")
         ctx.require(conn, v.asset_id, Role.CONTRIBUTOR, f"move aliases of {name}")
         _point(ctx, conn, v, alias, "set")
+        if alias == "production":  # in the same transaction: refused, nothing moved
+            check_gate(ctx, conn, v, "go to production", accept_risk)
 
 
 def rollback(ctx: CatalogContext, name: str, alias: str = "production") -> str:

@@ -107,16 +107,18 @@ class CatalogAPI(Protocol):
         """Ask reviewers to look at a draft."""
         ...
 
-    def approve(self, ref: str, comment: str = "") -> Status:
-        """Approve a version in review."""
+    def approve(self, ref: str, comment: str = "", *, accept_risk: str | None = None) -> Status:
+        """Approve a version in review (under a release policy: one that passed it, or with
+        ``accept_risk``'s reason recorded)."""
         ...
 
     def reject(self, ref: str, comment: str = "") -> Status:
         """Send a version in review back to draft."""
         ...
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point an alias at a version."""
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  accept_risk: str | None = None) -> None:
+        """Point an alias at a version (``production``: gated as :meth:`approve`)."""
         ...
 
     def rollback(self, name: str, alias: str = "production") -> str:

@@ -198,6 +198,9 @@ class VersionInfo:
     """Principal → role on the asset."""
     public_key: str = ""
     """The signing key's public half (PEM): the workspace key's, or the user's who signed."""
+    assessments: Sequence[Mapping[str, Any]] = ()
+    """Attack-test records, oldest first: id, at, actor, policy_digest, passed, stale (bound
+    to another digest, or a release policy other than the current one)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -210,6 +213,7 @@ class VersionInfo:
             "accepted_risk": self.accepted_risk,
             "findings": [f.to_dict() for f in self.findings],
             "reviews": [dict(r) for r in self.reviews],
+            "assessments": [dict(a) for a in self.assessments],
             "key_id": self.key_id,
             "public_key": self.public_key,
             "manifest": [dict(m) for m in self.manifest],

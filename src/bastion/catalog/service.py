@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bastion.catalog import _integrity, _read, _register, _review
+from bastion.catalog import _assessments, _integrity, _read, _register, _review
 from bastion.catalog._context import CatalogContext
 from bastion.catalog._register import EnvironmentProbe, Registration, Scanner
 from bastion.catalog.api import Card, Registering
@@ -192,10 +192,12 @@ class Catalog(Registering):
         """Ask reviewers to look at a draft version (author or contributor)."""
         return _review.request_review(self._ctx, ref, comment)
 
-    def approve(self, ref: str, comment: str = "") -> Status:
-        """Approve a version in review; it becomes approved at the required count."""
+    def approve(self, ref: str, comment: str = "", *, accept_risk: str | None = None) -> Status:
+        """Approve a version in review; it becomes approved at the required count. Under a
+        release policy it must have passed it, or ``accept_risk`` says why not."""
         return _review.approve(self._ctx, ref, comment,
-                               required_approvals=self.required_approvals)
+                               required_approvals=self.required_approvals,
+                               accept_risk=accept_risk)
 
     def reject(self, ref: str, comment: str = "") -> Status:
         """Request changes: the version goes back to draft (a reviewer, not the author)."""
@@ -205,13 +207,32 @@ class Catalog(Registering):
         """Crypto-shred a version: erase its wrapped data key, then delete its blobs (admin)."""
         _review.destroy(self._ctx, ref, reason)
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``alias`` at a version; ``production`` only at an approved one (NCSC 2.1)."""
-        _review.set_alias(self._ctx, name, alias, version)
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  accept_risk: str | None = None) -> None:
+        """Point ``alias`` at a version; ``production`` only at an approved one (NCSC 2.1)
+        that passed the release policy, or whose risk ``accept_risk`` accepts."""
+        _review.set_alias(self._ctx, name, alias, version, accept_risk)
 
     def rollback(self, name: str, alias: str = "production") -> str:
-        """Move ``alias`` back to the version it pointed at before; return that ``NAME@VER``."""
+        """Move ``alias`` back to the version it pointed at before; return that ``NAME@VER``.
+        Not gated: it returns to a version that already served, the way out of an incident."""
         return _review.rollback(self._ctx, name, alias)
+
+    # -- assessments -----------------------------------------------------------------------
+
+    def release_policy(self) -> dict[str, Any] | None:
+        """The workspace's release policy (digest, source, body), or None (no gate)."""
+        return _assessments.release_policy(self._ctx)
+
+    def set_release_policy(self, digest: str, policy: Mapping[str, Any], source: str) -> None:
+        """Make ``policy`` (validated by ``bastion.assess``) the release policy, audited."""
+        _assessments.set_release_policy(self._ctx, digest, policy, source)
+
+    def record_assessment(self, ref: str, *, policy_digest: str, passed: bool,
+                          document: Mapping[str, Any]) -> int:
+        """Store an assessment of ``ref``, bound to its digest; return the record's id."""
+        return _assessments.record(self._ctx, ref, policy_digest=policy_digest, passed=passed,
+                                   document=document)
 
 
 def _configured_approvals(workspace: Workspace) -> int:

@@ -283,6 +283,10 @@ def show(ctx: typer.Context, ref: RefArgument, fmt: FormatOption = Format.TABLE)
         ("findings", ", ".join(f"{f.severity.value} {f.rule}" for f in info.findings) or "-"),
         ("accepted risk", info.accepted_risk or "-"),
         ("reviews", "; ".join(f"{r['decision']} by {r['reviewer']}" for r in info.reviews) or "-"),
+        ("assessments", "; ".join(
+            f"#{a['id']} {'passed' if a['passed'] else 'failed'}"
+            f"{' (stale: another policy or digest)' if a['stale'] else ''} {a['at']}"
+            for a in info.assessments) or "-"),
         ("collaborators", ", ".join(f"{p} ({r})" for p, r in info.collaborators.items())),
         ("description", str(info.card.get("description", ""))),
     ):

@@ -38,10 +38,18 @@ def request(ctx: typer.Context, ref: RefArgument, comment: CommentOption = "") -
     state(ctx).err.print(f"{ref}: {status.value}")
 
 
+AcceptRiskOption = Annotated[str | None, typer.Option(
+    "--accept-risk", metavar="REASON",
+    help="Under a release policy (bastion assess policy release): go ahead without a passing "
+         "assessment, for this reason (recorded in the catalog and the audit log).")]
+
+
 @review_app.command("approve")
-def approve(ctx: typer.Context, ref: RefArgument, comment: CommentOption = "") -> None:
-    """Approve a version in review (reviewer role; never the author's own version)."""
-    status = catalog(ctx).approve(ref, comment)
+def approve(ctx: typer.Context, ref: RefArgument, comment: CommentOption = "",
+            accept_risk: AcceptRiskOption = None) -> None:
+    """Approve a version in review (reviewer role; never the author's own version). Under a
+    release policy the version must have passed `bastion assess` under it."""
+    status = catalog(ctx).approve(ref, comment, accept_risk=accept_risk)
     waiting = (
         " (approval recorded; more approvals are required)" if status.value == "in_review" else ""
     )
@@ -61,9 +69,11 @@ def set_alias(
     name: Annotated[str, typer.Argument(help="Asset name.")],
     alias: Annotated[str, typer.Argument(help="Alias: production, staging, …")],
     version: Annotated[int, typer.Argument(help="Version number.")],
+    accept_risk: AcceptRiskOption = None,
 ) -> None:
-    """Point ALIAS at a version; production only at an approved one."""
-    catalog(ctx).set_alias(name, alias, version)
+    """Point ALIAS at a version; production only at an approved one that passed the release
+    policy (when the workspace has one)."""
+    catalog(ctx).set_alias(name, alias, version, accept_risk=accept_risk)
     state(ctx).err.print(f"{name}@{alias} → {name}@{version}")
 
 

@@ -261,17 +261,21 @@ class RemoteCatalog(Registering):
         """``POST /v1/reviews/request/REF``."""
         return self._review("request", ref, comment)
 
-    def approve(self, ref: str, comment: str = "") -> Status:
+    def approve(self, ref: str, comment: str = "", *, accept_risk: str | None = None) -> Status:
         """``POST /v1/reviews/approve/REF``."""
-        return self._review("approve", ref, comment)
+        return self._review("approve", ref, comment, accept_risk)
 
     def reject(self, ref: str, comment: str = "") -> Status:
         """``POST /v1/reviews/reject/REF``."""
         return self._review("reject", ref, comment)
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  accept_risk: str | None = None) -> None:
         """``PUT /v1/aliases/ALIAS/NAME``."""
-        self._json("PUT", f"/v1/aliases/{alias}/{name}", json={"version": version})
+        body: dict[str, Any] = {"version": version}
+        if accept_risk is not None:
+            body["accept_risk"] = accept_risk
+        self._json("PUT", f"/v1/aliases/{alias}/{name}", json=body)
 
     def rollback(self, name: str, alias: str = "production") -> str:
         """``POST /v1/rollback/ALIAS/NAME``; the version the alias points at now."""
@@ -283,8 +287,12 @@ class RemoteCatalog(Registering):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _review(self, decision: str, ref: str, comment: str) -> Status:
-        data = self._json("POST", f"/v1/reviews/{decision}/{ref}", json={"comment": comment})
+    def _review(self, decision: str, ref: str, comment: str,
+                accept_risk: str | None = None) -> Status:
+        body: dict[str, Any] = {"comment": comment}
+        if accept_risk is not None:
+            body["accept_risk"] = accept_risk
+        data = self._json("POST", f"/v1/reviews/{decision}/{ref}", json=body)
         return Status(data["status"])
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -396,6 +404,7 @@ def _info(d: Mapping[str, Any]) -> VersionInfo:
         key_id=d["key_id"],
         collaborators=dict(d["collaborators"]),
         public_key=str(d.get("public_key") or ""),
+        assessments=list(d.get("assessments") or ()),
     )
 
 

@@ -170,13 +170,15 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
         decision: ReviewDecision,
         ref: str,
         comment: Annotated[str, Body(embed=True, max_length=10_000)] = "",
+        accept_risk: Annotated[str | None, Body(embed=True, max_length=10_000)] = None,
     ) -> dict[str, str]:
-        """Request review (contributor), approve or reject (reviewer; never one's own version)."""
+        """Request review (contributor), approve or reject (reviewer; never one's own version).
+        Approval under a release policy needs a passing assessment or ``accept_risk``."""
         catalog = Catalog(caller.workspace)
         if decision is ReviewDecision.REQUEST:
             status = catalog.request_review(ref, comment)
         elif decision is ReviewDecision.APPROVE:
-            status = catalog.approve(ref, comment)
+            status = catalog.approve(ref, comment, accept_risk=accept_risk)
         else:
             status = catalog.reject(ref, comment)
         return {"ref": ref, "status": status.value}
@@ -187,9 +189,10 @@ def create_app(workspace: Workspace, *, limits: BundleLimits | None = None) -> F
         alias: str,
         name: str,
         version: Annotated[int, Body(embed=True, ge=1)],
+        accept_risk: Annotated[str | None, Body(embed=True, max_length=10_000)] = None,
     ) -> dict[str, Any]:
-        """Point an alias at a version (``bastion alias set``)."""
-        Catalog(caller.workspace).set_alias(name, alias, version)
+        """Point an alias at a version (``bastion alias set``; production is gated)."""
+        Catalog(caller.workspace).set_alias(name, alias, version, accept_risk=accept_risk)
         return {"name": name, "alias": alias, "version": version}
 
     @app.put("/v1/grants/{principal}/{name:path}", tags=["aliases"])

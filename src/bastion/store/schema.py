@@ -200,6 +200,21 @@ accepted_risks = Table(
     Index("ix_accepted_risks_version", "version_id"),
 )
 
+# Attack-test results bound to a version's digest and the policy's (migration 0005).
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("policy_digest", String(64), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_assessments_version", "version_id"),
+)
+
 api_tokens = Table(  # migration 0003; only the REST server reads it
     "api_tokens",
     metadata,
