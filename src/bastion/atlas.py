@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CRAFT_ADVERSARIAL_DATA",
+    "EVADE_MODEL",
     "MANIPULATE_MODEL",
     "NAMES",
     "POISON_TRAINING_DATA",
@@ -27,6 +29,8 @@ SUPPLY_CHAIN_MODEL: Final = "AML.T0010.003"
 UNSAFE_ARTIFACTS: Final = "AML.T0011.000"
 MANIPULATE_MODEL: Final = "AML.T0018"
 POISON_TRAINING_DATA: Final = "AML.T0020"
+EVADE_MODEL: Final = "AML.T0015"
+CRAFT_ADVERSARIAL_DATA: Final = "AML.T0043"
 
 NAMES: Final[dict[str, str]] = {
     SUPPLY_CHAIN_COMPROMISE: "AI Supply Chain Compromise",
@@ -34,5 +38,7 @@ NAMES: Final[dict[str, str]] = {
     UNSAFE_ARTIFACTS: "Unsafe AI Artifacts",  # of User Execution
     MANIPULATE_MODEL: "Manipulate AI Model",
     POISON_TRAINING_DATA: "Poison Training Data",
+    EVADE_MODEL: "Evade AI Model",
+    CRAFT_ADVERSARIAL_DATA: "Craft Adversarial Data",
 }
 """Each cited technique's ATLAS name."""

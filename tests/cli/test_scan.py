@@ -85,6 +85,30 @@ def test_sarif_to_output_file(models: Path, tmp_path: Path) -> None:
     assert {r["ruleId"] for r in results} >= {"pickle.global.dangerous", "pickle.global.unknown"}
 
 
+def test_junit_report_for_ci(models: Path, tmp_path: Path, canary: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    from junitparser import Failure, JUnitXml
+
+    (models / "cut.pkl").write_bytes(pickle.dumps(list(range(50)))[:-9])  # truncated stream
+    assert main(["scan", str(models), "--format", "junit"]) == 1
+    (suite,) = list(JUnitXml.fromstring(capsys.readouterr().out.encode()))
+    cases = {(c.classname, Path(c.name.split(" ")[0]).name): c for c in suite}
+    assert suite.name == "bastion scan" and suite.time >= 0  # a fast scan rounds to 0.000
+    dangerous = cases["pickle.global.dangerous", "bad.bin"]
+    assert isinstance(dangerous.result[0], Failure)
+    assert "posix.system" in dangerous.result[0].message
+    assert cases["bastion.scan", "ok.pkl"].is_passed
+    (cut,) = [c for (_, name), c in cases.items() if name == "cut.pkl"]
+    assert cut.is_error  # a file the scanner could not finish is never a pass
+    assert suite.failures + suite.errors >= 3 and not canary.exists()
+    # the exit code keeps following --fail-on; the report says what passed under it
+    out = tmp_path / "scan.xml"
+    assert main(["scan", str(models / "ok.pkl"), "--format", "junit", "--output",
+                 str(out)]) == 0
+    (clean,) = list(JUnitXml.fromfile(str(out)))
+    assert (clean.tests, clean.failures, clean.errors) == (1, 0, 0)
+
+
 @pytest.mark.parametrize("argv", [
     ["scan", "/no/such/path"],
     ["scan", ".", "--fail-on", "sometimes"],
@@ -155,7 +179,7 @@ def test_table_with_output_names_the_file_formats(
     models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["scan", str(models / "ok.pkl"), "--output", str(tmp_path / "r")]) == 2
-    assert "--output needs --format json, sarif or html" in capsys.readouterr().err
+    assert "--output needs --format json, sarif, junit or html" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -168,11 +192,12 @@ _COMMAND_LINES = [
     ["scan", "a", "--digest", "--no-digest", "--policy", "p.toml", "--format", "html",
      "--output", "r.html", "--format", "json"],
     ["scan", "a", "--fail-on=LOW", "--output=o"],
+    ["scan", "a", "--format", "junit", "--output", "scan.xml"],
 ]
 
 
 @pytest.mark.parametrize("argv", _COMMAND_LINES)
-@pytest.mark.parametrize("env", [None, "sarif", ""])
+@pytest.mark.parametrize("env", [None, "sarif", "junit", ""])
 def test_a_scan_command_line_is_read_as_typer_reads_it(
     argv: list[str], env: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

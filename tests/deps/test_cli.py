@@ -141,6 +141,30 @@ def test_sarif_output(db: Path, tmp_path: Path) -> None:
     assert "NCSC-2.3" in rule["properties"]["tags"] and "AML.T0010" in rule["properties"]["tags"]
 
 
+def test_junit_output_has_a_testcase_per_package(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from junitparser import Error, Failure, JUnitXml
+
+    requirements = _req(tmp_path, "edge-last==1.0\nedge-clean==1.0\nedge-pre>=1\n")
+    args = ["deps", "audit", "-r", requirements, "--db", str(db), "--format", "junit"]
+    assert main([*args, "--max-age", "100000"]) == 1
+    (suite,) = list(JUnitXml.fromstring(capsys.readouterr().out.encode()))
+    cases = {(c.classname, c.name): c for c in suite}
+    assert suite.name == "bastion deps audit"
+    vulnerable = cases["deps.vulnerable", f"{requirements}:1 → edge-last==1.0"]
+    assert isinstance(vulnerable.result[0], Failure)
+    assert "EDGE-LAST-1" in vulnerable.result[0].message
+    assert cases["bastion.deps.audit", f"{requirements}:2 → edge-clean==1.0"].is_passed
+    # a package without an exact version could not be audited: an error, not a pass
+    assert isinstance(cases["deps.unresolved", f"{requirements}:3 → edge-pre"].result[0], Error)
+    assert cases["deps.db.age", str(db)].is_passed
+    assert (suite.tests, suite.failures, suite.errors) == (4, 1, 1)
+    assert main([*args, "--fail-on", "critical", "--max-age", "100000"]) == 0
+    (lenient,) = list(JUnitXml.fromstring(capsys.readouterr().out.encode()))
+    assert lenient.failures == lenient.errors == 0 and lenient.skipped == 1
+
+
 def test_db_info(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deps", "db", "info", "--db", str(db), "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -16,6 +16,7 @@ from bastion.report.sarif import sarif_document
 
 if TYPE_CHECKING:
     from bastion.report.html import Section
+    from bastion.report.junit import Checked
 
 __all__ = [
     "EXIT_CLEAN",
@@ -60,16 +61,18 @@ def emit_findings(
     output: Path | None = None,
     summary: Mapping[str, Any] | None = None,
     sections: Callable[[], Sequence[Section]] | None = None,
+    checked: Callable[[], Sequence[Checked]] | None = None,
 ) -> int:
     """Render ``findings`` and return 1 if any is at or above ``fail_on``, else 0.
 
     HTML (a self-contained page: the findings, then the tables and plots ``sections()``
     makes, only when HTML is asked for) is offered by the commands that pass ``sections``.
+    JUnit XML has a testcase per finding and one per thing ``checked()`` lists that no
+    finding concerns (called only for JUnit); ``summary["elapsed_s"]`` is its time.
     """
     if fmt is OutputFormat.TABLE:
         if output is not None:
-            formats = "json, sarif or html" if sections is not None else "json or sarif"
-            raise UsageError(f"--output needs --format {formats}")
+            raise UsageError(f"--output needs --format {_formats(sections, table=False)}")
         if findings:
             from bastion.report.table import print_findings  # rich: only when there is a table
 
@@ -81,6 +84,14 @@ def emit_findings(
         write_text(st, dumps(document), output)
     elif fmt is OutputFormat.SARIF:
         write_text(st, dumps(sarif_document(findings, tool=tool)), output)
+    elif fmt is OutputFormat.JUNIT:
+        from bastion.report.junit import junit_xml  # xml.etree: only for JUnit
+
+        elapsed = (summary or {}).get("elapsed_s")
+        write_text(st, junit_xml(findings, tool=tool, fail_on=fail_on,
+                                 checked=checked() if checked is not None else (),
+                                 elapsed_s=elapsed if isinstance(elapsed, int | float) else None),
+                   output)
     elif fmt is OutputFormat.HTML and sections is not None:
         if output is None:
             raise UsageError("--format html needs --output FILE")
@@ -90,9 +101,18 @@ def emit_findings(
             "source", "")), findings=findings, sections=sections())
         st.say(f"wrote {output}")
     else:
-        raise UsageError(f"--format {fmt.value} is not available for {tool}")
+        raise UsageError(f"--format {fmt.value} is not available for {tool}",
+                         hint=f"use {_formats(sections, table=True)}")
     failing = at_or_above(findings, fail_on)
     if failing:
         st.say(f"{len(failing)} finding(s) at or above {fail_on.value} (--fail-on): exit 1")
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def _formats(sections: object, *, table: bool) -> str:
+    """The formats :func:`emit_findings` offers a command, in words."""
+    names = [f.value for f in OutputFormat
+             if (table or f is not OutputFormat.TABLE)
+             and (sections is not None or f is not OutputFormat.HTML)]
+    return ", ".join(names[:-1]) + " or " + names[-1]

@@ -28,6 +28,7 @@ _OWNER: Final = {
     "demo": "demo",
     "scan": "scan",
     "data": "data",
+    "assess": "assess",
     "model": "catalog",
     "dataset": "catalog",
     "list": "catalog",

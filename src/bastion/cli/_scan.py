@@ -33,6 +33,7 @@ from bastion.scan.engine import Progress as ProgressCallback
 
 if TYPE_CHECKING:
     from bastion.report.html import Section
+    from bastion.report.junit import Checked
     from bastion.scan.interface import ScanReport
 
 __all__ = ["FORMAT_ENV", "ScanArgs", "parse", "run"]
@@ -135,7 +136,16 @@ def run(st: State, args: ScanArgs) -> int:
     }
     return emit_findings(st, report.findings, tool="scan", fmt=args.fmt, fail_on=threshold,
                          output=args.output, summary=summary,
-                         sections=lambda: _sections(report))  # jinja2 only for HTML
+                         sections=lambda: _sections(report),  # jinja2 only for HTML
+                         checked=lambda: _checked(report))  # xml.etree only for JUnit
+
+
+def _checked(report: ScanReport) -> list[Checked]:
+    """Every file scanned (archive members are reported through their file): a JUnit
+    testcase each, passing when no finding is about it."""
+    from bastion.report.junit import Checked
+
+    return [Checked(f.location) for f in report.files if f.location.member is None]
 
 
 def _sections(report: ScanReport) -> list[Section]:

@@ -308,6 +308,9 @@ def audit_result(
     if fmt is OutputFormat.JSON:
         write_text(st, json.dumps(estimate.to_dict(), indent=2), output)
         return
+    if fmt is not OutputFormat.TABLE:
+        raise UsageError(f"--format {fmt.value} is not available for 'data audit-result'",
+                         hint="use table or json")
     st.out.print(f"label error rate {estimate.rate:.2%} "
                  f"({estimate.confidence:.0%} interval {estimate.low:.2%} – {estimate.high:.2%}); "
                  f"{estimate.errors} wrong of {estimate.reviewed} reviewed")

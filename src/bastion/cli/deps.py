@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,9 +15,12 @@ from bastion.cli._context import State, state, workspace
 from bastion.cli._output import emit_findings, write_text
 from bastion.config import find_workspace
 from bastion.errors import UsageError, WorkspaceError
-from bastion.findings import Severity
+from bastion.findings import Location, Severity
 from bastion.report import OutputFormat
 from bastion.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from bastion.report.junit import Checked
 
 app = typer.Typer(
     help="Audit Python dependencies against an OSV advisory database, offline (NCSC 2.3).\n\n"
@@ -131,7 +134,9 @@ def audit(
         ),
     ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", envvar="BASTION_FORMAT", help="table, json, sarif.")
+        OutputFormat,
+        typer.Option("--format", envvar="BASTION_FORMAT",
+                     help="table, json, sarif or junit (JUnit XML for CI test reporters)."),
     ] = OutputFormat.TABLE,
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
@@ -157,6 +162,8 @@ def audit(
     Exit 0 clean, 1 findings at or above --fail-on, 2 usage or runtime error.
 
     Example: bastion deps audit -r requirements.txt --format sarif --output deps.sarif
+
+    CI: bastion deps audit -r requirements.txt --format junit --output deps.xml
     """
     st = state(ctx)
     threshold = Severity.parse(fail_on)
@@ -194,8 +201,17 @@ def audit(
             fail_on=threshold,
             output=output,
             summary=summary,
+            checked=lambda: _checked(report),
         )
     )
+
+
+def _checked(report: deps.DepsReport) -> list[Checked]:
+    """Every package audited: a JUnit testcase each, passing when no finding is about it."""
+    from bastion.report.junit import Checked
+
+    return [Checked(Location(p.source, p.name), name=str(Location(p.source, str(p))))
+            for p in report.packages]
 
 
 def register(app_: typer.Typer) -> None:

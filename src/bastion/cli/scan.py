@@ -29,7 +29,8 @@ def scan_command(
     fmt: Annotated[
         OutputFormat,
         typer.Option("--format", envvar=_scan.FORMAT_ENV,
-                     help="table, json, sarif, or html (a self-contained page; needs --output)."),
+                     help="table, json, sarif, junit (JUnit XML for CI test reporters), or html (a "
+                          "self-contained page; needs --output)."),
     ] = OutputFormat.TABLE,
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 if any finding is at or above this severity.")
@@ -62,6 +63,7 @@ def scan_command(
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or error.
 
     Examples:  bastion scan model.pt --format sarif --output scan.sarif
+               bastion scan models/ --format junit --output scan.xml
                bastion scan models/ --format html --output scan.html
     """
     args = _scan.ScanArgs(tuple(paths), fmt, fail_on, tuple(allow or ()), policy_file, output,

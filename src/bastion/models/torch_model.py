@@ -179,14 +179,19 @@ class TorchPredictor:
 
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
-        """Eval mode for the call; every submodule's own mode restored after, as it was."""
-        modes = [(m, m.training) for m in self._module.modules()]
-        self._module.eval()
+        """Eval mode for the call; every submodule's own mode restored after, as it was.
+
+        Flags are set per module, not through ``train()``/``eval()`` (which recurse): a
+        black-box attack makes thousands of one-row calls, and only modules in training mode
+        need touching at all."""
+        training = [m for m in self._module.modules() if m.training]
+        for m in training:
+            m.training = False
         try:
             yield
         finally:
-            for m, mode in modes:  # parents first, so each child ends in its own mode
-                m.train(mode)
+            for m in training:
+                m.training = True
 
     def _batches(self, x: npt.ArrayLike) -> Iterator[Any]:
         """Checked inputs in batches, in the parameters' dtype and on their device."""

@@ -1,5 +1,6 @@
-"""Renderers for findings: a table for people (``table``), JSON (``json_out``) and SARIF 2.1.0
-(``sarif``) for machines. ``bastion.cli._output.emit_findings`` picks one by ``--format``."""
+"""Renderers for findings: a table for people (``table``), JSON (``json_out``), SARIF 2.1.0
+(``sarif``) and JUnit XML (``junit``, for CI test reporters) for machines, and a self-contained
+HTML page (``html``). ``bastion.cli._output.emit_findings`` picks one by ``--format``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ class OutputFormat(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
     SARIF = "sarif"
+    JUNIT = "junit"
     HTML = "html"
 
 

@@ -1,0 +1,195 @@
+"""What an assessment produces, described once: results, the tests that could not run, errors.
+
+    >>> from bastion.assess.interface import CurvePoint
+    >>> CurvePoint(eps=0.1, accuracy=0.5, robust_accuracy=0.5, per_class={"0": 0.4}).eps
+    0.1
+
+A test that ran is an :class:`EvasionResult` (complete or not: ``complete`` says); a test the
+policy asks for that cannot run is a :class:`SkippedTest` with its reason, never ``None`` and
+never a pass (DESIGN invariant 2, fail closed).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.errors import BastionError
+
+__all__ = [
+    "AssessError",
+    "Attack",
+    "CurvePoint",
+    "EvasionResult",
+    "Examples",
+    "Norm",
+    "PolicyError",
+    "Progress",
+    "SkippedTest",
+]
+
+
+class AssessError(BastionError):
+    """An assessment cannot run as asked (no labels, labels the model does not know)."""
+
+
+class PolicyError(AssessError):
+    """A policy file is malformed; the message names the field, the hint says how to fix it."""
+
+
+class Attack(enum.StrEnum):
+    """The attacks a policy can name; each is one test (its key under ``tests:``)."""
+
+    FGSM = "fgsm"
+    PGD_LINF = "pgd_linf"
+    PGD_L2 = "pgd_l2"
+    AUTOPGD = "autopgd"
+    HOPSKIPJUMP = "hopskipjump"
+    SQUARE = "square"
+
+    @property
+    def white_box(self) -> bool:
+        """Whether it needs the model's gradients (a PyTorch network)."""
+        return self in (Attack.FGSM, Attack.PGD_LINF, Attack.PGD_L2, Attack.AUTOPGD)
+
+    @property
+    def display_name(self) -> str:
+        """The attack's name for people."""
+        return _TITLES[self]
+
+
+_TITLES = {
+    Attack.FGSM: "FGSM", Attack.PGD_LINF: "PGD (L∞)", Attack.PGD_L2: "PGD (L2)",
+    Attack.AUTOPGD: "AutoPGD", Attack.HOPSKIPJUMP: "HopSkipJump", Attack.SQUARE: "Square",
+}
+
+
+class Norm(enum.StrEnum):
+    """How a perturbation's size is measured (ε is a radius in this norm, in input units)."""
+
+    LINF = "inf"
+    L2 = "2"
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """Accuracy under attack at one ε."""
+
+    eps: float
+    """The perturbation budget, in the test's norm and the inputs' own units."""
+    accuracy: float
+    """Share of samples still classified correctly by this ε's attack alone."""
+    robust_accuracy: float
+    """Share still correct under every attack of this test at ε or below (a perturbation
+    found at a smaller ε is also one at this ε), so the curve never rises."""
+    per_class: Mapping[str, float] = field(default_factory=dict)
+    """``robust_accuracy`` per true class (class label as text)."""
+    median_queries: float | None = None
+    """Black-box attacks run per ε (Square): median model queries per sample."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"eps": self.eps, "accuracy": self.accuracy,
+                "robust_accuracy": self.robust_accuracy, "per_class": dict(self.per_class),
+                "median_queries": self.median_queries}
+
+
+@dataclass(frozen=True, eq=False)
+class Examples:
+    """Adversarial examples one test made, for regression tests and adversarial training."""
+
+    x: npt.NDArray[np.float32]
+    """The clean inputs, one per example."""
+    y: npt.NDArray[np.int64]
+    """Their true class indices."""
+    x_adv: npt.NDArray[np.float32]
+    """The perturbed inputs."""
+    eps: npt.NDArray[np.float64]
+    """The ε each was made under (black-box minimum-norm attacks: the norm found)."""
+    fooled: npt.NDArray[np.bool_]
+    """Whether the model misclassifies ``x_adv``."""
+
+
+@dataclass(frozen=True, eq=False)
+class EvasionResult:
+    """One evasion test that ran: accuracy against ε, overall and per class."""
+
+    attack: Attack
+    """Which attack."""
+    norm: Norm
+    """The norm its ε is measured in."""
+    samples: int
+    """How many labelled samples it attacked."""
+    clean_accuracy: float
+    """Accuracy on those samples before any attack."""
+    curve: tuple[CurvePoint, ...]
+    """One point per ε reached, ascending."""
+    planned_eps: tuple[float, ...]
+    """Every ε the policy asked for (``curve`` may stop short: see ``complete``)."""
+    complete: bool
+    """``False`` when the time budget ran out before every ε (the curve is what was done)."""
+    seconds: float
+    """Wall-clock time spent."""
+    parameters: Mapping[str, Any]
+    """The attack's own settings (steps, step size, query budget), as run."""
+    examples: Examples | None = None
+    """The adversarial examples, when kept."""
+    median_perturbation: float | None = None
+    """Black-box attacks: the median, over the samples the model first classified correctly,
+    of the smallest perturbation found for each (HopSkipJump: the norm it found; Square: the
+    smallest of the policy's ε that fooled it). ``None`` when the attack fooled at most half
+    of them: the median lies beyond every perturbation it found."""
+    median_queries: float | None = None
+    """Black-box attacks: median model queries spent per sample."""
+    success_rate: float | None = None
+    """Black-box attacks: share of the samples first classified correctly that the attack
+    fooled within its query budget (``None``: the model classified none correctly)."""
+
+    def at(self, eps: float) -> CurvePoint | None:
+        """The point at ``eps``, if the test reached it."""
+        return next((p for p in self.curve if abs(p.eps - eps) <= 1e-12), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without the examples: they go to an ``.npz``)."""
+        return {"attack": self.attack.value, "norm": self.norm.value, "samples": self.samples,
+                "clean_accuracy": self.clean_accuracy,
+                "curve": [p.to_dict() for p in self.curve],
+                "planned_eps": list(self.planned_eps), "complete": self.complete,
+                "seconds": round(self.seconds, 3), "parameters": dict(self.parameters),
+                "median_perturbation": self.median_perturbation,
+                "median_queries": self.median_queries, "success_rate": self.success_rate}
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedTest:
+    """A test the policy asks for that could not run: a failed requirement, never a pass."""
+
+    attack: Attack
+    """Which test."""
+    reason: str
+    """Why it could not run."""
+    remedy: str
+    """What would let it run."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"attack": self.attack.value, "skipped": True, "reason": self.reason,
+                "remedy": self.remedy}
+
+
+class Progress(Protocol):
+    """Told how a test advances (the CLI draws a bar per test on a terminal)."""
+
+    def start(self, test: str, total: int) -> None:
+        """A test begins; ``total`` steps (ε values, or samples for black-box attacks)."""
+
+    def advance(self, test: str) -> None:
+        """One step of ``test`` is done."""
+
+    def stop(self, test: str) -> None:
+        """``test`` is over (done, out of time, or failed)."""

@@ -1,0 +1,143 @@
+"""The HTML report of an assessment: accuracy against ε, per-class bars, clean against
+adversarial images; figures as PNG bytes (matplotlib, Agg backend: no display, no files)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.assess.interface import EvasionResult, Norm, SkippedTest
+from bastion.assess.runner import Assessment
+from bastion.report.html import Section
+
+__all__ = ["accuracy_plot", "class_plot", "images_plot", "sections"]
+
+_MAX_IMAGES: Final = 8
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _ran(assessment: Assessment) -> list[EvasionResult]:
+    return [r for r in assessment.results if isinstance(r, EvasionResult) and r.curve]
+
+
+def accuracy_plot(results: list[EvasionResult], norm: Norm) -> bytes:
+    """Robust accuracy against ε for every test measured in ``norm``."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    for result in (r for r in results if r.norm is norm):
+        name = result.attack.display_name + ("" if result.complete else " (incomplete)")
+        axes.plot([p.eps for p in result.curve], [p.robust_accuracy for p in result.curve],
+                  "o-", label=name)
+    axes.set_xlabel("ε (L∞)" if norm is Norm.LINF else "ε (L2)")
+    axes.set_ylabel("robust accuracy")
+    axes.set_ylim(-0.02, 1.02)
+    axes.legend()
+    axes.set_title("accuracy under attack")
+    return _png(figure)
+
+
+def class_plot(result: EvasionResult) -> bytes:
+    """Robust accuracy per class at the test's largest ε reached, beside clean accuracy."""
+    first, last = result.curve[0], result.curve[-1]
+    names = list(last.per_class)
+    figure = _figure()
+    axes = figure.add_subplot()
+    where = np.arange(len(names))
+    axes.bar(where - 0.2, [first.per_class[n] for n in names], 0.4, color="#8c959f",
+             label=f"ε {first.eps:g}")
+    axes.bar(where + 0.2, [last.per_class[n] for n in names], 0.4, color="#cf222e",
+             label=f"ε {last.eps:g}")
+    axes.set_xticks(where, names, rotation=90 if len(names) > 12 else 0)
+    axes.set_ylabel("robust accuracy")
+    axes.set_ylim(0, 1.05)
+    axes.legend()
+    axes.set_title(f"{result.attack.display_name}: per class")
+    return _png(figure)
+
+
+def _nhwc(x: npt.NDArray[Any], like: tuple[int, ...]) -> npt.NDArray[Any]:
+    """Model inputs as NHWC images shaped like the data's (``like``: one image's shape)."""
+    if x.ndim == 4 and x.shape[1:] != like and x.shape[2:] + x.shape[1:2] == like:
+        return x.transpose(0, 2, 3, 1)
+    return x.reshape(len(x), *like)
+
+
+def images_plot(result: EvasionResult, like: tuple[int, ...],
+                clip: tuple[float, float] = (0.0, 1.0)) -> bytes | None:
+    """Clean images above the adversarial ones that fooled the model, at the largest ε
+    (``None`` when none did)."""
+    ex = result.examples
+    if ex is None:
+        return None
+    mask = ex.fooled & (ex.eps == ex.eps.max(initial=0.0)) if result.attack.white_box \
+        else ex.fooled
+    chosen = np.flatnonzero(mask)[:_MAX_IMAGES]
+    if not len(chosen):
+        return None
+    clean, adv = _nhwc(ex.x[chosen], like), _nhwc(ex.x_adv[chosen], like)
+    figure = _figure(1.4 * len(chosen), 3.0)
+    grid = figure.subplots(2, len(chosen), squeeze=False)
+    for j in range(len(chosen)):
+        for row, images in enumerate((clean, adv)):
+            image = images[j]
+            axes = grid[row][j]
+            low, high = clip  # one scale for both rows: the perturbation shows as it is
+            if image.shape[-1] == 1:
+                axes.imshow(image[..., 0], cmap="gray", vmin=low, vmax=high)
+            else:
+                axes.imshow(((image - low) / (high - low)).clip(0, 1))
+            axes.set_xticks([])
+            axes.set_yticks([])
+        grid[1][j].set_xlabel(f"ε {ex.eps[chosen[j]]:.3g}")
+    grid[0][0].set_ylabel("clean")
+    grid[1][0].set_ylabel("adversarial")
+    return _png(figure)
+
+
+def sections(assessment: Assessment) -> list[Section]:
+    """The report's parts after its findings."""
+    ran = _ran(assessment)
+    out = [Section("Setup", tables=[(("what", "value"), [
+        ("model SHA-256", assessment.model_sha256 or "(in memory)"),
+        ("policy", f"{assessment.policy.source} (SHA-256 {assessment.policy.digest[:16]}…)"),
+        ("seed", assessment.policy.seed), ("data SHA-256", assessment.data_sha256),
+        ("input range", f"{list(assessment.clip)} (from the {assessment.clip_source})"),
+        *((f"{k} version", v) for k, v in assessment.libraries.items())])])]
+    rows = [(r.attack.display_name, r.norm.value, f"{p.eps:g}", f"{p.accuracy:.3f}",
+             f"{p.robust_accuracy:.3f}",
+             "" if p.median_queries is None else f"{p.median_queries:g}")
+            for r in ran for p in r.curve]
+    figures = [accuracy_plot(ran, norm) for norm in Norm if any(r.norm is norm for r in ran)]
+    out.append(Section("Accuracy under attack", "robust accuracy: the share of samples every "
+                       "attack up to that ε left correctly classified", figures=figures,
+                       tables=[(("test", "norm", "ε", "accuracy", "robust accuracy",
+                                 "median queries"), rows)]))
+    out.append(Section("Per class", figures=[class_plot(r) for r in ran]))
+    skipped = [r for r in assessment.results if isinstance(r, SkippedTest)]
+    if skipped:
+        out.append(Section("Tests not run", tables=[(("test", "reason", "remedy"), [
+            (s.attack.display_name, s.reason, s.remedy) for s in skipped])]))
+    if assessment.images is not None:
+        like = tuple(assessment.images.shape[1:])
+        drawn = (images_plot(r, like, assessment.clip) for r in ran)
+        grids = [png for png in drawn if png is not None]
+        out.append(Section("Clean and adversarial images", "each test's successful examples "
+                           "at its largest ε (black-box: the smallest found)", figures=grids))
+    return out

@@ -1,0 +1,291 @@
+"""The assessment policy: which attack tests run, with what parameters, and what they must show.
+
+    >>> from bastion.assess.policy import Policy, policy_template
+    >>> policy = Policy.from_yaml(policy_template("low"))
+    >>> [t.attack.value for t in policy.tests], str(policy.requirements[0])
+    (['fgsm', 'pgd_linf'], 'pgd_linf: robust accuracy at ε 0.05 ≥ 0.5')
+
+A policy is YAML checked against the published JSON Schema shipped beside this module
+(``policy.schema.json``), then against rules a schema cannot state (a requirement's ε must be
+one its test measures). Every error names the field's path (``tests.pgd_linf.epss``) and says
+how to fix it; nothing half-valid is returned. ``policy_template`` writes a commented starting
+point for a risk level (``bastion assess policy init --risk medium``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, Self
+
+import yaml
+
+from bastion.assess._presets import DEFAULTS, preset, template
+from bastion.assess.interface import Attack, Norm, PolicyError
+from bastion.findings import Severity
+
+__all__ = ["AttackSpec", "Metric", "Policy", "Requirement", "Risk", "policy_template",
+           "schema"]
+
+SCHEMA_FILE: Final = "policy.schema.json"
+
+
+class Risk(enum.StrEnum):
+    """How much is at stake: decides which tests a new policy runs, and how hard."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Metric(enum.StrEnum):
+    """What a requirement reads from a test's result."""
+
+    ROBUST_ACCURACY = "robust_accuracy"
+    WORST_CLASS_ROBUST_ACCURACY = "worst_class_robust_accuracy"
+    CLEAN_ACCURACY = "clean_accuracy"
+    MEDIAN_PERTURBATION = "median_perturbation"
+
+    @property
+    def needs_eps(self) -> bool:
+        """Whether the metric is read at one ε."""
+        return self in (Metric.ROBUST_ACCURACY, Metric.WORST_CLASS_ROBUST_ACCURACY)
+
+
+@dataclass(frozen=True, slots=True)
+class AttackSpec:
+    """One test as the policy sets it up."""
+
+    attack: Attack
+    """The attack."""
+    eps: tuple[float, ...]
+    """Budgets to measure, ascending, in the inputs' units."""
+    norm: Norm
+    """The norm ε is measured in."""
+    steps: int
+    """Iterations (gradient attacks; ignored by FGSM and black-box attacks)."""
+    step_size: float
+    """Each step as a fraction of ε (PGD)."""
+    random_init: bool
+    """Start PGD from a random point in the ε-ball."""
+    samples: int | None
+    """Black-box attacks: how many samples (the first of the white-box sample)."""
+    max_queries: int
+    """Black-box attacks: model queries allowed per sample."""
+    max_seconds: float
+    """Time budget for the test."""
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """A threshold a test's result must meet; each yields a pass or fail finding."""
+
+    test: Attack
+    """The test it reads."""
+    metric: Metric
+    """What it reads."""
+    eps: float | None
+    """At which ε (robust accuracy metrics)."""
+    minimum: float
+    """The lowest acceptable value."""
+    severity: Severity
+    """The finding's severity when it fails."""
+
+    def __str__(self) -> str:
+        what = self.metric.value.replace("_", " ")
+        at = f" at ε {self.eps:g}" if self.eps is not None else ""
+        return f"{self.test.value}: {what}{at} ≥ {self.minimum:g}"
+
+
+@dataclass(frozen=True, eq=False)
+class Policy:
+    """A validated policy (build it with :meth:`from_file`, :meth:`from_yaml` or
+    :meth:`from_mapping`; each checks everything first)."""
+
+    source: str
+    """Where it was read from, for messages and reports."""
+    digest: str
+    """SHA-256 of its canonical JSON form: comments and key order do not change it."""
+    risk: Risk | None
+    """The preset it started from, when it says."""
+    seed: int
+    """Seed for sampling and attacks."""
+    sample_size: int
+    """Samples the white-box tests attack."""
+    input_range: tuple[float, float] | None
+    """The inputs' valid range, when the policy fixes it."""
+    tests: tuple[AttackSpec, ...]
+    """The tests, in the order they run."""
+    requirements: tuple[Requirement, ...]
+    """The thresholds."""
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Self:
+        """Read and validate a YAML policy file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"{path}: cannot read the policy ({exc})",
+                              hint="write one with: bastion assess policy init --risk medium "
+                                   f"--output {path.name}") from None
+        return cls.from_yaml(text, source=str(path))
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "<policy>") -> Self:
+        """Parse and validate YAML text."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise PolicyError(f"{source}: not valid YAML{where}",
+                              hint="check the indentation and the quoting there") from None
+        return cls.from_mapping(data, source=source)
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str = "<policy>") -> Self:
+        """Validate an already parsed policy.
+
+        Steps: 1. the JSON Schema (shape, types, names: a typo is an unknown field);
+        2. the rules it cannot state (ε lists ascending; a requirement's test is in the
+        policy, its ε is one the test measures, its metric fits the test); 3. build.
+        """
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{source}: a policy is a mapping of fields, not "
+                              f"{type(data).__name__}",
+                              hint="start from: bastion assess policy init --risk medium")
+        _check_schema(data, source)  # 1
+        tests = tuple(_spec(Attack(name), body, data) for name, body in data["tests"].items())
+        by_name = {t.attack: t for t in tests}
+        for spec in tests:  # 2
+            if list(spec.eps) != sorted(set(spec.eps)):
+                raise PolicyError(f"{source}: tests.{spec.attack.value}.eps must ascend, "
+                                  f"without repeats (got {list(spec.eps)})",
+                                  hint=f"write it as {sorted(set(spec.eps))}")
+        requirements = tuple(_requirement(i, body, by_name, source)
+                             for i, body in enumerate(data.get("requirements", ())))
+        low_high = data.get("input_range")
+        if low_high is not None and not (math.isfinite(low_high[0]) and low_high[0] < low_high[1]):
+            raise PolicyError(f"{source}: input_range must be [low, high] with low < high",
+                              hint="e.g. input_range: [0.0, 1.0]")
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        risk = data.get("risk")
+        return cls(source=source, digest=hashlib.sha256(canonical.encode()).hexdigest(),
+                   risk=Risk(risk) if risk else None,
+                   seed=int(data.get("seed", DEFAULTS["seed"])),
+                   sample_size=int(data.get("sample_size", DEFAULTS["sample_size"])),
+                   input_range=(None if low_high is None
+                                else (float(low_high[0]), float(low_high[1]))),
+                   tests=tests, requirements=requirements)
+
+    def test(self, attack: Attack) -> AttackSpec | None:
+        """The policy's set-up of ``attack``, if it runs it."""
+        return next((t for t in self.tests if t.attack is attack), None)
+
+    @classmethod
+    def preset(cls, risk: Risk | str) -> Self:
+        """The preset policy for a risk level (what ``policy init`` writes)."""
+        return cls.from_mapping(preset(Risk(risk).value), source=f"preset:{Risk(risk).value}")
+
+
+def policy_template(risk: Risk | str) -> str:
+    """A commented YAML policy for ``risk``, ready to edit (it validates as written)."""
+    return template(Risk(risk).value)
+
+
+def schema() -> dict[str, Any]:
+    """The published JSON Schema of a policy file."""
+    text = resources.files("bastion.assess").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+# -------------------------------------------------------------------------- validation
+
+
+def _path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _check_schema(data: Mapping[str, Any], source: str) -> None:
+    """The first schema error, as a message naming the field and a hint to fix it."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return
+    where = _path(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        known = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in known]
+        field = f"{where}.{unknown[0]}" if error.absolute_path else str(unknown[0])
+        close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+        hint = (f"did you mean {close[0]!r}?" if close else "") + f" known fields here: " \
+            f"{', '.join(known)}"
+        raise PolicyError(f"{source}: unknown field {field!r}", hint=hint.strip())
+    if error.validator == "required":
+        raise PolicyError(f"{source}: {where}: {error.message}",
+                          hint="see: bastion assess policy init --risk medium")
+    if error.validator == "enum":
+        choices = ", ".join(dict.fromkeys(str(c) for c in error.validator_value))
+        raise PolicyError(f"{source}: {where} is {error.instance!r}, not one of the choices",
+                          hint=f"use one of: {choices}")
+    raise PolicyError(f"{source}: {where}: {error.message}",
+                      hint=str(error.schema.get("description", "see the policy schema")))
+
+
+def _spec(attack: Attack, body: Mapping[str, Any], data: Mapping[str, Any]) -> AttackSpec:
+    defaults = DEFAULTS["tests"][attack.value]
+    norm = {Attack.PGD_LINF: "inf", Attack.PGD_L2: "2", Attack.FGSM: "inf"}.get(
+        attack, str(body.get("norm", defaults.get("norm", "inf"))))
+    return AttackSpec(
+        attack=attack, eps=tuple(float(e) for e in body["eps"]), norm=Norm(norm),
+        steps=int(body.get("steps", defaults.get("steps", 1))),
+        step_size=float(body.get("step_size", defaults.get("step_size", 0.25))),
+        random_init=bool(body.get("random_init", defaults.get("random_init", False))),
+        samples=int(body.get("samples", defaults["samples"])) if "samples" in defaults else None,
+        max_queries=int(body.get("max_queries", defaults.get("max_queries", 0))),
+        max_seconds=float(body.get("max_seconds", data.get("max_seconds",
+                                                           DEFAULTS["max_seconds"]))))
+
+
+def _requirement(index: int, body: Mapping[str, Any], tests: Mapping[Attack, AttackSpec],
+                 source: str) -> Requirement:
+    where = f"requirements[{index}]"
+    attack, metric = Attack(body["test"]), Metric(body["metric"])
+    spec = tests.get(attack)
+    if spec is None:
+        raise PolicyError(f"{source}: {where}.test is {attack.value!r}, which the policy's "
+                          "tests do not run",
+                          hint=f"add tests.{attack.value}, or use one of: "
+                               f"{', '.join(t.value for t in tests)}")
+    eps = body.get("eps")
+    if metric.needs_eps:
+        if eps is None:
+            raise PolicyError(f"{source}: {where} reads {metric.value} but names no eps",
+                              hint=f"add eps: one of {list(spec.eps)}")
+        if not any(abs(float(eps) - e) <= 1e-12 for e in spec.eps):
+            raise PolicyError(f"{source}: {where}.eps {eps} is not one tests."
+                              f"{attack.value}.eps measures",
+                              hint=f"use one of {list(spec.eps)}, or add it there")
+    elif eps is not None:
+        raise PolicyError(f"{source}: {where}.eps means nothing for {metric.value}",
+                          hint="remove it")
+    if metric is Metric.MEDIAN_PERTURBATION and attack.white_box:
+        raise PolicyError(f"{source}: {where}: median_perturbation is measured by the "
+                          "black-box tests only", hint="use test: hopskipjump or square")
+    return Requirement(test=attack, metric=metric,
+                       eps=None if eps is None else float(eps), minimum=float(body["min"]),
+                       severity=Severity.parse(str(body.get("severity", "high"))))

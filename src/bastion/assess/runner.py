@@ -1,0 +1,211 @@
+"""One assessment: a model, labelled data and a policy in; results, findings and examples out.
+
+    >>> from bastion.assess import Policy, assess                  # doctest: +SKIP
+    >>> loaded = load_model("model.pt")                            # scanned before it is loaded
+    >>> done = assess(loaded.predictor, x, y, Policy.from_file("policy.yaml"),
+    ...               model_sha256=loaded.sha256, source="model.pt")
+    >>> [f.title for f in done.findings if f.severity != "info"]   # doctest: +SKIP
+    ['failed: pgd_linf: robust accuracy at ε 0.1 ≥ 0.6']
+
+Steps (:func:`assess`): 1. labels as the model's class indices; 2. a sample, in proportion
+per class, the same for a seed; 3. the inputs' valid range: the policy's, else the model's
+declared one, else the data's own; 4. each test in turn; 5. the requirements judged.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion._fs import atomic_write
+from bastion.assess._target import Target
+from bastion.assess.evasion import run_test
+from bastion.assess.interface import (
+    AssessError,
+    EvasionResult,
+    Progress,
+    SkippedTest,
+)
+from bastion.assess.policy import Policy
+from bastion.assess.requirements import judge
+from bastion.findings import Finding, Location
+from bastion.models import Predictor
+
+__all__ = ["Assessment", "assess", "class_indices", "sample_order"]
+
+_LIBRARIES = ("adversarial-robustness-toolbox", "numpy", "torch", "scikit-learn")
+
+
+@dataclass(frozen=True, eq=False)
+class Assessment:
+    """Everything one assessment found, bound to the model, data and policy it ran on."""
+
+    source: str
+    """The model it assessed (a path)."""
+    model_sha256: str | None
+    """SHA-256 of the model's bytes (``LoadedModel.sha256``), when it came from a file."""
+    policy: Policy
+    """The policy, with its digest."""
+    data_sha256: str
+    """SHA-256 of the attacked samples and their labels, as the model took them."""
+    clip: tuple[float, float]
+    """The inputs' valid range attacks clipped to."""
+    clip_source: str
+    """Where it came from: ``policy``, ``model`` or ``data``."""
+    classes: tuple[str, ...]
+    """Each class index's label."""
+    results: tuple[EvasionResult | SkippedTest, ...]
+    """One per test of the policy, in its order."""
+    findings: tuple[Finding, ...]
+    """Summaries, failures to run or finish, and one pass or fail per requirement."""
+    libraries: dict[str, str]
+    """Versions of the libraries the figures depend on."""
+    images: npt.NDArray[np.float32] | None = None
+    """The attacked samples as NHWC images, when the data are images (for the report)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what a stored record will hold)."""
+        return {"source": self.source, "model_sha256": self.model_sha256,
+                "policy": {"source": self.policy.source, "digest": self.policy.digest,
+                           "risk": self.policy.risk.value if self.policy.risk else None},
+                "seed": self.policy.seed, "data_sha256": self.data_sha256,
+                "clip": list(self.clip), "clip_source": self.clip_source,
+                "classes": list(self.classes), "libraries": self.libraries,
+                "tests": [r.to_dict() for r in self.results]}
+
+    def save_adversarial(self, path: str | Path) -> int:
+        """Write every test's adversarial examples to an ``.npz`` (``x``, ``y``, ``x_adv``,
+        ``eps``, ``attack``, ``fooled``; no pickled objects), atomically. Returns the count."""
+        import io
+
+        kept = [r for r in self.results if isinstance(r, EvasionResult) and r.examples]
+        if not kept:
+            raise AssessError("no adversarial examples to save: no test ran",
+                              hint="see the findings for why")
+        parts = {key: np.concatenate([getattr(r.examples, key) for r in kept])
+                 for key in ("x", "y", "x_adv", "eps", "fooled")}
+        parts["attack"] = np.concatenate([np.full(len(r.examples.y), r.attack.value)
+                                          for r in kept if r.examples])
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, allow_pickle=False, **parts)
+        atomic_write(Path(path), buffer.getvalue())
+        return len(parts["y"])
+
+
+def class_indices(labels: npt.ArrayLike, predictor: Predictor, n_classes: int,
+                  ) -> npt.NDArray[np.int64]:
+    """Labels as positions in the model's classes: by name when the model names them (a
+    scikit-learn ``classes_``), else as the integers ``0 … n_classes-1`` themselves.
+
+    Raises:
+        AssessError: a label the model does not know.
+    """
+    values = np.asarray(labels)
+    names = predictor.spec.labels
+    if names is not None:
+        table = {str(n): i for i, n in enumerate(names)}
+        unknown = sorted({str(v) for v in values} - set(table))
+        if unknown:
+            raise AssessError(f"labels the model does not know: {', '.join(unknown[:5])}",
+                              hint=f"the model's classes are {', '.join(map(str, names[:20]))}")
+        return np.array([table[str(v)] for v in values], dtype=np.int64)
+    try:
+        numbers = values.astype(np.float64)
+    except ValueError:
+        numbers = np.array([np.nan])
+    if not (np.isfinite(numbers).all() and (numbers == np.round(numbers)).all()
+            and numbers.min(initial=0) >= 0 and numbers.max(initial=0) < n_classes):
+        raise AssessError(
+            f"the model names no classes, so labels must be class indices 0 … {n_classes - 1}",
+            hint="give the labels as the integers the model was trained on")
+    return numbers.astype(np.int64)
+
+
+def sample_order(y: npt.NDArray[np.int64], seed: int) -> npt.NDArray[np.intp]:
+    """Every index once, shuffled by ``seed`` and interleaved by class, so any prefix holds
+    each class in proportion (a smaller black-box sample is the start of the white-box one)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(y))
+    key = np.empty(len(y))
+    for c in np.unique(y):
+        members = perm[y[perm] == c]
+        key[members] = (np.arange(len(members)) + 0.5) / len(members)
+    return perm[np.argsort(key[perm], kind="stable")]
+
+
+def _clip(policy: Policy, predictor: Predictor, x: npt.NDArray[Any],
+          ) -> tuple[tuple[float, float], str]:
+    if policy.input_range is not None:
+        return policy.input_range, "policy"
+    if predictor.spec.value_range is not None:
+        return predictor.spec.value_range, "model"
+    low, high = float(np.min(x)), float(np.max(x))
+    return (low, high if high > low else low + 1.0), "data"
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _digest(x: npt.NDArray[Any], y: npt.NDArray[Any]) -> str:
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
+           policy: Policy, *, source: str = "<model>", model_sha256: str | None = None,
+           images: npt.NDArray[Any] | None = None, progress: Progress | None = None,
+           keep_examples: bool = False, clock: Callable[[], float] = time.monotonic,
+           ) -> Assessment:
+    """Run ``policy``'s tests against ``predictor`` on ``x`` (exactly what the model takes)
+    labelled ``labels``; with no labels or no samples every test is a failed requirement.
+
+    Args:
+        images: the same samples as NHWC images, to draw clean against adversarial ones.
+        keep_examples: keep the adversarial examples (for :meth:`Assessment.save_adversarial`).
+
+    Raises:
+        AssessError: labels the model does not know.
+    """
+    inputs = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    where = Location(path=source)
+    n_classes = predictor.spec.n_classes or (
+        predictor.predict_proba(inputs[:1]).shape[1] if len(inputs) else 1)
+    names = predictor.spec.labels
+    classes = tuple(str(n) for n in names) if names else tuple(map(str, range(n_classes)))
+    if labels is None or not len(inputs):
+        why = "the data has no labels" if labels is None else "the data has no samples"
+        results: Sequence[EvasionResult | SkippedTest] = [
+            SkippedTest(t.attack, why, "give labelled data (--label names the column)")
+            for t in policy.tests]
+        return Assessment(source, model_sha256, policy, _digest(inputs, np.zeros(0)), (0, 1),
+                          "none", classes, tuple(results),
+                          tuple(judge(policy, results, where)), _versions())
+    y = class_indices(labels, predictor, n_classes)  # 1
+    chosen = sample_order(y, policy.seed)[:policy.sample_size]  # 2
+    clip, clip_source = _clip(policy, predictor, inputs)  # 3
+    target = Target(predictor, np.clip(inputs[chosen], *clip), y[chosen], classes, clip,
+                    policy.seed, keep_examples)
+    results = [run_test(spec, target, progress=progress, clock=clock)  # 4
+               for spec in policy.tests]
+    return Assessment(source, model_sha256, policy, _digest(target.x, target.y), clip,
+                      clip_source, classes, tuple(results),
+                      tuple(judge(policy, results, where)), _versions(),  # 5
+                      images=None if images is None else np.asarray(images,
+                                                                    np.float32)[chosen])

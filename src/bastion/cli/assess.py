@@ -1,0 +1,311 @@
+"""``bastion assess``: attack-test a model against a security policy (NCSC 2.1).
+
+Parse, call ``bastion.assess``, render. Exit codes: 0 every requirement met, 1 findings at or
+above --fail-on (a failed requirement, a test that could not run or finish, a model whose
+scan refused it), 2 usage or runtime error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bastion.cli._context import State, catalog, state
+from bastion.cli._output import emit_findings, write_text
+from bastion.data.choices import Layout
+from bastion.errors import UsageError
+from bastion.findings import Severity
+from bastion.report import OutputFormat
+
+if TYPE_CHECKING:
+    from bastion.assess import Assessment, Policy, Progress
+    from bastion.catalog.service import Catalog
+
+# bastion.assess (NumPy, ART, torch) loads inside each command: `bastion --help` stays fast.
+
+app = typer.Typer(
+    help=(
+        "Attack-test a model against a security policy (NCSC 2.1): evasion attacks (FGSM, "
+        "PGD, AutoPGD on PyTorch models; HopSkipJump and Square on any model), robust "
+        "accuracy against the perturbation size ε, and a pass or fail finding for each of "
+        "the policy's requirements.\n\n"
+        "Start with a policy: bastion assess policy init --risk medium --output policy.yaml, "
+        "then: bastion assess run model.pt --data test.npz --policy policy.yaml"
+    ),
+    no_args_is_help=True,
+)
+policy_app = typer.Typer(help="Write and check assessment policies (YAML, with a published "
+                              "JSON Schema).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def register(root: typer.Typer) -> None:
+    """Add the ``assess`` group to the root app."""
+    root.add_typer(app, name="assess")
+
+
+class _Bars:
+    """A rich progress bar per test, on standard error."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar, self._tasks = bar, dict[str, Any]()
+
+    def start(self, test: str, total: int) -> None:
+        self._tasks[test] = self._bar.add_task(test, total=total)
+
+    def advance(self, test: str) -> None:
+        self._bar.advance(self._tasks[test])
+
+    def stop(self, test: str) -> None:
+        self._bar.stop_task(self._tasks[test])
+
+
+@contextmanager
+def _progress(st: State) -> Iterator[Progress | None]:
+    """Bars on a terminal; nothing in pipes."""
+    if not st.err_is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("{task.description:<12}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=st.err) as bar:
+        yield _Bars(bar)
+
+
+def _curves(st: State, done: Assessment) -> None:
+    """The figures as a table, before the findings."""
+    from rich.table import Table
+
+    from bastion.assess import EvasionResult
+
+    table = Table("test", "ε", "accuracy", "robust accuracy", "worst class", "median queries",
+                  title=f"{done.source}: {done.policy.source}")
+    for result in done.results:
+        if not isinstance(result, EvasionResult):
+            table.add_row(result.attack.display_name, "", "[red]not run[/red]", "", "", "")
+            continue
+        for p in result.curve:
+            worst = min(p.per_class.values(), default=0.0)
+            # HopSkipJump runs once for every ε: its queries are the test's, not the point's
+            queries = p.median_queries if p.median_queries is not None else result.median_queries
+            table.add_row(result.attack.display_name, f"{p.eps:g}", f"{p.accuracy:.3f}",
+                          f"{p.robust_accuracy:.3f}", f"{worst:.3f}",
+                          "" if queries is None else f"{queries:g}")
+    st.out.print(table)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(
+        help="The model file (ONNX, TorchScript, a whole torch module, a state_dict or "
+             "safetensors with --arch, a pickled/joblib/skops scikit-learn model), or a "
+             "registered version NAME@VER or NAME@ALIAS (verified and decrypted; the result "
+             "is recorded against its digest). Its bytes are scanned first and it is loaded "
+             "only if the scan passes.")],
+    data: Annotated[Path, typer.Option(
+        help="Labelled test data: .npz (X, y), X.npy (+ y.npy), CSV/Parquet with a label "
+             "column, an image folder (one sub-folder per class), or a registered dataset "
+             "NAME@VER.")],
+    policy: Annotated[Path | None, typer.Option(
+        help="The policy YAML (write one with: bastion assess policy init). Default: the "
+             "workspace's release policy (bastion assess policy release).")] = None,
+    file: Annotated[str | None, typer.Option(
+        "--file", help="With NAME@VER holding several files: which one is the model.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(
+        help="Label column (default: label, target, class or y).")] = None,
+    arch: Annotated[str | None, typer.Option(
+        help="With state_dict or safetensors weights: package.module:factory, your code that "
+             "builds the empty torch.nn.Module (imported only when named).")] = None,
+    layout: Annotated[Layout, typer.Option(
+        help="How a 4-D X is ordered: nchw or nhwc; auto: from the shape, else the model.")
+    ] = Layout.AUTO,
+    save_adversarial: Annotated[Path | None, typer.Option(
+        help="Write the adversarial examples here (.npz: x, y, x_adv, eps, attack, fooled) "
+             "for regression tests and adversarial training.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="table, json, sarif, junit (a testcase per requirement, for CI "
+                         "test reporters) or html (html needs --output: plots of accuracy "
+                         "against ε, per class, and clean against adversarial images).")
+    ] = OutputFormat.TABLE,
+    output: Annotated[Path | None, typer.Option(
+        help="Write the report here instead of stdout.")] = None,
+    fail_on: Annotated[str, typer.Option(
+        "--fail-on", help="Exit 1 on findings at or above this severity.")] = "high",
+) -> None:
+    """Attack MODEL with the tests POLICY names and judge each requirement.
+
+    White-box tests need a PyTorch model; elsewhere they are reported as not run (a failure).
+    ε values are radii in the model's own input units. A registered MODEL's assessment is
+    stored in the catalog: under the release policy, a passing one is what `review approve`
+    and `alias set NAME production VER` require.
+    """
+    from bastion.cli.data import _registered
+
+    st = state(ctx)
+    threshold = Severity.parse(fail_on)
+    ref = _registered(model)
+    registry = _local_catalog(ctx, "assess a registered version") if ref else None
+    chosen = _policy(ctx, policy, registry)  # a typo fails before anything is loaded
+    if registry is None or ref is None:
+        done = _assess(ctx, st, model, str(model), data, chosen, label, arch, layout,
+                       save_adversarial, fmt)
+    else:
+        ref = registry.show(ref).summary.ref  # NAME@ALIAS → NAME@N, fixed for the record
+        with tempfile.TemporaryDirectory(prefix="assess-") as scratch:
+            copy = Path(scratch) / "version"
+            manifest = registry.get(ref, copy)  # verified digest by digest as it decrypts
+            path = copy / _model_file([f.path for f in manifest.files], file, ref)
+            done = _assess(ctx, st, path, f"{ref}:{path.name}", data, chosen, label, arch,
+                           layout, save_adversarial, fmt)
+        passed = all(f.severity is Severity.INFO for f in done.findings)
+        number = registry.record_assessment(ref, policy_digest=chosen.digest, passed=passed,
+                                            document=done.to_dict())
+        st.say(f"recorded assessment #{number} of {ref}: {'passed' if passed else 'failed'}")
+    if fmt is OutputFormat.TABLE:
+        _curves(st, done)
+    raise typer.Exit(emit_findings(st, done.findings, tool="assess run", fmt=fmt,
+                                   fail_on=threshold, output=output,
+                                   summary=done.to_dict(), sections=lambda: _sections(done)))
+
+
+def _sections(done: Assessment) -> list[Any]:
+    from bastion.assess.plots import sections
+
+    return sections(done)
+
+
+def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
+            chosen: Policy, label: str | None, arch: str | None, layout: Layout,
+            save_adversarial: Path | None, fmt: OutputFormat) -> Assessment:
+    """Load (scan first), build the inputs the model takes, attack, and save the examples."""
+    from bastion.assess import assess
+    from bastion.cli._arch import import_factory
+    from bastion.cli.data import _load
+    from bastion.data.layout import model_inputs, with_layout
+    from bastion.models import load_model
+
+    factory = import_factory(arch) if arch is not None else None
+    loaded = load_model(model, arch=factory)  # scans these exact bytes first
+    dataset = _load(ctx, data, label, layout=layout)
+    x = model_inputs(dataset, loaded.predictor, layout)
+    dataset = with_layout(dataset, loaded.predictor, layout)
+    with _progress(st) as progress:
+        done = assess(loaded.predictor, x, dataset.labels, chosen, source=source,
+                      model_sha256=loaded.sha256, images=dataset.pixels, progress=progress,
+                      keep_examples=save_adversarial is not None or fmt is OutputFormat.HTML)
+    if save_adversarial is not None:
+        count = done.save_adversarial(save_adversarial)
+        st.say(f"wrote {count} adversarial examples to {save_adversarial}")
+    return done
+
+
+def _local_catalog(ctx: typer.Context, what: str) -> Catalog:
+    """This workspace's catalog; a remote one cannot store assessments yet (fail closed)."""
+    from bastion.catalog.service import Catalog
+
+    registry = catalog(ctx)
+    if not isinstance(registry, Catalog):
+        raise UsageError(f"cannot {what} through a catalog server yet",
+                         hint="run it where the workspace is (without BASTION_URL)")
+    return registry
+
+
+def _policy(ctx: typer.Context, path: Path | None, registry: Catalog | None) -> Policy:
+    """The policy file given, or else the workspace's release policy."""
+    from bastion.assess import Policy
+
+    if path is not None:
+        return Policy.from_file(path)
+    release = (registry or _local_catalog(ctx, "read the release policy")).release_policy()
+    if release is None:
+        raise UsageError("no --policy given, and the workspace has no release policy",
+                         hint="pass --policy FILE, or set one: bastion assess policy release "
+                              "FILE")
+    chosen = Policy.from_mapping(release["policy"], source=f"release policy ({release['source']})")
+    if chosen.digest != release["digest"]:
+        raise UsageError("the stored release policy no longer matches its digest",
+                         hint="set it again: bastion assess policy release FILE")
+    return chosen
+
+
+def _model_file(files: list[str], chosen: str | None, ref: str) -> str:
+    """Which of a version's files is the model: ``--file``, or its only file."""
+    if chosen is not None:
+        if chosen not in files:
+            raise UsageError(f"{ref} has no file {chosen!r}", hint=f"its files: {files}")
+        return chosen
+    if len(files) != 1:
+        raise UsageError(f"{ref} holds {len(files)} files; say which is the model",
+                         hint=f"--file NAME, one of {files[:10]}")
+    return files[0]
+
+
+@policy_app.command("init")
+def policy_init(
+    ctx: typer.Context,
+    risk: Annotated[str, typer.Option(
+        help="low: FGSM and PGD; medium: + PGD L2 and HopSkipJump; high: + AutoPGD and "
+             "Square, more samples, steps and queries, stricter requirements.")] = "medium",
+    output: Annotated[Path | None, typer.Option(
+        help="Write the policy here (default: stdout).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite --output if it exists.")] = False,
+) -> None:
+    """Write a commented policy for a risk level, ready to edit."""
+    from bastion.assess import Risk, policy_template
+
+    st = state(ctx)
+    if risk not in {r.value for r in Risk}:
+        raise UsageError(f"unknown risk {risk!r}", hint="use low, medium or high")
+    if output is not None and output.exists() and not force:
+        raise UsageError(f"{output} exists", hint="choose another --output, or add --force")
+    write_text(st, policy_template(risk), output)
+
+
+@policy_app.command("release")
+def policy_release(
+    ctx: typer.Context,
+    policy: Annotated[Path, typer.Argument(help="The policy YAML every release must pass.")],
+) -> None:
+    """Make POLICY the workspace's release policy: from now on `review approve` and `alias set
+    NAME production VER` need a passing `bastion assess` of that version under it (or
+    --accept-risk with a reason). Older assessments under another policy become stale."""
+    import json
+
+    import yaml
+
+    from bastion.assess import Policy
+
+    st = state(ctx)
+    checked = Policy.from_file(policy)
+    # The stored body is what later runs read back: its digest is the one the gate compares.
+    body = json.loads(json.dumps(yaml.safe_load(policy.read_text(encoding="utf-8")),
+                                 default=str))
+    stored = Policy.from_mapping(body, source=str(policy))
+    registry = _local_catalog(ctx, "set the release policy")
+    registry.set_release_policy(stored.digest, body, str(policy))
+    st.say(f"release policy: {policy} (SHA-256 {stored.digest[:16]}…, "
+           f"{len(checked.requirements)} requirements)")
+
+
+@policy_app.command("check")
+def policy_check(
+    ctx: typer.Context,
+    policy: Annotated[Path, typer.Argument(help="The policy YAML.")],
+) -> None:
+    """Validate a policy; print what it runs and requires."""
+    from bastion.assess import Policy
+
+    st = state(ctx)
+    checked = Policy.from_file(policy)
+    st.out.print(f"{policy}: valid (SHA-256 {checked.digest[:16]}…); tests: "
+                 f"{', '.join(t.attack.value for t in checked.tests)}", markup=False)
+    for requirement in checked.requirements:
+        st.out.print(f"  requires {requirement} ({requirement.severity.value})", markup=False)
