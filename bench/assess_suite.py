@@ -308,8 +308,8 @@ def bastion_curves(tests: list[dict[str, Any]]) -> dict[str, Curve | None]:
 def run_command(model: Path, data: Path, policy: Path, arch: str | None,
                 ) -> tuple[float, dict[str, Curve | None], int]:
     bastion = Path(sys.executable).with_name("bastion")
-    argv = [str(bastion), "assess", "run", str(model), "--data", str(data), "--policy",
-            str(policy), "--format", "json", "--fail-on", "critical"]
+    argv = [str(bastion), "assess", "run", str(model), "--no-cache", "--data", str(data),
+            "--policy", str(policy), "--format", "json", "--fail-on", "critical"]
     if arch:
         argv += ["--arch", arch]
     env = {**os.environ, "PYTHONPATH": str(BENCH)}

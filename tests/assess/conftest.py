@@ -67,6 +67,15 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a workspace, ``assess run`` caches under ``$XDG_CACHE_HOME``: a fresh one per
+    test, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    monkeypatch.delenv("BASTION_HOME", raising=False)
+
+
 @pytest.fixture(scope="session")
 def digits() -> Digits:
     data = load_digits()

@@ -20,6 +20,8 @@ Architecture:
   HopSkipJump and Square on ``predict_proba`` alone; ``_art`` — the seam to ART.
 * ``requirements`` — thresholds read against results, one finding each, failing closed.
 * ``runner`` — :func:`assess`: labels, sample, input range, tests, judgement.
+* ``cache`` — finished assessments kept by model, data, policy and library versions, so an
+  unchanged model is not attacked again (used by ``bastion assess run``; ``assess`` is pure).
 * ``plots`` — the HTML report's figures and sections.
 """
 

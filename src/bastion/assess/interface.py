@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +98,19 @@ class CurvePoint:
                 "robust_accuracy": self.robust_accuracy, "per_class": dict(self.per_class),
                 "median_queries": self.median_queries}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict` (a cached or stored result read back).
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        queries = data.get("median_queries")
+        return cls(eps=float(data["eps"]), accuracy=float(data["accuracy"]),
+                   robust_accuracy=float(data["robust_accuracy"]),
+                   per_class={str(k): float(v) for k, v in dict(data["per_class"]).items()},
+                   median_queries=None if queries is None else float(queries))
+
 
 @dataclass(frozen=True, eq=False)
 class Examples:
@@ -164,6 +177,23 @@ class EvasionResult:
                 "median_perturbation": self.median_perturbation,
                 "median_queries": self.median_queries, "success_rate": self.success_rate}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`, without the examples (they are never in it).
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        return cls(attack=Attack(data["attack"]), norm=Norm(data["norm"]),
+                   samples=int(data["samples"]), clean_accuracy=float(data["clean_accuracy"]),
+                   curve=tuple(CurvePoint.from_dict(p) for p in data["curve"]),
+                   planned_eps=tuple(float(e) for e in data["planned_eps"]),
+                   complete=_flag(data["complete"]), seconds=float(data["seconds"]),
+                   parameters=dict(data["parameters"]),
+                   median_perturbation=_number(data.get("median_perturbation")),
+                   median_queries=_number(data.get("median_queries")),
+                   success_rate=_number(data.get("success_rate")))
+
 
 @dataclass(frozen=True, slots=True)
 class SkippedTest:
@@ -180,6 +210,41 @@ class SkippedTest:
         """JSON-ready form."""
         return {"attack": self.attack.value, "skipped": True, "reason": self.reason,
                 "remedy": self.remedy}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        if data.get("skipped") is not True:
+            raise ValueError("not a skipped test")
+        return cls(attack=Attack(data["attack"]), reason=str(data["reason"]),
+                   remedy=str(data["remedy"]))
+
+
+def result_from_dict(data: Mapping[str, Any]) -> EvasionResult | SkippedTest:
+    """A test's result read back: a :class:`SkippedTest` when it says ``skipped``.
+
+    Raises:
+        KeyError, TypeError, ValueError: ``data`` is neither result's :meth:`to_dict`.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a test's result is a mapping, not {type(data).__name__}")
+    if data.get("skipped"):
+        return SkippedTest.from_dict(data)
+    return EvasionResult.from_dict(data)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, not {value!r}")
+    return value
 
 
 class Progress(Protocol):

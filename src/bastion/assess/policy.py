@@ -14,13 +14,14 @@ point for a risk level (``bastion assess policy init --risk medium``).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Self
@@ -125,6 +126,13 @@ class Policy:
     """The tests, in the order they run."""
     requirements: tuple[Requirement, ...]
     """The thresholds."""
+    body: Mapping[str, Any] = field(default_factory=dict)
+    """The policy as the canonical JSON data its digest is over."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """What one run changed (``{"max_seconds": 30}``, :meth:`with_max_seconds`); empty for a
+    policy as written."""
+    base_digest: str | None = None
+    """With ``overrides``: the digest of the policy as written, before them."""
 
     @classmethod
     def from_file(cls, path: str | Path) -> Self:
@@ -184,7 +192,34 @@ class Policy:
                    sample_size=int(data.get("sample_size", DEFAULTS["sample_size"])),
                    input_range=(None if low_high is None
                                 else (float(low_high[0]), float(low_high[1]))),
-                   tests=tests, requirements=requirements)
+                   tests=tests, requirements=requirements, body=json.loads(canonical))
+
+    def with_max_seconds(self, seconds: float) -> Self:
+        """This policy with every test's time budget set to ``seconds``: the top-level
+        ``max_seconds`` replaced and each test's own removed, as if the file said so.
+
+        The result is another policy, with its own digest (over that body), its ``overrides``
+        and the ``base_digest`` it came from, so an assessment under a different budget is
+        never mistaken for one under the policy as written (a release gate compares digests).
+        When the body comes out the same (the policy already set exactly this budget, once,
+        at the top level), it is this policy, digest unchanged.
+
+        Raises:
+            PolicyError: ``seconds`` is not a positive, finite number.
+        """
+        if isinstance(seconds, bool) or not (math.isfinite(seconds) and seconds > 0):
+            raise PolicyError(f"max_seconds must be a positive number of seconds, not {seconds}",
+                              hint="e.g. --max-seconds 60")
+        value: float = int(seconds) if float(seconds).is_integer() else float(seconds)
+        body = json.loads(json.dumps(self.body))  # a deep copy
+        body["max_seconds"] = value
+        for test in body.get("tests", {}).values():
+            test.pop("max_seconds", None)
+        derived = type(self).from_mapping(body, source=f"{self.source} (max_seconds {value:g})")
+        if derived.digest == self.digest:
+            return self
+        return dataclasses.replace(derived, overrides={**self.overrides, "max_seconds": value},
+                                   base_digest=self.base_digest or self.digest)
 
     def test(self, attack: Attack) -> AttackSpec | None:
         """The policy's set-up of ``attack``, if it runs it."""

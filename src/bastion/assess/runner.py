@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from bastion.assess.interface import (
     EvasionResult,
     Progress,
     SkippedTest,
+    result_from_dict,
 )
 from bastion.assess.policy import Policy
 from bastion.assess.requirements import judge
@@ -69,16 +70,56 @@ class Assessment:
     """Versions of the libraries the figures depend on."""
     images: npt.NDArray[np.float32] | None = None
     """The attacked samples as NHWC images, when the data are images (for the report)."""
+    cached: str | None = None
+    """When the figures were read back from a cache: the time they were computed (a UTC
+    stamp, :func:`bastion._time.utc_stamp`); ``None`` for figures measured by this run."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a stored record will hold)."""
         return {"source": self.source, "model_sha256": self.model_sha256,
                 "policy": {"source": self.policy.source, "digest": self.policy.digest,
-                           "risk": self.policy.risk.value if self.policy.risk else None},
+                           "risk": self.policy.risk.value if self.policy.risk else None,
+                           "base_digest": self.policy.base_digest,
+                           "overrides": dict(self.policy.overrides)},
                 "seed": self.policy.seed, "data_sha256": self.data_sha256,
                 "clip": list(self.clip), "clip_source": self.clip_source,
                 "classes": list(self.classes), "libraries": self.libraries,
-                "tests": [r.to_dict() for r in self.results]}
+                "tests": [r.to_dict() for r in self.results],
+                "findings": [f.to_dict() for f in self.findings],
+                "from_cache": self.cached}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], policy: Policy) -> Self:
+        """Inverse of :meth:`to_dict`, under the ``policy`` it was made with (a record holds
+        only the policy's digest: it must be this policy's). No examples, no images.
+
+        Raises:
+            AssessError: ``data`` is not an assessment's :meth:`to_dict`, or was made under
+                another policy or seed.
+        """
+        from bastion.errors import BastionError
+
+        try:
+            recorded = data["policy"]
+            if recorded["digest"] != policy.digest or data["seed"] != policy.seed:
+                raise ValueError("it was made under another policy")
+            low, high = (float(v) for v in data["clip"])
+            model = data["model_sha256"]
+            cached = data.get("from_cache")
+            return cls(source=str(data["source"]),
+                       model_sha256=None if model is None else str(model), policy=policy,
+                       data_sha256=str(data["data_sha256"]), clip=(low, high),
+                       clip_source=str(data["clip_source"]),
+                       classes=tuple(str(c) for c in data["classes"]),
+                       results=tuple(result_from_dict(r) for r in data["tests"]),
+                       findings=tuple(Finding.from_dict(f) for f in data["findings"]),
+                       libraries={str(k): str(v) for k, v in dict(data["libraries"]).items()},
+                       cached=None if cached is None else str(cached))
+        except (KeyError, TypeError, ValueError, AttributeError, BastionError) as exc:
+            detail = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError)
+                      else exc.args[0] if exc.args else type(exc).__name__)
+            raise AssessError(f"not an assessment record of this policy: {detail}",
+                              hint="run the assessment again") from None
 
     def save_adversarial(self, path: str | Path) -> int:
         """Write every test's adversarial examples to an ``.npz`` (``x``, ``y``, ``x_adv``,

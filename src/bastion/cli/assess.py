@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -103,12 +104,13 @@ def _curves(st: State, done: Assessment) -> None:
 @app.command("run")
 def run(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(
+    model: Annotated[str, typer.Argument(
         help="The model file (ONNX, TorchScript, a whole torch module, a state_dict or "
-             "safetensors with --arch, a pickled/joblib/skops scikit-learn model), or a "
+             "safetensors with --arch, a pickled/joblib/skops scikit-learn model), a "
              "registered version NAME@VER or NAME@ALIAS (verified and decrypted; the result "
-             "is recorded against its digest). Its bytes are scanned first and it is loaded "
-             "only if the scan passes.")],
+             "is recorded against its digest), or a served model's Open Inference Protocol URL "
+             "http(s)://HOST/v2/models/NAME (black-box tests only). A file's bytes are scanned "
+             "first and it is loaded only if the scan passes.")],
     data: Annotated[Path, typer.Option(
         help="Labelled test data: .npz (X, y), X.npy (+ y.npy), CSV/Parquet with a label "
              "column, an image folder (one sub-folder per class), or a registered dataset "
@@ -139,41 +141,100 @@ def run(
         help="Write the report here instead of stdout.")] = None,
     fail_on: Annotated[str, typer.Option(
         "--fail-on", help="Exit 1 on findings at or above this severity.")] = "high",
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", help="Time budget of every test for this run, in place of the "
+                              "policy's (and each test's own): a test out of time is "
+                              "incomplete, a failure. It makes another policy, with its own "
+                              "digest: the release gate does not count it as the release "
+                              "policy's.")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Attack even when the same model, data and policy were assessed "
+                           "before (the cached figures are replaced).")] = False,
+    header: Annotated[list[str] | None, typer.Option(
+        "--header", metavar="NAME:VALUE",
+        help="With a URL: an HTTP header for every request (repeatable), e.g. "
+             "'Authorization: Bearer …'.")] = None,
 ) -> None:
     """Attack MODEL with the tests POLICY names and judge each requirement.
 
     White-box tests need a PyTorch model; elsewhere they are reported as not run (a failure).
     ε values are radii in the model's own input units. A registered MODEL's assessment is
     stored in the catalog: under the release policy, a passing one is what `review approve`
-    and `alias set NAME production VER` require.
+    and `alias set NAME production VER` require. Figures are cached by model, data, policy and
+    library versions: an unchanged model is not attacked again (--no-cache to force it).
     """
     from bastion.cli.data import _registered
+    from bastion.models.remote import is_endpoint
 
     st = state(ctx)
     threshold = Severity.parse(fail_on)
-    ref = _registered(model)
+    remote = is_endpoint(model)
+    if header and not remote:
+        raise UsageError("--header is for a model URL", hint="drop it, or give http(s)://…")
+    ref = None if remote else _registered(Path(model))
     registry = _local_catalog(ctx, "assess a registered version") if ref else None
     chosen = _policy(ctx, policy, registry)  # a typo fails before anything is loaded
-    if registry is None or ref is None:
-        done = _assess(ctx, st, model, str(model), data, chosen, label, arch, layout,
-                       save_adversarial, fmt)
+    if max_seconds is not None:
+        chosen = chosen.with_max_seconds(max_seconds)
+    how = _Run(chosen, label, arch, layout, save_adversarial, fmt, not no_cache)
+    if remote:
+        done = _assess_endpoint(ctx, st, model, _headers(header or []), data, how)
+    elif registry is None or ref is None:
+        done = _assess(ctx, st, Path(model), model, data, how)
     else:
         ref = registry.show(ref).summary.ref  # NAME@ALIAS → NAME@N, fixed for the record
         with tempfile.TemporaryDirectory(prefix="assess-") as scratch:
             copy = Path(scratch) / "version"
             manifest = registry.get(ref, copy)  # verified digest by digest as it decrypts
             path = copy / _model_file([f.path for f in manifest.files], file, ref)
-            done = _assess(ctx, st, path, f"{ref}:{path.name}", data, chosen, label, arch,
-                           layout, save_adversarial, fmt)
+            done = _assess(ctx, st, path, f"{ref}:{path.name}", data, how)
         passed = all(f.severity is Severity.INFO for f in done.findings)
+        # a cache hit is recorded too: it is the evidence bound to this digest (it says so)
         number = registry.record_assessment(ref, policy_digest=chosen.digest, passed=passed,
                                             document=done.to_dict())
-        st.say(f"recorded assessment #{number} of {ref}: {'passed' if passed else 'failed'}")
+        st.say(f"recorded assessment #{number} of {ref}: {'passed' if passed else 'failed'}"
+               + (" (figures from the cache)" if done.cached else ""))
+        if chosen.base_digest is not None:
+            st.say(f"note: with --max-seconds the policy is another one (SHA-256 "
+                   f"{chosen.digest[:16]}…, not {chosen.base_digest[:16]}…): the release gate "
+                   "does not count this assessment as one under the policy as written")
     if fmt is OutputFormat.TABLE:
         _curves(st, done)
     raise typer.Exit(emit_findings(st, done.findings, tool="assess run", fmt=fmt,
                                    fail_on=threshold, output=output,
                                    summary=done.to_dict(), sections=lambda: _sections(done)))
+
+
+def _headers(given: list[str]) -> dict[str, str]:
+    out = {}
+    for item in given:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {item!r} is not NAME:VALUE",
+                             hint="e.g. --header 'Authorization: Bearer TOKEN'")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _assess_endpoint(ctx: typer.Context, st: State, url: str, headers: dict[str, str],
+                     data: Path, run: _Run) -> Assessment:
+    """Attack a served model through its URL: black-box only (white-box tests: not run), never
+    cached (what answers behind a URL can change without its bytes being seen)."""
+    from bastion.assess import assess
+    from bastion.cli.data import _load
+    from bastion.data.layout import model_inputs
+    from bastion.models.remote import RemotePredictor
+
+    dataset = _load(ctx, data, run.label, layout=run.layout)
+    with RemotePredictor.connect(url, headers=headers) as predictor, _progress(st) as progress:
+        x = model_inputs(dataset, predictor, run.layout)
+        done = assess(predictor, x, dataset.labels, run.policy, source=url, model_sha256=None,
+                      images=dataset.pixels, progress=progress,
+                      keep_examples=run.keep_examples)
+    if run.save_adversarial is not None:
+        count = done.save_adversarial(run.save_adversarial)
+        st.say(f"wrote {count} adversarial examples to {run.save_adversarial}")
+    return done
 
 
 def _sections(done: Assessment) -> list[Any]:
@@ -182,29 +243,72 @@ def _sections(done: Assessment) -> list[Any]:
     return sections(done)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """How ``assess run`` was asked to assess, whatever the target."""
+
+    policy: Policy
+    label: str | None
+    arch: str | None
+    layout: Layout
+    save_adversarial: Path | None
+    fmt: OutputFormat
+    cache: bool
+
+    @property
+    def keep_examples(self) -> bool:
+        """The adversarial examples are needed (saved, or drawn in the HTML report)."""
+        return self.save_adversarial is not None or self.fmt is OutputFormat.HTML
+
+
 def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
-            chosen: Policy, label: str | None, arch: str | None, layout: Layout,
-            save_adversarial: Path | None, fmt: OutputFormat) -> Assessment:
-    """Load (scan first), build the inputs the model takes, attack, and save the examples."""
+            run: _Run) -> Assessment:
+    """Load (scan first), build the inputs the model takes, read the figures from the cache
+    or attack, and save the examples.
+
+    The examples are not cached: a run that needs them (--save-adversarial, --format html)
+    attacks, and refreshes the cache entry. So does --no-cache.
+    """
     from bastion.assess import assess
+    from bastion.assess.cache import AssessmentCache, cache_key, code_digest
     from bastion.cli._arch import import_factory
     from bastion.cli.data import _load
     from bastion.data.layout import model_inputs, with_layout
     from bastion.models import load_model
 
-    factory = import_factory(arch) if arch is not None else None
+    factory = import_factory(run.arch) if run.arch is not None else None
     loaded = load_model(model, arch=factory)  # scans these exact bytes first
-    dataset = _load(ctx, data, label, layout=layout)
-    x = model_inputs(dataset, loaded.predictor, layout)
-    dataset = with_layout(dataset, loaded.predictor, layout)
+    dataset = _load(ctx, data, run.label, layout=run.layout)
+    x = model_inputs(dataset, loaded.predictor, run.layout)
+    dataset = with_layout(dataset, loaded.predictor, run.layout)
+    architecture = code_digest(factory) if factory is not None else None
+    # an --arch whose code cannot be read is not cached: the weights do not say the network
+    cache = (AssessmentCache.default(home=st.home)
+             if run.cache and (factory is None or architecture) else None)
+    key = None if cache is None else cache_key(
+        model_sha256=loaded.sha256, x=x, labels=dataset.labels, policy=run.policy,
+        architecture=architecture)
+    if cache is not None and key is not None and not run.keep_examples:
+        hit = cache.load(key, run.policy, source=source, warn=st.say)
+        if hit is not None and hit.cached is not None:
+            st.say(f"unchanged model, data and policy: figures from the cache "
+                   f"({_when(hit.cached)}), not re-attacked")
+            return hit
     with _progress(st) as progress:
-        done = assess(loaded.predictor, x, dataset.labels, chosen, source=source,
+        done = assess(loaded.predictor, x, dataset.labels, run.policy, source=source,
                       model_sha256=loaded.sha256, images=dataset.pixels, progress=progress,
-                      keep_examples=save_adversarial is not None or fmt is OutputFormat.HTML)
-    if save_adversarial is not None:
-        count = done.save_adversarial(save_adversarial)
-        st.say(f"wrote {count} adversarial examples to {save_adversarial}")
+                      keep_examples=run.keep_examples)
+    if cache is not None and key is not None:
+        cache.store(key, done, warn=st.say)
+    if run.save_adversarial is not None:
+        count = done.save_adversarial(run.save_adversarial)
+        st.say(f"wrote {count} adversarial examples to {run.save_adversarial}")
     return done
+
+
+def _when(stamp: str) -> str:
+    """A stored UTC stamp for people: ``2026-12-04 10:31 UTC``."""
+    return f"{stamp[:10]} {stamp[11:16]} UTC"
 
 
 def _local_catalog(ctx: typer.Context, what: str) -> Catalog:
