@@ -151,6 +151,7 @@ class TorchPredictor:
         if batch_size < 1:
             raise ModelError(f"batch_size must be at least 1, not {batch_size}")
         self._module = module
+        self._modules = tuple(module.modules())  # walked once: every call checks their modes
         first = next((p for p in module.parameters() if p.is_floating_point()), None)
         self._dtype = first.dtype if first is not None else torch.float32
         self._device = first.device if first is not None else torch.device("cpu")
@@ -184,7 +185,7 @@ class TorchPredictor:
         Flags are set per module, not through ``train()``/``eval()`` (which recurse): a
         black-box attack makes thousands of one-row calls, and only modules in training mode
         need touching at all."""
-        training = [m for m in self._module.modules() if m.training]
+        training = [m for m in self._modules if m.training]
         for m in training:
             m.training = False
         try:
