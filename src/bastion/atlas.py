@@ -16,6 +16,7 @@ from typing import Final
 __all__ = [
     "CRAFT_ADVERSARIAL_DATA",
     "EVADE_MODEL",
+    "INFER_TRAINING_DATA_MEMBERSHIP",
     "MANIPULATE_MODEL",
     "NAMES",
     "POISON_TRAINING_DATA",
@@ -31,6 +32,7 @@ MANIPULATE_MODEL: Final = "AML.T0018"
 POISON_TRAINING_DATA: Final = "AML.T0020"
 EVADE_MODEL: Final = "AML.T0015"
 CRAFT_ADVERSARIAL_DATA: Final = "AML.T0043"
+INFER_TRAINING_DATA_MEMBERSHIP: Final = "AML.T0024.000"
 
 NAMES: Final[dict[str, str]] = {
     SUPPLY_CHAIN_COMPROMISE: "AI Supply Chain Compromise",
@@ -40,5 +42,7 @@ NAMES: Final[dict[str, str]] = {
     POISON_TRAINING_DATA: "Poison Training Data",
     EVADE_MODEL: "Evade AI Model",
     CRAFT_ADVERSARIAL_DATA: "Craft Adversarial Data",
+    INFER_TRAINING_DATA_MEMBERSHIP: "Infer Training Data Membership",  # of Exfiltration via
+    # AI Inference API
 }
 """Each cited technique's ATLAS name."""

@@ -18,6 +18,9 @@ Architecture:
 * ``policy`` — the YAML policy, checked against ``policy.schema.json``; risk presets.
 * ``evasion`` — white-box tests (FGSM, PGD L∞/L2, AutoPGD) through ART; ``_blackbox`` —
   HopSkipJump and Square on ``predict_proba`` alone; ``_art`` — the seam to ART.
+* ``membership`` — membership inference (loss and confidence thresholds, ART's black-box
+  attack, offline LiRA with shadow models from ``_shadow``): AUC, balanced accuracy, TPR at
+  0.1 % and 1 % FPR (NCSC 1.3, 5.1).
 * ``requirements`` — thresholds read against results, one finding each, failing closed.
 * ``runner`` — :func:`assess`: labels, sample, input range, tests, judgement.
 * ``cache`` — finished assessments kept by model, data, policy and library versions, so an

@@ -22,6 +22,8 @@ DEFAULTS: Final[dict[str, Any]] = {
         "autopgd": {"norm": "inf", "steps": 20},
         "hopskipjump": {"norm": "2", "samples": 20, "max_queries": 1000},
         "square": {"norm": "inf", "samples": 20, "max_queries": 500},
+        "membership": {"attacks": ["threshold", "confidence", "art_blackbox"], "samples": 500,
+                       "shadow_models": 8, "epochs": 20, "learning_rate": 1e-3},
     },
 }
 """What a field left out of a policy means."""
@@ -74,6 +76,8 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
                             "max_queries": 5000},
             "square": {"eps": [0.02, 0.05, 0.1], "norm": "inf", "samples": 50,
                        "max_queries": 2000},
+            "membership": {"attacks": ["threshold", "confidence", "art_blackbox", "lira"],
+                           "samples": 1000, "shadow_models": 16, "epochs": 20},
         },
         "requirements": [
             {"test": "pgd_linf", "metric": "robust_accuracy", "eps": 0.1, "min": 0.7,
@@ -85,6 +89,11 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             {"test": "square", "metric": "robust_accuracy", "eps": 0.05, "min": 0.7,
              "severity": "high"},
             {"test": "hopskipjump", "metric": "median_perturbation", "min": 1.0,
+             "severity": "medium"},
+            {"test": "membership", "metric": "auc", "max": 0.6, "severity": "high"},
+            {"test": "membership", "metric": "tpr_at_1pct_fpr", "max": 0.05,
+             "severity": "high"},
+            {"test": "membership", "metric": "tpr_at_0_1pct_fpr", "max": 0.01,
              "severity": "medium"},
         ],
     },
@@ -117,7 +126,14 @@ _TESTS: Final = {
     "autopgd": "white-box: AutoPGD, step size adapted as it goes (a stronger PGD)",
     "hopskipjump": "black-box (any model, probabilities only): smallest perturbation found",
     "square": "black-box: random square patches within eps (score-based)",
+    "membership": "privacy (NCSC 1.3, 5.1): tell training rows apart; needs --members",
 }
+
+_MEMBERSHIP_OFF: Final = """\
+  # membership:                     # privacy (NCSC 1.3, 5.1): can an attacker tell the
+  #   attacks: [threshold, confidence, art_blackbox]   # training rows apart? needs
+  #   samples: 500                  # --members TRAIN; lira (shadow models) in the high preset
+"""
 
 _KEYS: Final = {
     "steps": "iterations",
@@ -126,7 +142,13 @@ _KEYS: Final = {
     "norm": "inf or 2",
     "samples": "samples attacked (the first of the white-box sample)",
     "max_queries": "model queries allowed per sample",
+    "attacks": "threshold, confidence, art_blackbox, lira",
+    "shadow_models": "LiRA: shadow models on halves of the non-members",
+    "epochs": "LiRA on PyTorch: epochs per shadow network",
+    "learning_rate": "LiRA on PyTorch: Adam's learning rate",
 }
+_MEMBERSHIP_KEYS: Final = {"attacks": "",
+                            "samples": "at most this many members and non-members each"}
 
 
 def preset(risk: str) -> dict[str, Any]:
@@ -159,10 +181,18 @@ def template(risk: str) -> str:
     lines += ["", "tests:                            # each runs; remove one to skip it"]
     for name, body in data["tests"].items():
         lines.append(_line(f"  {name}:", _TESTS[name]))
-        lines += [_line(f"    {k}: {_flow(v)}", _KEYS.get(k, "")) for k, v in body.items()]
+        keys = {**_KEYS, **_MEMBERSHIP_KEYS} if name == "membership" else _KEYS
+        lines += [_line(f"    {k}: {_flow(v)}", keys.get(k, "")) for k, v in body.items()]
+    if "membership" not in data["tests"]:
+        lines += _MEMBERSHIP_OFF.rstrip("\n").split("\n")
     lines += ["", "requirements:                     # each yields a pass or fail finding;",
               "  # metric: robust_accuracy | worst_class_robust_accuracy (at eps, one the",
-              "  # test measures), clean_accuracy, median_perturbation (black-box tests);",
+              "  # test measures), clean_accuracy, median_perturbation (black-box tests):",
+              "  # min (higher is safer); membership: auc | balanced_accuracy |",
+              "  # tpr_at_1pct_fpr | tpr_at_0_1pct_fpr: max (lower is safer), of the",
+              "  # strongest attack (or attack: one of them);",
               "  # severity: of the finding when it fails"]
     lines += [f"  - {_flow(r)}" for r in data["requirements"]]
+    if "membership" not in data["tests"]:
+        lines.append("  # - {test: membership, metric: tpr_at_1pct_fpr, max: 0.05}")
     return "\n".join(lines) + "\n"

@@ -61,8 +61,9 @@ class CacheKey:
     digest: str
     """SHA-256 of ``parts`` as canonical JSON."""
     parts: Mapping[str, Any]
-    """The model digest, the input digest, the policy digest and its overrides, the library
-    versions, Bastion's own attack code, and any architecture code (``--arch``)."""
+    """The model digest, the input digest (and the member and non-member data's), the policy
+    digest and its overrides, the library versions, Bastion's own attack code, and any
+    architecture code (``--arch``)."""
 
 
 def input_digest(x: npt.ArrayLike, labels: npt.ArrayLike | None) -> str:
@@ -116,16 +117,23 @@ def _own_code() -> str:
 
 def cache_key(*, model_sha256: str, x: npt.ArrayLike, labels: npt.ArrayLike | None,
               policy: Policy, architecture: str | None = None,
-              libraries: Mapping[str, str] | None = None) -> CacheKey:
+              libraries: Mapping[str, str] | None = None,
+              members: tuple[npt.ArrayLike, npt.ArrayLike | None] | None = None,
+              non_members: tuple[npt.ArrayLike, npt.ArrayLike | None] | None = None,
+              ) -> CacheKey:
     """The key of an assessment of the model whose bytes hash to ``model_sha256`` on ``x``
     and ``labels`` (exactly what :func:`~bastion.assess.assess` is handed) under ``policy``.
 
     Args:
         architecture: :func:`code_digest` of the ``--arch`` factory, when there is one.
         libraries: the versions the figures depend on (default: those installed).
+        members, non_members: the membership test's data, ``(inputs, labels)``, as handed
+            to ``assess`` (``None``: not given).
     """
     parts: dict[str, Any] = {
         "format": FORMAT, "model_sha256": model_sha256, "inputs_sha256": input_digest(x, labels),
+        "members_sha256": None if members is None else input_digest(*members),
+        "non_members_sha256": None if non_members is None else input_digest(*non_members),
         "policy_digest": policy.digest, "overrides": dict(policy.overrides),
         "libraries": dict(_versions() if libraries is None else libraries),
         "bastion_code": _own_code(), "architecture": architecture}

@@ -27,6 +27,10 @@ __all__ = [
     "CurvePoint",
     "EvasionResult",
     "Examples",
+    "MembershipAttack",
+    "MembershipFigures",
+    "MembershipResult",
+    "MembershipSkipped",
     "Norm",
     "PolicyError",
     "Progress",
@@ -51,6 +55,7 @@ class Attack(enum.StrEnum):
     AUTOPGD = "autopgd"
     HOPSKIPJUMP = "hopskipjump"
     SQUARE = "square"
+    MEMBERSHIP = "membership"
 
     @property
     def white_box(self) -> bool:
@@ -66,6 +71,7 @@ class Attack(enum.StrEnum):
 _TITLES = {
     Attack.FGSM: "FGSM", Attack.PGD_LINF: "PGD (L∞)", Attack.PGD_L2: "PGD (L2)",
     Attack.AUTOPGD: "AutoPGD", Attack.HOPSKIPJUMP: "HopSkipJump", Attack.SQUARE: "Square",
+    Attack.MEMBERSHIP: "Membership inference",
 }
 
 
@@ -224,16 +230,181 @@ class SkippedTest:
                    remedy=str(data["remedy"]))
 
 
-def result_from_dict(data: Mapping[str, Any]) -> EvasionResult | SkippedTest:
-    """A test's result read back: a :class:`SkippedTest` when it says ``skipped``.
+class MembershipAttack(enum.StrEnum):
+    """The membership inference attacks the ``membership`` test can run (``attacks:``)."""
+
+    THRESHOLD = "threshold"
+    """The loss on the true label, thresholded (Yeom et al. 2018): low loss, a member."""
+    CONFIDENCE = "confidence"
+    """The highest class probability, thresholded: needs no label."""
+    ART_BLACKBOX = "art_blackbox"
+    """ART's ``MembershipInferenceBlackBox``: a classifier trained on the model's outputs for
+    half the members and non-members, scored on the other half (Shokri et al. 2017)."""
+    LIRA = "lira"
+    """The offline Likelihood Ratio Attack (Carlini et al. 2022): shadow models trained on
+    halves of the non-members, a Gaussian of each example's logit-scaled confidence when
+    it was left out, a one-sided test."""
+
+    @property
+    def display_name(self) -> str:
+        """The attack's name for people."""
+        return _MIA_TITLES[self]
+
+
+_MIA_TITLES = {
+    MembershipAttack.THRESHOLD: "loss threshold", MembershipAttack.CONFIDENCE:
+    "confidence threshold", MembershipAttack.ART_BLACKBOX: "ART black-box",
+    MembershipAttack.LIRA: "LiRA (offline)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipFigures:
+    """How well one membership inference attack told members from non-members."""
+
+    attack: MembershipAttack
+    """Which attack."""
+    members: int
+    """Members it was scored on."""
+    non_members: int
+    """Non-members it was scored on (the low-FPR figures need enough of them)."""
+    auc: float
+    """Area under the ROC curve: 0.5 is chance, 1 tells every member apart."""
+    balanced_accuracy: float
+    """Mean of TPR and TNR at the best threshold (0.5 + the largest TPR − FPR gap / 2): what
+    an attacker who can calibrate on a few known members reaches."""
+    tpr_at_0_1pct_fpr: float | None
+    """Share of members flagged while at most 0.1 % of non-members are; ``None`` with fewer
+    than 1,000 non-members (not measurable)."""
+    tpr_at_1pct_fpr: float | None
+    """The same at 1 % FPR; ``None`` with fewer than 100 non-members."""
+    roc: tuple[tuple[float, float], ...]
+    """(FPR, TPR) points of the ROC curve (thinned for the report)."""
+    seconds: float
+    """Wall-clock time spent."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The attack's own settings, as run."""
+
+    def value(self, metric: str) -> float | None:
+        """The figure named ``metric`` (``auc``, ``tpr_at_1pct_fpr`` …)."""
+        found = getattr(self, metric, None)
+        return None if found is None else float(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"attack": self.attack.value, "members": self.members,
+                "non_members": self.non_members, "auc": self.auc,
+                "balanced_accuracy": self.balanced_accuracy,
+                "tpr_at_0_1pct_fpr": self.tpr_at_0_1pct_fpr,
+                "tpr_at_1pct_fpr": self.tpr_at_1pct_fpr,
+                "roc": [list(p) for p in self.roc], "seconds": round(self.seconds, 3),
+                "parameters": dict(self.parameters)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        return cls(attack=MembershipAttack(data["attack"]), members=int(data["members"]),
+                   non_members=int(data["non_members"]), auc=float(data["auc"]),
+                   balanced_accuracy=float(data["balanced_accuracy"]),
+                   tpr_at_0_1pct_fpr=_number(data.get("tpr_at_0_1pct_fpr")),
+                   tpr_at_1pct_fpr=_number(data.get("tpr_at_1pct_fpr")),
+                   roc=tuple((float(f), float(t)) for f, t in data["roc"]),
+                   seconds=float(data["seconds"]), parameters=dict(data["parameters"]))
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipSkipped:
+    """A membership attack the policy asks for that could not run (a failure, never a pass)."""
+
+    attack: MembershipAttack
+    """Which attack."""
+    reason: str
+    """Why it could not run."""
+    remedy: str
+    """What would let it run."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"attack": self.attack.value, "skipped": True, "reason": self.reason,
+                "remedy": self.remedy}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        return cls(attack=MembershipAttack(data["attack"]), reason=str(data["reason"]),
+                   remedy=str(data["remedy"]))
+
+
+@dataclass(frozen=True, eq=False)
+class MembershipResult:
+    """The membership inference test that ran: one set of figures per attack (NCSC 1.3, 5.1)."""
+
+    members: int
+    """Members (training examples) sampled."""
+    non_members: int
+    """Non-members sampled."""
+    attacks: tuple[MembershipFigures | MembershipSkipped, ...]
+    """One per attack of the policy, in its order."""
+    complete: bool
+    """``False`` when the time budget ran out before every attack finished."""
+    seconds: float
+    """Wall-clock time spent."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The test's settings, as run."""
+
+    attack: Attack = Attack.MEMBERSHIP
+    """The test (always :attr:`Attack.MEMBERSHIP`)."""
+
+    def figures(self, attack: MembershipAttack | None = None) -> list[MembershipFigures]:
+        """The attacks that ran (only ``attack``'s, when named)."""
+        return [a for a in self.attacks if isinstance(a, MembershipFigures)
+                and (attack is None or a.attack is attack)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"attack": self.attack.value, "members": self.members,
+                "non_members": self.non_members,
+                "attacks": [a.to_dict() for a in self.attacks], "complete": self.complete,
+                "seconds": round(self.seconds, 3), "parameters": dict(self.parameters)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        if data.get("attack") != Attack.MEMBERSHIP.value:
+            raise ValueError("not a membership result")
+        attacks = tuple(MembershipSkipped.from_dict(a) if a.get("skipped")
+                        else MembershipFigures.from_dict(a) for a in data["attacks"])
+        return cls(members=int(data["members"]), non_members=int(data["non_members"]),
+                   attacks=attacks, complete=_flag(data["complete"]),
+                   seconds=float(data["seconds"]), parameters=dict(data["parameters"]))
+
+
+def result_from_dict(data: Mapping[str, Any],
+                     ) -> EvasionResult | MembershipResult | SkippedTest:
+    """A test's result read back: a :class:`SkippedTest` when it says ``skipped``, a
+    :class:`MembershipResult` for the membership test, else an :class:`EvasionResult`.
 
     Raises:
-        KeyError, TypeError, ValueError: ``data`` is neither result's :meth:`to_dict`.
+        KeyError, TypeError, ValueError: ``data`` is no result's :meth:`to_dict`.
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"a test's result is a mapping, not {type(data).__name__}")
     if data.get("skipped"):
         return SkippedTest.from_dict(data)
+    if data.get("attack") == Attack.MEMBERSHIP.value:
+        return MembershipResult.from_dict(data)
     return EvasionResult.from_dict(data)
 
 

@@ -1,5 +1,6 @@
 """The HTML report of an assessment: accuracy against ε, per-class bars, clean against
-adversarial images; figures as PNG bytes (matplotlib, Agg backend: no display, no files)."""
+adversarial images, membership inference ROC curves on log-log axes; figures as PNG bytes
+(matplotlib, Agg backend: no display, no files)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from bastion.assess.interface import EvasionResult, Norm, SkippedTest
+from bastion.assess.interface import (
+    EvasionResult,
+    MembershipFigures,
+    MembershipResult,
+    Norm,
+    SkippedTest,
+)
 from bastion.assess.runner import Assessment
 from bastion.report.html import Section
 
-__all__ = ["accuracy_plot", "class_plot", "images_plot", "sections"]
+__all__ = ["accuracy_plot", "class_plot", "images_plot", "roc_plot", "sections"]
 
 _MAX_IMAGES: Final = 8
 
@@ -72,6 +79,52 @@ def class_plot(result: EvasionResult) -> bytes:
     return _png(figure)
 
 
+def roc_plot(result: MembershipResult) -> bytes:
+    """Each attack's ROC curve on log-log axes (where the low-FPR figures live), beside
+    chance (TPR = FPR) and the 0.1 % and 1 % FPR lines."""
+    figure = _figure(5.2, 4.4)
+    axes = figure.add_subplot()
+    ran = result.figures()
+    low = min((p[0] for a in ran for p in a.roc if p[0] > 0), default=1e-3)
+    for a in ran:
+        points = [(f, t) for f, t in a.roc if f > 0 and t > 0]
+        if points:
+            axes.plot([f for f, _ in points], [t for _, t in points], "-",
+                      label=f"{a.attack.display_name} (AUC {a.auc:.2f})")
+    axes.plot([low, 1.0], [low, 1.0], ":", color="#8c959f", label="chance")
+    for alpha in (0.001, 0.01):
+        if alpha >= low:
+            axes.axvline(alpha, color="#d0d7de", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlim(low, 1.0)
+    axes.set_ylim(low, 1.02)
+    axes.set_xlabel("false positive rate (non-members called members)")
+    axes.set_ylabel("true positive rate (members found)")
+    axes.legend(loc="lower right")
+    axes.set_title("membership inference ROC")
+    return _png(figure)
+
+
+def _rate(value: float | None) -> str:
+    return "not measurable" if value is None else f"{value:.3f}"
+
+
+def _membership_section(result: MembershipResult) -> Section:
+    rows = [(a.attack.display_name, a.members, a.non_members, f"{a.auc:.3f}",
+             f"{a.balanced_accuracy:.3f}", _rate(a.tpr_at_0_1pct_fpr), _rate(a.tpr_at_1pct_fpr))
+            if isinstance(a, MembershipFigures) else
+            (a.attack.display_name, "", "", "not run", a.reason, "", "")
+            for a in result.attacks]
+    return Section(
+        "Membership inference", "how well each attack tells training rows (members) from "
+        "others; read the true-positive rate at a low false-positive rate: an attack sure "
+        "of a few members leaks them whatever its AUC. A rate needs at least 1/FPR "
+        "non-members to be measured.", figures=[roc_plot(result)] if result.figures() else [],
+        tables=[(("attack", "members", "non-members", "AUC", "balanced accuracy",
+                  "TPR @ 0.1% FPR", "TPR @ 1% FPR"), rows)])
+
+
 def _nhwc(x: npt.NDArray[Any], like: tuple[int, ...]) -> npt.NDArray[Any]:
     """Model inputs as NHWC images shaped like the data's (``like``: one image's shape)."""
     if x.ndim == 4 and x.shape[1:] != like and x.shape[2:] + x.shape[1:2] == like:
@@ -125,11 +178,15 @@ def sections(assessment: Assessment) -> list[Section]:
              "" if p.median_queries is None else f"{p.median_queries:g}")
             for r in ran for p in r.curve]
     figures = [accuracy_plot(ran, norm) for norm in Norm if any(r.norm is norm for r in ran)]
-    out.append(Section("Accuracy under attack", "robust accuracy: the share of samples every "
-                       "attack up to that ε left correctly classified", figures=figures,
-                       tables=[(("test", "norm", "ε", "accuracy", "robust accuracy",
-                                 "median queries"), rows)]))
-    out.append(Section("Per class", figures=[class_plot(r) for r in ran]))
+    if assessment.policy.tests:  # evasion tests asked for (a privacy-only policy has none)
+        out.append(Section("Accuracy under attack", "robust accuracy: the share of samples "
+                           "every attack up to that ε left correctly classified",
+                           figures=figures, tables=[(("test", "norm", "ε", "accuracy",
+                                                      "robust accuracy", "median queries"),
+                                                     rows)]))
+        out.append(Section("Per class", figures=[class_plot(r) for r in ran]))
+    out += [_membership_section(r) for r in assessment.results
+            if isinstance(r, MembershipResult)]
     skipped = [r for r in assessment.results if isinstance(r, SkippedTest)]
     if skipped:
         out.append(Section("Tests not run", tables=[(("test", "reason", "remedy"), [

@@ -29,11 +29,11 @@ from typing import Any, Final, Self
 import yaml
 
 from bastion.assess._presets import DEFAULTS, preset, template
-from bastion.assess.interface import Attack, Norm, PolicyError
+from bastion.assess.interface import Attack, MembershipAttack, Norm, PolicyError
 from bastion.findings import Severity
 
-__all__ = ["AttackSpec", "Metric", "Policy", "Requirement", "Risk", "policy_template",
-           "schema"]
+__all__ = ["AttackSpec", "MembershipSpec", "Metric", "Policy", "Requirement", "Risk",
+           "policy_template", "schema"]
 
 SCHEMA_FILE: Final = "policy.schema.json"
 
@@ -53,11 +53,31 @@ class Metric(enum.StrEnum):
     WORST_CLASS_ROBUST_ACCURACY = "worst_class_robust_accuracy"
     CLEAN_ACCURACY = "clean_accuracy"
     MEDIAN_PERTURBATION = "median_perturbation"
+    AUC = "auc"
+    BALANCED_ACCURACY = "balanced_accuracy"
+    TPR_AT_0_1PCT_FPR = "tpr_at_0_1pct_fpr"
+    TPR_AT_1PCT_FPR = "tpr_at_1pct_fpr"
 
     @property
     def needs_eps(self) -> bool:
         """Whether the metric is read at one ε."""
         return self in (Metric.ROBUST_ACCURACY, Metric.WORST_CLASS_ROBUST_ACCURACY)
+
+    @property
+    def membership(self) -> bool:
+        """Whether the membership test measures it; these are lower-is-safer (``max``)."""
+        return self in _MEMBERSHIP_METRICS
+
+    @property
+    def display_name(self) -> str:
+        """The metric for people."""
+        return _METRIC_TITLES.get(self, self.value.replace("_", " "))
+
+
+_MEMBERSHIP_METRICS: Final = frozenset({Metric.AUC, Metric.BALANCED_ACCURACY,
+                                        Metric.TPR_AT_0_1PCT_FPR, Metric.TPR_AT_1PCT_FPR})
+_METRIC_TITLES: Final = {Metric.AUC: "AUC", Metric.TPR_AT_0_1PCT_FPR: "TPR at 0.1 % FPR",
+                         Metric.TPR_AT_1PCT_FPR: "TPR at 1 % FPR"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +105,27 @@ class AttackSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MembershipSpec:
+    """The membership inference test as the policy sets it up (``tests.membership``)."""
+
+    attacks: tuple[MembershipAttack, ...]
+    """The attacks, in the order they run."""
+    samples: int
+    """At most this many members and as many non-members (the same number of each)."""
+    shadow_models: int
+    """LiRA: shadow models, each trained on a random half of the non-members."""
+    epochs: int
+    """LiRA on a PyTorch model: epochs each shadow network is trained for."""
+    learning_rate: float
+    """LiRA on a PyTorch model: Adam's learning rate for the shadow networks."""
+    max_seconds: float
+    """Time budget for the test."""
+
+    attack: Attack = Attack.MEMBERSHIP
+    """The test (always :attr:`Attack.MEMBERSHIP`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Requirement:
     """A threshold a test's result must meet; each yields a pass or fail finding."""
 
@@ -94,15 +135,29 @@ class Requirement:
     """What it reads."""
     eps: float | None
     """At which ε (robust accuracy metrics)."""
-    minimum: float
-    """The lowest acceptable value."""
+    minimum: float | None
+    """The lowest acceptable value (``min``: the evasion metrics, higher is safer)."""
     severity: Severity
     """The finding's severity when it fails."""
+    maximum: float | None = None
+    """The highest acceptable value (``max``: the membership metrics, lower is safer)."""
+    attack: MembershipAttack | None = None
+    """Membership metrics: the one attack read; ``None``: the strongest of the test's attacks
+    (every one must have run)."""
 
     def __str__(self) -> str:
-        what = self.metric.value.replace("_", " ")
+        what = self.metric.display_name
         at = f" at ε {self.eps:g}" if self.eps is not None else ""
-        return f"{self.test.value}: {what}{at} ≥ {self.minimum:g}"
+        of = f" ({self.attack.value})" if self.attack is not None else ""
+        bound = (f"≤ {self.maximum:g}" if self.maximum is not None
+                 else f"≥ {self.minimum if self.minimum is not None else 0.0:g}")
+        return f"{self.test.value}: {what}{of}{at} {bound}"
+
+    def met_by(self, value: float) -> bool:
+        """Whether a measured ``value`` meets the bound."""
+        if self.maximum is not None:
+            return value <= self.maximum
+        return self.minimum is not None and value >= self.minimum
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +178,7 @@ class Policy:
     input_range: tuple[float, float] | None
     """The inputs' valid range, when the policy fixes it."""
     tests: tuple[AttackSpec, ...]
-    """The tests, in the order they run."""
+    """The evasion tests, in the order they run."""
     requirements: tuple[Requirement, ...]
     """The thresholds."""
     body: Mapping[str, Any] = field(default_factory=dict)
@@ -133,6 +188,14 @@ class Policy:
     policy as written."""
     base_digest: str | None = None
     """With ``overrides``: the digest of the policy as written, before them."""
+    membership: MembershipSpec | None = None
+    """The membership inference test, when the policy runs it (after the evasion tests)."""
+
+    @property
+    def test_names(self) -> list[str]:
+        """Every test the policy runs, by key, in order."""
+        return [t.attack.value for t in self.tests] + (
+            [Attack.MEMBERSHIP.value] if self.membership is not None else [])
 
     @classmethod
     def from_file(cls, path: str | Path) -> Self:
@@ -171,8 +234,13 @@ class Policy:
                               f"{type(data).__name__}",
                               hint="start from: bastion assess policy init --risk medium")
         _check_schema(data, source)  # 1
-        tests = tuple(_spec(Attack(name), body, data) for name, body in data["tests"].items())
-        by_name = {t.attack: t for t in tests}
+        tests = tuple(_spec(Attack(name), body, data) for name, body in data["tests"].items()
+                      if name != Attack.MEMBERSHIP.value)
+        membership = (_membership(data["tests"][Attack.MEMBERSHIP.value], data, source)
+                      if Attack.MEMBERSHIP.value in data["tests"] else None)
+        by_name: dict[Attack, AttackSpec | MembershipSpec] = {t.attack: t for t in tests}
+        if membership is not None:
+            by_name[Attack.MEMBERSHIP] = membership
         for spec in tests:  # 2
             if list(spec.eps) != sorted(set(spec.eps)):
                 raise PolicyError(f"{source}: tests.{spec.attack.value}.eps must ascend, "
@@ -192,7 +260,8 @@ class Policy:
                    sample_size=int(data.get("sample_size", DEFAULTS["sample_size"])),
                    input_range=(None if low_high is None
                                 else (float(low_high[0]), float(low_high[1]))),
-                   tests=tests, requirements=requirements, body=json.loads(canonical))
+                   tests=tests, requirements=requirements, body=json.loads(canonical),
+                   membership=membership)
 
     def with_max_seconds(self, seconds: float) -> Self:
         """This policy with every test's time budget set to ``seconds``: the top-level
@@ -271,8 +340,12 @@ def _check_schema(data: Mapping[str, Any], source: str) -> None:
             f"{', '.join(known)}"
         raise PolicyError(f"{source}: unknown field {field!r}", hint=hint.strip())
     if error.validator == "required":
+        said = error.schema.get("description") if isinstance(error.schema, Mapping) else None
         raise PolicyError(f"{source}: {where}: {error.message}",
-                          hint="see: bastion assess policy init --risk medium")
+                          hint=str(said or "see: bastion assess policy init --risk medium"))
+    if error.validator == "not" and error.validator_value == {}:  # ruled out by the metric
+        raise PolicyError(f"{source}: {where} is not allowed with this metric",
+                          hint=str(error.schema.get("description", "remove it")))
     if error.validator == "enum":
         choices = ", ".join(dict.fromkeys(str(c) for c in error.validator_value))
         raise PolicyError(f"{source}: {where} is {error.instance!r}, not one of the choices",
@@ -296,16 +369,45 @@ def _spec(attack: Attack, body: Mapping[str, Any], data: Mapping[str, Any]) -> A
                                                            DEFAULTS["max_seconds"]))))
 
 
-def _requirement(index: int, body: Mapping[str, Any], tests: Mapping[Attack, AttackSpec],
-                 source: str) -> Requirement:
+def _membership(body: Mapping[str, Any], data: Mapping[str, Any], source: str,
+                ) -> MembershipSpec:
+    defaults = DEFAULTS["tests"][Attack.MEMBERSHIP.value]
+    attacks = [str(a) for a in body.get("attacks", defaults["attacks"])]
+    if len(set(attacks)) != len(attacks):
+        raise PolicyError(f"{source}: tests.membership.attacks names an attack twice "
+                          f"({attacks})", hint=f"write it as {list(dict.fromkeys(attacks))}")
+    return MembershipSpec(
+        attacks=tuple(MembershipAttack(a) for a in attacks),
+        samples=int(body.get("samples", defaults["samples"])),
+        shadow_models=int(body.get("shadow_models", defaults["shadow_models"])),
+        epochs=int(body.get("epochs", defaults["epochs"])),
+        learning_rate=float(body.get("learning_rate", defaults["learning_rate"])),
+        max_seconds=float(body.get("max_seconds", data.get("max_seconds",
+                                                           DEFAULTS["max_seconds"]))))
+
+
+def _requirement(index: int, body: Mapping[str, Any],
+                 tests: Mapping[Attack, AttackSpec | MembershipSpec], source: str,
+                 ) -> Requirement:
+    """Steps: 1. its test runs; 2. its metric is one that test measures, bounded the safe
+    way (``min`` for evasion figures, ``max`` for membership ones); 3. its ε or attack is
+    one the test measures."""
     where = f"requirements[{index}]"
     attack, metric = Attack(body["test"]), Metric(body["metric"])
     spec = tests.get(attack)
-    if spec is None:
+    if spec is None:  # 1
         raise PolicyError(f"{source}: {where}.test is {attack.value!r}, which the policy's "
                           "tests do not run",
                           hint=f"add tests.{attack.value}, or use one of: "
                                f"{', '.join(t.value for t in tests)}")
+    if isinstance(spec, MembershipSpec) or metric.membership:  # 2
+        return _membership_requirement(where, body, attack, metric, spec, source)
+    if "max" in body:
+        raise PolicyError(f"{source}: {where}.max: {metric.value} is higher-is-safer",
+                          hint="give min (the lowest acceptable value) instead")
+    if "attack" in body:
+        raise PolicyError(f"{source}: {where}.attack is for the membership test",
+                          hint="remove it")
     eps = body.get("eps")
     if metric.needs_eps:
         if eps is None:
@@ -321,6 +423,40 @@ def _requirement(index: int, body: Mapping[str, Any], tests: Mapping[Attack, Att
     if metric is Metric.MEDIAN_PERTURBATION and attack.white_box:
         raise PolicyError(f"{source}: {where}: median_perturbation is measured by the "
                           "black-box tests only", hint="use test: hopskipjump or square")
+    if "min" not in body:
+        raise PolicyError(f"{source}: {where} names no min",
+                          hint=f"add min: the lowest acceptable {metric.value}")
     return Requirement(test=attack, metric=metric,
                        eps=None if eps is None else float(eps), minimum=float(body["min"]),
+                       severity=Severity.parse(str(body.get("severity", "high"))))
+
+
+def _membership_requirement(where: str, body: Mapping[str, Any], attack: Attack,
+                            metric: Metric, spec: AttackSpec | MembershipSpec, source: str,
+                            ) -> Requirement:
+    known = ", ".join(m.value for m in Metric if m.membership)
+    if not isinstance(spec, MembershipSpec):
+        raise PolicyError(f"{source}: {where}: {metric.value} is measured by the membership "
+                          "test only", hint="use test: membership")
+    if not metric.membership:
+        raise PolicyError(f"{source}: {where}.metric {metric.value!r} is not one the "
+                          "membership test measures", hint=f"use one of: {known}")
+    if "min" in body:
+        raise PolicyError(f"{source}: {where}.min: {metric.value} is lower-is-safer (an "
+                          "attack that tells members apart)",
+                          hint="give max (the highest acceptable value) instead")
+    if "max" not in body:
+        raise PolicyError(f"{source}: {where} names no max",
+                          hint=f"add max: the highest acceptable {metric.value}")
+    if "eps" in body:
+        raise PolicyError(f"{source}: {where}.eps means nothing for {metric.value}",
+                          hint="remove it")
+    chosen = body.get("attack")
+    if chosen is not None and MembershipAttack(chosen) not in spec.attacks:
+        raise PolicyError(f"{source}: {where}.attack is {chosen!r}, which "
+                          "tests.membership.attacks does not run",
+                          hint=f"use one of {[a.value for a in spec.attacks]}, or add it there")
+    return Requirement(test=attack, metric=metric, eps=None, minimum=None,
+                       maximum=float(body["max"]),
+                       attack=None if chosen is None else MembershipAttack(chosen),
                        severity=Severity.parse(str(body.get("severity", "high"))))

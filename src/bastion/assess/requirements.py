@@ -2,7 +2,9 @@
 
 Fail closed (DESIGN invariant 2): a requirement on a test that could not run, or on an ε the
 test did not reach in its time, fails, and so does the test itself; only a measured figure at
-or above the threshold passes.
+or above the threshold passes. Membership figures are lower-is-safer (``max``): read from the
+strongest attack unless the requirement names one, and every attack must have run; a TPR at
+an FPR the non-members are too few to measure fails with that reason.
 """
 
 from __future__ import annotations
@@ -12,14 +14,33 @@ from collections.abc import Sequence
 from typing import Final
 
 from bastion import atlas
-from bastion.assess.interface import Attack, EvasionResult, SkippedTest
+from bastion.assess.interface import (
+    Attack,
+    EvasionResult,
+    MembershipFigures,
+    MembershipResult,
+    MembershipSkipped,
+    SkippedTest,
+)
 from bastion.assess.policy import Metric, Policy, Requirement
 from bastion.findings import Finding, Location, Principle, Severity
 
 __all__ = ["judge", "remediation"]
 
 TECHNIQUES: Final[tuple[str, ...]] = (atlas.EVADE_MODEL, atlas.CRAFT_ADVERSARIAL_DATA)
-"""MITRE ATLAS techniques these findings cite."""
+"""MITRE ATLAS techniques the evasion findings cite."""
+PRIVACY_TECHNIQUES: Final[tuple[str, ...]] = (atlas.INFER_TRAINING_DATA_MEMBERSHIP,)
+"""MITRE ATLAS techniques the membership findings cite."""
+
+_PRIVACY_FIX: Final = (
+    "Reduce what the model memorises and what its answers reveal: regularise it (weight "
+    "decay, dropout, early stopping, more data), train it with differential privacy "
+    "(DP-SGD, Abadi et al. 2016), and serve fewer output digits or labels only through the "
+    "gateway (NCSC 3.3). A model that leaks membership is as sensitive as its training data: "
+    "restrict access to it (NCSC 1.3) and decommission it as you would the data (NCSC 5.1)."
+)
+_LOW_FPR: Final = {Metric.TPR_AT_0_1PCT_FPR: 1000, Metric.TPR_AT_1PCT_FPR: 100}
+"""Non-members a TPR at low FPR needs to be measured at all (1 / FPR)."""
 
 _WHITE_BOX_FIX: Final = (
     "Adversarially train the model (PGD adversarial training, Madry et al. 2018; the saved "
@@ -35,7 +56,39 @@ _BLACK_BOX_FIX: Final = (
 
 def remediation(attack: Attack) -> str:
     """What to do when ``attack`` succeeds too easily."""
+    if attack is Attack.MEMBERSHIP:
+        return _PRIVACY_FIX
     return _WHITE_BOX_FIX if attack.white_box else _BLACK_BOX_FIX
+
+
+def _principle(attack: Attack) -> Principle:
+    return Principle.P1_3 if attack is Attack.MEMBERSHIP else Principle.P2_1
+
+
+def _techniques(attack: Attack) -> tuple[str, ...]:
+    return PRIVACY_TECHNIQUES if attack is Attack.MEMBERSHIP else TECHNIQUES
+
+
+def _membership_measure(req: Requirement, result: MembershipResult,
+                        ) -> tuple[float | None, str, str | None]:
+    """The figure, why it is missing, and which attack gave it: the one named, else the
+    strongest (largest) of them all, each of which must have been measured."""
+    chosen = [a for a in result.attacks if req.attack is None or a.attack is req.attack]
+    skipped = [a for a in chosen if isinstance(a, MembershipSkipped)]
+    if skipped:
+        return None, f"{skipped[0].attack.display_name} did not run ({skipped[0].reason})", None
+    ran = [a for a in chosen if isinstance(a, MembershipFigures)]
+    if not ran:
+        return None, "no attack of the test measured it", None
+    values = [(a.value(req.metric.value), a) for a in ran]
+    missing = [a for v, a in values if v is None]
+    if missing:
+        need = _LOW_FPR.get(req.metric, 0)
+        return None, (f"{req.metric.display_name} is not measurable with "
+                      f"{missing[0].non_members} non-members (it needs at least {need}; "
+                      "give more non-members and raise tests.membership.samples)"), None
+    value, strongest = max(((v, a) for v, a in values if v is not None), key=lambda t: t[0])
+    return value, "", strongest.attack.value
 
 
 def _measure(req: Requirement, result: EvasionResult) -> tuple[float | None, str]:
@@ -56,30 +109,43 @@ def _measure(req: Requirement, result: EvasionResult) -> tuple[float | None, str
     return at.robust_accuracy, ""
 
 
-def _finding(req: Requirement, result: EvasionResult | SkippedTest | None, where: Location,
-             ) -> Finding:
+def _finding(req: Requirement, result: EvasionResult | MembershipResult | SkippedTest | None,
+             where: Location) -> Finding:
     rule = f"assess.{req.test.value}.{req.metric.value}"
-    evidence: dict[str, object] = {"requirement": str(req), "minimum": req.minimum,
-                                   "eps": req.eps}
+    evidence: dict[str, object] = {"requirement": str(req), "eps": req.eps}
+    if req.maximum is not None:
+        evidence["maximum"] = req.maximum
+        evidence["attack"] = None if req.attack is None else req.attack.value
+    else:
+        evidence["minimum"] = req.minimum
+    principle, techniques = _principle(req.test), _techniques(req.test)
     if isinstance(result, EvasionResult):
         value, why = _measure(req, result)
+    elif isinstance(result, MembershipResult):
+        value, why, by = _membership_measure(req, result)
+        evidence["measured_by"] = by
     else:
         value = None
         why = result.reason if result is not None else "the test did not run"
-    if value is not None and value >= req.minimum:
+    if value is not None and req.met_by(value):
         evidence["measured"] = value if math.isfinite(value) else "beyond every one found"
         return Finding(rule=rule, severity=Severity.INFO, title=f"passed: {req}",
-                       principle=Principle.P2_1, location=where, techniques=TECHNIQUES,
+                       principle=principle, location=where, techniques=techniques,
                        detail=f"measured {_text(value)}", evidence=evidence)
     if value is None:
         detail = f"not measured: {why}; a requirement that cannot be checked fails"
+    elif req.maximum is not None:
+        detail = (f"measured {_text(value)} ({evidence.get('measured_by')}), above the "
+                  f"allowed {req.maximum:g}: an attacker tells the model's training rows from "
+                  "others more reliably than the policy allows")
+        evidence["measured"] = value
     else:
         detail = (f"measured {_text(value)}, below the required {req.minimum:g}: "
                   f"{req.test.display_name} evades the model more easily than the policy allows")
         evidence["measured"] = value
     return Finding(rule=rule, severity=req.severity, title=f"failed: {req}",
-                   principle=Principle.P2_1, location=where, detail=detail,
-                   techniques=TECHNIQUES, remediation=remediation(req.test), evidence=evidence)
+                   principle=principle, location=where, detail=detail,
+                   techniques=techniques, remediation=remediation(req.test), evidence=evidence)
 
 
 def _text(value: float) -> str:
@@ -99,8 +165,47 @@ def _summary(result: EvasionResult, where: Location) -> Finding:
                    techniques=TECHNIQUES, evidence=result.to_dict())
 
 
-def judge(policy: Policy, results: Sequence[EvasionResult | SkippedTest], where: Location,
-          ) -> list[Finding]:
+def _membership_summary(result: MembershipResult, where: Location) -> list[Finding]:
+    """The membership figures (principle 5.1: the model holds what it leaks), and a not-run
+    finding per attack that could not run."""
+    out: list[Finding] = []
+    shown = []
+    for a in result.figures():
+        low = "n/a" if a.tpr_at_1pct_fpr is None else f"{a.tpr_at_1pct_fpr:.3g}"
+        shown.append(f"{a.attack.display_name} AUC {a.auc:.3g}, TPR@1%FPR {low}")
+    if shown:
+        out.append(Finding(
+            rule="assess.membership.summary", severity=Severity.INFO,
+            title=f"membership inference ({result.members} members, {result.non_members} "
+                  f"non-members): " + "; ".join(shown),
+            principle=Principle.P5_1, location=where, techniques=PRIVACY_TECHNIQUES,
+            detail="how well an attacker tells the training rows apart: what the model holds "
+                   "of its data, to be kept and retired as that data is",
+            evidence=result.to_dict()))
+    for skipped in (a for a in result.attacks if isinstance(a, MembershipSkipped)):
+        out.append(Finding(
+            rule="assess.test.not_run", severity=Severity.HIGH,
+            title=f"membership inference ({skipped.attack.display_name}) could not run: "
+                  f"{skipped.reason}",
+            principle=Principle.P1_3, location=where, techniques=PRIVACY_TECHNIQUES,
+            detail="the policy asks for this attack; an attack that cannot run is a failed "
+                   "requirement, never a pass", remediation=skipped.remedy,
+            evidence=skipped.to_dict()))
+    if not result.complete:
+        out.append(Finding(
+            rule="assess.test.incomplete", severity=Severity.HIGH,
+            title="membership inference ran out of time",
+            principle=Principle.P1_3, location=where, techniques=PRIVACY_TECHNIQUES,
+            detail=f"stopped after {result.seconds:.0f} s, its max_seconds; the attacks not "
+                   "finished are not evidence of privacy",
+            remediation="raise max_seconds for this test, or lower its samples, "
+                        "shadow_models or epochs",
+            evidence={"attacks": [a.attack.value for a in result.attacks]}))
+    return out
+
+
+def judge(policy: Policy, results: Sequence[EvasionResult | MembershipResult | SkippedTest],
+          where: Location) -> list[Finding]:
     """Findings for ``results`` under ``policy``: per test, a summary (or the failure to run
     or finish), then one per requirement."""
     findings: list[Finding] = []
@@ -110,10 +215,14 @@ def judge(policy: Policy, results: Sequence[EvasionResult | SkippedTest], where:
             findings.append(Finding(
                 rule="assess.test.not_run", severity=Severity.HIGH,
                 title=f"{result.attack.display_name} could not run: {result.reason}",
-                principle=Principle.P2_1, location=where, techniques=TECHNIQUES,
+                principle=_principle(result.attack), location=where,
+                techniques=_techniques(result.attack),
                 detail="the policy asks for this test; a test that cannot run is a failed "
                        "requirement, never a pass", remediation=result.remedy,
                 evidence=result.to_dict()))
+            continue
+        if isinstance(result, MembershipResult):
+            findings += _membership_summary(result, where)
             continue
         if result.curve:
             findings.append(_summary(result, where))

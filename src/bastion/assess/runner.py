@@ -9,7 +9,9 @@
 
 Steps (:func:`assess`): 1. labels as the model's class indices; 2. a sample, in proportion
 per class, the same for a seed; 3. the inputs' valid range: the policy's, else the model's
-declared one, else the data's own; 4. each test in turn; 5. the requirements judged.
+declared one, else the data's own; 4. each evasion test in turn, then membership inference on
+the member (training) data and the non-members (by default the data given); 5. the
+requirements judged.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion._fs import atomic_write
+from bastion.assess import _art
 from bastion.assess._target import Target
 from bastion.assess.evasion import run_test
 from bastion.assess.interface import (
     AssessError,
+    Attack,
     EvasionResult,
+    MembershipResult,
     Progress,
     SkippedTest,
     result_from_dict,
@@ -39,7 +44,11 @@ from bastion.assess.requirements import judge
 from bastion.findings import Finding, Location
 from bastion.models import Predictor
 
-__all__ = ["Assessment", "assess", "class_indices", "sample_order"]
+__all__ = ["Assessment", "Result", "assess", "class_indices", "sample_order"]
+
+Result = EvasionResult | MembershipResult | SkippedTest
+"""What one test of a policy gives."""
+_NO_MEMBERS = "needs member and non-member data: pass --members"
 
 _LIBRARIES = ("adversarial-robustness-toolbox", "numpy", "torch", "scikit-learn")
 
@@ -62,8 +71,8 @@ class Assessment:
     """Where it came from: ``policy``, ``model`` or ``data``."""
     classes: tuple[str, ...]
     """Each class index's label."""
-    results: tuple[EvasionResult | SkippedTest, ...]
-    """One per test of the policy, in its order."""
+    results: tuple[Result, ...]
+    """One per test of the policy, in its order (membership last)."""
     findings: tuple[Finding, ...]
     """Summaries, failures to run or finish, and one pass or fail per requirement."""
     libraries: dict[str, str]
@@ -73,6 +82,9 @@ class Assessment:
     cached: str | None = None
     """When the figures were read back from a cache: the time they were computed (a UTC
     stamp, :func:`bastion._time.utc_stamp`); ``None`` for figures measured by this run."""
+    membership_data: Mapping[str, str | None] | None = None
+    """With a membership test: SHA-256 of the member and non-member data it was given
+    (``members_sha256``, ``non_members_sha256``; ``None`` for data not given)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a stored record will hold)."""
@@ -86,7 +98,9 @@ class Assessment:
                 "classes": list(self.classes), "libraries": self.libraries,
                 "tests": [r.to_dict() for r in self.results],
                 "findings": [f.to_dict() for f in self.findings],
-                "from_cache": self.cached}
+                "from_cache": self.cached,
+                "membership_data": (None if self.membership_data is None
+                                    else dict(self.membership_data))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], policy: Policy) -> Self:
@@ -106,6 +120,7 @@ class Assessment:
             low, high = (float(v) for v in data["clip"])
             model = data["model_sha256"]
             cached = data.get("from_cache")
+            shared = data.get("membership_data")
             return cls(source=str(data["source"]),
                        model_sha256=None if model is None else str(model), policy=policy,
                        data_sha256=str(data["data_sha256"]), clip=(low, high),
@@ -114,7 +129,10 @@ class Assessment:
                        results=tuple(result_from_dict(r) for r in data["tests"]),
                        findings=tuple(Finding.from_dict(f) for f in data["findings"]),
                        libraries={str(k): str(v) for k, v in dict(data["libraries"]).items()},
-                       cached=None if cached is None else str(cached))
+                       cached=None if cached is None else str(cached),
+                       membership_data=None if shared is None else {
+                           str(k): None if v is None else str(v)
+                           for k, v in dict(shared).items()})
         except (KeyError, TypeError, ValueError, AttributeError, BastionError) as exc:
             detail = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError)
                       else exc.args[0] if exc.args else type(exc).__name__)
@@ -213,13 +231,20 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
            policy: Policy, *, source: str = "<model>", model_sha256: str | None = None,
            images: npt.NDArray[Any] | None = None, progress: Progress | None = None,
            keep_examples: bool = False, clock: Callable[[], float] = time.monotonic,
-           ) -> Assessment:
+           members: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+           non_members: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+           shadow: Any = None) -> Assessment:
     """Run ``policy``'s tests against ``predictor`` on ``x`` (exactly what the model takes)
     labelled ``labels``; with no labels or no samples every test is a failed requirement.
 
     Args:
         images: the same samples as NHWC images, to draw clean against adversarial ones.
         keep_examples: keep the adversarial examples (for :meth:`Assessment.save_adversarial`).
+        members: the membership test's member data, ``(inputs, labels)`` as the model takes
+            them: rows it was trained on. Without them the test is a failed requirement.
+        non_members: rows it was not trained on; default ``x`` and ``labels`` (test data).
+        shadow: LiRA's shadow template when the model cannot be cloned (an unfitted
+            scikit-learn estimator or a ``torch.nn.Module`` of its architecture).
 
     Raises:
         AssessError: labels the model does not know.
@@ -230,14 +255,19 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         predictor.predict_proba(inputs[:1]).shape[1] if len(inputs) else 1)
     names = predictor.spec.labels
     classes = tuple(str(n) for n in names) if names else tuple(map(str, range(n_classes)))
+    shared = None if policy.membership is None else {
+        "members_sha256": None if members is None else _digest(*_arrays(members)),
+        "non_members_sha256": _digest(*_arrays(non_members)) if non_members is not None
+        else None}
     if labels is None or not len(inputs):
         why = "the data has no labels" if labels is None else "the data has no samples"
-        results: Sequence[EvasionResult | SkippedTest] = [
-            SkippedTest(t.attack, why, "give labelled data (--label names the column)")
-            for t in policy.tests]
+        results: Sequence[Result] = [
+            SkippedTest(Attack(name), why, "give labelled data (--label names the column)")
+            for name in policy.test_names]
         return Assessment(source, model_sha256, policy, _digest(inputs, np.zeros(0)), (0, 1),
                           "none", classes, tuple(results),
-                          tuple(judge(policy, results, where)), _versions())
+                          tuple(judge(policy, results, where)), _versions(),
+                          membership_data=shared)
     y = class_indices(labels, predictor, n_classes)  # 1
     chosen = sample_order(y, policy.seed)[:policy.sample_size]  # 2
     clip, clip_source = _clip(policy, predictor, inputs)  # 3
@@ -245,8 +275,59 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
                     policy.seed, keep_examples)
     results = [run_test(spec, target, progress=progress, clock=clock)  # 4
                for spec in policy.tests]
+    if policy.membership is not None:
+        others = (inputs, y) if non_members is None else _labelled(non_members, predictor,
+                                                                  n_classes)
+        results.append(_membership(policy, predictor, members, others, n_classes, progress,
+                                   clock, shadow))
     return Assessment(source, model_sha256, policy, _digest(target.x, target.y), clip,
                       clip_source, classes, tuple(results),
                       tuple(judge(policy, results, where)), _versions(),  # 5
                       images=None if images is None else np.asarray(images,
-                                                                    np.float32)[chosen])
+                                                                    np.float32)[chosen],
+                      membership_data=shared)
+
+
+def _arrays(data: tuple[npt.ArrayLike, npt.ArrayLike],
+            ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    return (np.ascontiguousarray(np.asarray(data[0], dtype=np.float32)),
+            np.ascontiguousarray(np.asarray(data[1]).astype(str)))
+
+
+def _labelled(data: tuple[npt.ArrayLike, npt.ArrayLike], predictor: Predictor,
+              n_classes: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    x = np.ascontiguousarray(np.asarray(data[0], dtype=np.float32))
+    return x, class_indices(data[1], predictor, n_classes)
+
+
+def _membership(policy: Policy, predictor: Predictor,
+                members: tuple[npt.ArrayLike, npt.ArrayLike] | None,
+                non_members: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]],
+                n_classes: int, progress: Progress | None, clock: Callable[[], float],
+                shadow: Any) -> MembershipResult | SkippedTest:
+    """The membership test, or why it cannot run: no members, or no non-members."""
+    from bastion.assess.membership import run_membership
+    from bastion.models.interface import ModelError
+
+    spec = policy.membership
+    if spec is None:  # pragma: no cover - the caller checks
+        raise AssessError("the policy runs no membership test")
+    given = None if members is None else _labelled(members, predictor, n_classes)
+    if given is None or not len(given[1]) or not len(non_members[1]):
+        return SkippedTest(Attack.MEMBERSHIP, _NO_MEMBERS if given is None or not len(given[1])
+                           else "needs member and non-member data: the non-members are empty",
+                           "pass --members TRAIN (the rows the model was trained on; "
+                           "--non-members default to --data, rows it was not)")
+    _art.require_art()
+    if progress is not None:
+        progress.start(Attack.MEMBERSHIP.value, len(spec.attacks))
+    try:
+        return run_membership(spec, predictor, given, non_members, n_classes=n_classes,
+                              seed=policy.seed, progress=progress, clock=clock,
+                              shadow=shadow)
+    except ModelError as exc:
+        return SkippedTest(Attack.MEMBERSHIP, exc.message,
+                           exc.hint or "assess a model that gives class probabilities")
+    finally:
+        if progress is not None:
+            progress.stop(Attack.MEMBERSHIP.value)

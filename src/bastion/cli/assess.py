@@ -33,8 +33,9 @@ app = typer.Typer(
     help=(
         "Attack-test a model against a security policy (NCSC 2.1): evasion attacks (FGSM, "
         "PGD, AutoPGD on PyTorch models; HopSkipJump and Square on any model), robust "
-        "accuracy against the perturbation size ε, and a pass or fail finding for each of "
-        "the policy's requirements.\n\n"
+        "accuracy against the perturbation size ε; membership inference (NCSC 1.3, 5.1: "
+        "threshold, ART black-box, LiRA) with --members TRAIN; and a pass or fail finding "
+        "for each of the policy's requirements.\n\n"
         "Start with a policy: bastion assess policy init --risk medium --output policy.yaml, "
         "then: bastion assess run model.pt --data test.npz --policy policy.yaml"
     ),
@@ -84,10 +85,14 @@ def _curves(st: State, done: Assessment) -> None:
     from rich.table import Table
 
     from bastion.assess import EvasionResult
+    from bastion.assess.interface import MembershipResult
 
     table = Table("test", "ε", "accuracy", "robust accuracy", "worst class", "median queries",
                   title=f"{done.source}: {done.policy.source}")
     for result in done.results:
+        if isinstance(result, MembershipResult):
+            _membership_table(st, result)
+            continue
         if not isinstance(result, EvasionResult):
             table.add_row(result.attack.display_name, "", "[red]not run[/red]", "", "", "")
             continue
@@ -98,6 +103,28 @@ def _curves(st: State, done: Assessment) -> None:
             table.add_row(result.attack.display_name, f"{p.eps:g}", f"{p.accuracy:.3f}",
                           f"{p.robust_accuracy:.3f}", f"{worst:.3f}",
                           "" if queries is None else f"{queries:g}")
+    if table.row_count:
+        st.out.print(table)
+
+
+def _membership_table(st: State, result: Any) -> None:
+    """The membership figures, one row per attack."""
+    from rich.table import Table
+
+    from bastion.assess.interface import MembershipFigures
+
+    def rate(value: float | None) -> str:
+        return "not measurable" if value is None else f"{value:.3f}"
+
+    table = Table("attack", "AUC", "balanced accuracy", "TPR @ 0.1% FPR", "TPR @ 1% FPR",
+                  title=f"membership inference: {result.members} members, "
+                        f"{result.non_members} non-members")
+    for a in result.attacks:
+        if isinstance(a, MembershipFigures):
+            table.add_row(a.attack.display_name, f"{a.auc:.3f}", f"{a.balanced_accuracy:.3f}",
+                          rate(a.tpr_at_0_1pct_fpr), rate(a.tpr_at_1pct_fpr))
+        else:
+            table.add_row(a.attack.display_name, "[red]not run[/red]", "", "", "")
     st.out.print(table)
 
 
@@ -115,6 +142,14 @@ def run(
         help="Labelled test data: .npz (X, y), X.npy (+ y.npy), CSV/Parquet with a label "
              "column, an image folder (one sub-folder per class), or a registered dataset "
              "NAME@VER.")],
+    members: Annotated[Path | None, typer.Option(
+        help="The membership test's members: labelled rows the model was trained on (its "
+             "training data, any --data format). Without it a policy's membership test is "
+             "a failed requirement.")] = None,
+    non_members: Annotated[Path | None, typer.Option(
+        "--non-members", help="Labelled rows the model was not trained on, for the "
+                              "membership test (default: --data, the test set); LiRA trains "
+                              "its shadow models on these.")] = None,
     policy: Annotated[Path | None, typer.Option(
         help="The policy YAML (write one with: bastion assess policy init). Default: the "
              "workspace's release policy (bastion assess policy release).")] = None,
@@ -158,6 +193,7 @@ def run(
     """Attack MODEL with the tests POLICY names and judge each requirement.
 
     White-box tests need a PyTorch model; elsewhere they are reported as not run (a failure).
+    The membership test needs --members (the training rows); non-members default to --data.
     ε values are radii in the model's own input units. A registered MODEL's assessment is
     stored in the catalog: under the release policy, a passing one is what `review approve`
     and `alias set NAME production VER` require. Figures are cached by model, data, policy and
@@ -176,7 +212,8 @@ def run(
     chosen = _policy(ctx, policy, registry)  # a typo fails before anything is loaded
     if max_seconds is not None:
         chosen = chosen.with_max_seconds(max_seconds)
-    how = _Run(chosen, label, arch, layout, save_adversarial, fmt, not no_cache)
+    how = _Run(chosen, label, arch, layout, save_adversarial, fmt, not no_cache, members,
+               non_members)
     if remote:
         done = _assess_endpoint(ctx, st, model, _headers(header or []), data, how)
     elif registry is None or ref is None:
@@ -228,9 +265,10 @@ def _assess_endpoint(ctx: typer.Context, st: State, url: str, headers: dict[str,
     dataset = _load(ctx, data, run.label, layout=run.layout)
     with RemotePredictor.connect(url, headers=headers) as predictor, _progress(st) as progress:
         x = model_inputs(dataset, predictor, run.layout)
+        inside, outside = _membership_data(ctx, run, predictor)
         done = assess(predictor, x, dataset.labels, run.policy, source=url, model_sha256=None,
                       images=dataset.pixels, progress=progress,
-                      keep_examples=run.keep_examples)
+                      keep_examples=run.keep_examples, members=inside, non_members=outside)
     if run.save_adversarial is not None:
         count = done.save_adversarial(run.save_adversarial)
         st.say(f"wrote {count} adversarial examples to {run.save_adversarial}")
@@ -254,11 +292,36 @@ class _Run:
     save_adversarial: Path | None
     fmt: OutputFormat
     cache: bool
+    members: Path | None = None
+    non_members: Path | None = None
 
     @property
     def keep_examples(self) -> bool:
         """The adversarial examples are needed (saved, or drawn in the HTML report)."""
         return self.save_adversarial is not None or self.fmt is OutputFormat.HTML
+
+
+def _membership_data(ctx: typer.Context, run: _Run, predictor: Any,
+                     ) -> tuple[tuple[Any, Any] | None, tuple[Any, Any] | None]:
+    """``--members`` and ``--non-members`` as the model takes them (each ``None`` when not
+    given, or when the policy runs no membership test: nothing to read)."""
+    from bastion.cli.data import _load
+    from bastion.data.layout import model_inputs
+
+    if run.policy.membership is None:
+        return None, None
+    out: list[tuple[Any, Any] | None] = []
+    for flag, path in (("--members", run.members), ("--non-members", run.non_members)):
+        if path is None:
+            out.append(None)
+            continue
+        dataset = _load(ctx, path, run.label, layout=run.layout)
+        if dataset.labels is None:
+            raise UsageError(f"{flag} {path} has no labels",
+                             hint="membership attacks read the loss on the true label: give "
+                                  "labelled rows (--label names the column)")
+        out.append((model_inputs(dataset, predictor, run.layout), dataset.labels))
+    return out[0], out[1]
 
 
 def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
@@ -281,13 +344,14 @@ def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
     dataset = _load(ctx, data, run.label, layout=run.layout)
     x = model_inputs(dataset, loaded.predictor, run.layout)
     dataset = with_layout(dataset, loaded.predictor, run.layout)
+    inside, outside = _membership_data(ctx, run, loaded.predictor)
     architecture = code_digest(factory) if factory is not None else None
     # an --arch whose code cannot be read is not cached: the weights do not say the network
     cache = (AssessmentCache.default(home=st.home)
              if run.cache and (factory is None or architecture) else None)
     key = None if cache is None else cache_key(
         model_sha256=loaded.sha256, x=x, labels=dataset.labels, policy=run.policy,
-        architecture=architecture)
+        architecture=architecture, members=inside, non_members=outside)
     if cache is not None and key is not None and not run.keep_examples:
         hit = cache.load(key, run.policy, source=source, warn=st.say)
         if hit is not None and hit.cached is not None:
@@ -297,7 +361,7 @@ def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
     with _progress(st) as progress:
         done = assess(loaded.predictor, x, dataset.labels, run.policy, source=source,
                       model_sha256=loaded.sha256, images=dataset.pixels, progress=progress,
-                      keep_examples=run.keep_examples)
+                      keep_examples=run.keep_examples, members=inside, non_members=outside)
     if cache is not None and key is not None:
         cache.store(key, done, warn=st.say)
     if run.save_adversarial is not None:
@@ -356,8 +420,9 @@ def _model_file(files: list[str], chosen: str | None, ref: str) -> str:
 def policy_init(
     ctx: typer.Context,
     risk: Annotated[str, typer.Option(
-        help="low: FGSM and PGD; medium: + PGD L2 and HopSkipJump; high: + AutoPGD and "
-             "Square, more samples, steps and queries, stricter requirements.")] = "medium",
+        help="low: FGSM and PGD; medium: + PGD L2 and HopSkipJump; high: + AutoPGD, "
+             "Square and membership inference (needs --members), more samples, steps and "
+             "queries, stricter requirements.")] = "medium",
     output: Annotated[Path | None, typer.Option(
         help="Write the policy here (default: stdout).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite --output if it exists.")] = False,
@@ -410,6 +475,6 @@ def policy_check(
     st = state(ctx)
     checked = Policy.from_file(policy)
     st.out.print(f"{policy}: valid (SHA-256 {checked.digest[:16]}…); tests: "
-                 f"{', '.join(t.attack.value for t in checked.tests)}", markup=False)
+                 f"{', '.join(checked.test_names)}", markup=False)
     for requirement in checked.requirements:
         st.out.print(f"  requires {requirement} ({requirement.severity.value})", markup=False)
