@@ -35,6 +35,8 @@ def in_review(workspace: Workspace, scanner: StubScanner,
 def test_without_a_release_policy_nothing_is_gated(in_review: tuple[Catalog, Catalog]) -> None:
     author, bob = in_review
     assert author.release_policy() is None
+    with pytest.raises(UsageError, match="no risk to accept"):
+        bob.approve("m@1", accept_risk="just in case")  # it would record nothing
     assert bob.approve("m@1") is Status.APPROVED
     author.set_alias("m", "production", 1)
     assert author.show("m@production").summary.version == 1

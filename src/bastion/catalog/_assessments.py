@@ -111,6 +111,10 @@ def check_gate(ctx: CatalogContext, conn: Connection, v: VersionRow, action: str
     accepted (now, with ``accept_risk``'s reason, or earlier for this policy)."""
     current = release_policy(ctx)
     if current is None:
+        if accept_risk is not None:
+            raise UsageError("there is no release policy, so no risk to accept",
+                             hint="drop --accept-risk, or set a policy: bastion assess policy "
+                                  "release FILE")
         return
     digest = current["digest"]
     passed = conn.execute(select(t.assessments.c.id).where(and_(
