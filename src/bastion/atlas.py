@@ -15,7 +15,9 @@ from typing import Final
 
 __all__ = [
     "CRAFT_ADVERSARIAL_DATA",
+    "CREATE_PROXY_MODEL",
     "EVADE_MODEL",
+    "EXTRACT_MODEL",
     "INFER_TRAINING_DATA_MEMBERSHIP",
     "MANIPULATE_MODEL",
     "NAMES",
@@ -33,6 +35,8 @@ POISON_TRAINING_DATA: Final = "AML.T0020"
 EVADE_MODEL: Final = "AML.T0015"
 CRAFT_ADVERSARIAL_DATA: Final = "AML.T0043"
 INFER_TRAINING_DATA_MEMBERSHIP: Final = "AML.T0024.000"
+EXTRACT_MODEL: Final = "AML.T0024.002"
+CREATE_PROXY_MODEL: Final = "AML.T0005"
 
 NAMES: Final[dict[str, str]] = {
     SUPPLY_CHAIN_COMPROMISE: "AI Supply Chain Compromise",
@@ -44,5 +48,7 @@ NAMES: Final[dict[str, str]] = {
     CRAFT_ADVERSARIAL_DATA: "Craft Adversarial Data",
     INFER_TRAINING_DATA_MEMBERSHIP: "Infer Training Data Membership",  # of Exfiltration via
     # AI Inference API
+    EXTRACT_MODEL: "Extract AI Model",  # of Exfiltration via AI Inference API
+    CREATE_PROXY_MODEL: "Create Proxy AI Model",
 }
 """Each cited technique's ATLAS name."""

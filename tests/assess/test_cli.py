@@ -193,3 +193,10 @@ def test_a_registered_version_is_assessed_recorded_and_gates_its_release(
     assert main(["show", "cnn@1", "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)["assessments"]
     assert [(a["passed"], a["stale"]) for a in shown] == [(False, True), (True, False)]
+
+
+def test_without_a_policy_or_a_workspace_the_error_says_to_write_a_policy(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["assess", "run", str(files["model"]), "--data", str(files["data"])]) == 2
+    err = capsys.readouterr().err
+    assert "no --policy given" in err and "bastion assess policy init" in err

@@ -21,6 +21,9 @@ Architecture:
 * ``membership`` — membership inference (loss and confidence thresholds, ART's black-box
   attack, offline LiRA with shadow models from ``_shadow``): AUC, balanced accuracy, TPR at
   0.1 % and 1 % FPR (NCSC 1.3, 5.1).
+* ``extraction`` — model extraction (a surrogate trained on the answers per query budget and
+  output mode): agreement, surrogate accuracy, the recommended output fidelity and query
+  quotas for the gateway (NCSC 3.3).
 * ``requirements`` — thresholds read against results, one finding each, failing closed.
 * ``runner`` — :func:`assess`: labels, sample, input range, tests, judgement.
 * ``cache`` — finished assessments kept by model, data, policy and library versions, so an

@@ -24,6 +24,9 @@ DEFAULTS: Final[dict[str, Any]] = {
         "square": {"norm": "inf", "samples": 20, "max_queries": 500},
         "membership": {"attacks": ["threshold", "confidence", "art_blackbox"], "samples": 500,
                        "shadow_models": 8, "epochs": 20, "learning_rate": 1e-3},
+        "extraction": {"budgets": [100, 1000, 10000],
+                       "outputs": ["probabilities", "rounded2", "top1", "label"],
+                       "surrogate": "mlp", "samples": 500, "soft_labels": True},
     },
 }
 """What a field left out of a policy means."""
@@ -78,6 +81,9 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
                        "max_queries": 2000},
             "membership": {"attacks": ["threshold", "confidence", "art_blackbox", "lira"],
                            "samples": 1000, "shadow_models": 16, "epochs": 20},
+            "extraction": {"budgets": [100, 1000, 10000],
+                           "outputs": ["probabilities", "rounded2", "top1", "label"],
+                           "surrogate": "mlp", "samples": 500, "max_seconds": 600},
         },
         "requirements": [
             {"test": "pgd_linf", "metric": "robust_accuracy", "eps": 0.1, "min": 0.7,
@@ -95,6 +101,8 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
              "severity": "high"},
             {"test": "membership", "metric": "tpr_at_0_1pct_fpr", "max": 0.01,
              "severity": "medium"},
+            {"test": "extraction", "metric": "agreement", "budget": 1000,
+             "output": "probabilities", "max": 0.9, "severity": "medium"},
         ],
     },
 }
@@ -127,6 +135,7 @@ _TESTS: Final = {
     "hopskipjump": "black-box (any model, probabilities only): smallest perturbation found",
     "square": "black-box: random square patches within eps (score-based)",
     "membership": "privacy (NCSC 1.3, 5.1): tell training rows apart; needs --members",
+    "extraction": "NCSC 3.3: a copy trained on the answers, per budget and output mode",
 }
 
 _MEMBERSHIP_OFF: Final = """\
@@ -146,7 +155,17 @@ _KEYS: Final = {
     "shadow_models": "LiRA: shadow models on halves of the non-members",
     "epochs": "LiRA on PyTorch: epochs per shadow network",
     "learning_rate": "LiRA on PyTorch: Adam's learning rate",
+    "budgets": "queries the attacker may make, ascending",
+    "surrogate": "the thief's model: mlp or logistic",
 }
+_EXTRACTION_KEYS: Final = {"outputs": "",
+                            "samples": "rows of --data held out to score the copies",
+                            "max_seconds": "per test"}
+_EXTRACTION_OFF: Final = """\
+  # extraction:                     # NCSC 3.3: how close a copy trained on the model's
+  #   budgets: [100, 1000, 10000]   # answers comes, per query budget and output mode;
+  #   outputs: [probabilities, rounded2, top1, label]   # recommends fidelity and quota
+"""
 _MEMBERSHIP_KEYS: Final = {"attacks": "",
                             "samples": "at most this many members and non-members each"}
 
@@ -181,16 +200,20 @@ def template(risk: str) -> str:
     lines += ["", "tests:                            # each runs; remove one to skip it"]
     for name, body in data["tests"].items():
         lines.append(_line(f"  {name}:", _TESTS[name]))
-        keys = {**_KEYS, **_MEMBERSHIP_KEYS} if name == "membership" else _KEYS
+        keys = ({**_KEYS, **_MEMBERSHIP_KEYS} if name == "membership"
+                else {**_KEYS, **_EXTRACTION_KEYS} if name == "extraction" else _KEYS)
         lines += [_line(f"    {k}: {_flow(v)}", keys.get(k, "")) for k, v in body.items()]
     if "membership" not in data["tests"]:
         lines += _MEMBERSHIP_OFF.rstrip("\n").split("\n")
+    if "extraction" not in data["tests"]:
+        lines += _EXTRACTION_OFF.rstrip("\n").split("\n")
     lines += ["", "requirements:                     # each yields a pass or fail finding;",
               "  # metric: robust_accuracy | worst_class_robust_accuracy (at eps, one the",
               "  # test measures), clean_accuracy, median_perturbation (black-box tests):",
               "  # min (higher is safer); membership: auc | balanced_accuracy |",
               "  # tpr_at_1pct_fpr | tpr_at_0_1pct_fpr: max (lower is safer), of the",
-              "  # strongest attack (or attack: one of them);",
+              "  # strongest attack (or attack: one of them); extraction: agreement |",
+              "  # surrogate_accuracy: max, at budget and output (default: the largest);",
               "  # severity: of the finding when it fails"]
     lines += [f"  - {_flow(r)}" for r in data["requirements"]]
     if "membership" not in data["tests"]:

@@ -61,8 +61,8 @@ class CacheKey:
     digest: str
     """SHA-256 of ``parts`` as canonical JSON."""
     parts: Mapping[str, Any]
-    """The model digest, the input digest (and the member and non-member data's), the policy
-    digest and its overrides, the library versions, Bastion's own attack code, and any
+    """The model digest, the input digest (and the member, non-member and thief data's), the
+    policy digest and its overrides, the library versions, Bastion's own attack code, and any
     architecture code (``--arch``)."""
 
 
@@ -120,7 +120,7 @@ def cache_key(*, model_sha256: str, x: npt.ArrayLike, labels: npt.ArrayLike | No
               libraries: Mapping[str, str] | None = None,
               members: tuple[npt.ArrayLike, npt.ArrayLike | None] | None = None,
               non_members: tuple[npt.ArrayLike, npt.ArrayLike | None] | None = None,
-              ) -> CacheKey:
+              thief: npt.ArrayLike | None = None) -> CacheKey:
     """The key of an assessment of the model whose bytes hash to ``model_sha256`` on ``x``
     and ``labels`` (exactly what :func:`~bastion.assess.assess` is handed) under ``policy``.
 
@@ -129,11 +129,14 @@ def cache_key(*, model_sha256: str, x: npt.ArrayLike, labels: npt.ArrayLike | No
         libraries: the versions the figures depend on (default: those installed).
         members, non_members: the membership test's data, ``(inputs, labels)``, as handed
             to ``assess`` (``None``: not given).
+        thief: the extraction test's query inputs, as handed to ``assess`` (``None``: not
+            given; the data's own rows are then the pool).
     """
     parts: dict[str, Any] = {
         "format": FORMAT, "model_sha256": model_sha256, "inputs_sha256": input_digest(x, labels),
         "members_sha256": None if members is None else input_digest(*members),
         "non_members_sha256": None if non_members is None else input_digest(*non_members),
+        "thief_sha256": None if thief is None else input_digest(thief, None),
         "policy_digest": policy.digest, "overrides": dict(policy.overrides),
         "libraries": dict(_versions() if libraries is None else libraries),
         "bastion_code": _own_code(), "architecture": architecture}

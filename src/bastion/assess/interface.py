@@ -27,13 +27,17 @@ __all__ = [
     "CurvePoint",
     "EvasionResult",
     "Examples",
+    "ExtractionCell",
+    "ExtractionResult",
     "MembershipAttack",
     "MembershipFigures",
     "MembershipResult",
     "MembershipSkipped",
     "Norm",
+    "OutputMode",
     "PolicyError",
     "Progress",
+    "Recommendation",
     "SkippedTest",
 ]
 
@@ -56,6 +60,7 @@ class Attack(enum.StrEnum):
     HOPSKIPJUMP = "hopskipjump"
     SQUARE = "square"
     MEMBERSHIP = "membership"
+    EXTRACTION = "extraction"
 
     @property
     def white_box(self) -> bool:
@@ -71,7 +76,7 @@ class Attack(enum.StrEnum):
 _TITLES = {
     Attack.FGSM: "FGSM", Attack.PGD_LINF: "PGD (L∞)", Attack.PGD_L2: "PGD (L2)",
     Attack.AUTOPGD: "AutoPGD", Attack.HOPSKIPJUMP: "HopSkipJump", Attack.SQUARE: "Square",
-    Attack.MEMBERSHIP: "Membership inference",
+    Attack.MEMBERSHIP: "Membership inference", Attack.EXTRACTION: "Model extraction",
 }
 
 
@@ -391,10 +396,184 @@ class MembershipResult:
                    seconds=float(data["seconds"]), parameters=dict(data["parameters"]))
 
 
+class OutputMode(enum.StrEnum):
+    """What one query of the served model answers (``tests.extraction.outputs``), richest
+    first: the order :class:`Recommendation` reads them in."""
+
+    PROBABILITIES = "probabilities"
+    """Every class's probability, as the model gives it."""
+    ROUNDED2 = "rounded2"
+    """Every class's probability rounded to 2 decimals."""
+    TOP1 = "top1"
+    """The most likely class and its probability; the other classes' scores withheld (0)."""
+    LABEL = "label"
+    """The most likely class only (a one-hot row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionCell:
+    """One query budget under one output mode: how close the stolen model came."""
+
+    budget: int
+    """Queries the policy allowed the attacker."""
+    output: OutputMode
+    """What each query answered."""
+    queries: int
+    """Queries spent (the budget; Bastion's query pool is never smaller, see ``distinct``)."""
+    distinct: int
+    """How many of them were distinct rows of the thief data (the rest: noisy copies)."""
+    agreement: float
+    """Share of the held-out rows on which the surrogate gives the target's label (the
+    stronger of the surrogate's training variants)."""
+    accuracy: float
+    """The same surrogate's accuracy against the true labels."""
+    training: str
+    """Which variant gave the figures: ``hard`` (fitted on the answers' top labels) or
+    ``soft`` (fitted on the answers as class weights)."""
+    variants: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Every variant's ``agreement`` and ``accuracy``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"budget": self.budget, "output": self.output.value, "queries": self.queries,
+                "distinct": self.distinct, "agreement": self.agreement,
+                "accuracy": self.accuracy, "training": self.training,
+                "variants": {k: dict(v) for k, v in self.variants.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        return cls(budget=int(data["budget"]), output=OutputMode(data["output"]),
+                   queries=int(data["queries"]), distinct=int(data["distinct"]),
+                   agreement=float(data["agreement"]), accuracy=float(data["accuracy"]),
+                   training=str(data["training"]),
+                   variants={str(k): {str(m): float(x) for m, x in dict(v).items()}
+                             for k, v in dict(data["variants"]).items()})
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """What a gateway may serve (NCSC 3.3): per output mode, the largest tested query budget
+    whose extraction agreement stays at or under ``threshold``, and every smaller budget too."""
+
+    threshold: float
+    """The agreement the recommendation keeps at or under."""
+    per_output: Mapping[OutputMode, int | None]
+    """Per output mode tested: the largest safe budget; ``None``: even the smallest tested
+    budget (or one below the largest safe one) exceeded the threshold or was not measured."""
+    fidelity: OutputMode | None
+    """The richest output mode whose agreement stays at or under the threshold at the
+    smallest tested budget; ``None``: none does."""
+
+    @classmethod
+    def from_cells(cls, cells: tuple[ExtractionCell, ...], budgets: tuple[int, ...],
+                   outputs: tuple[OutputMode, ...], threshold: float) -> Self:
+        """Read off the cells. Steps: 1. per output, walk the budgets upward and stop at the
+        first one over the threshold or not measured (a quota allows every smaller number of
+        queries too); 2. the richest output safe at the smallest budget."""
+        found = {(c.budget, c.output): c.agreement for c in cells}
+        per: dict[OutputMode, int | None] = {}
+        for output in outputs:  # 1
+            safe: int | None = None
+            for budget in sorted(budgets):
+                value = found.get((budget, output))
+                if value is None or value > threshold:
+                    break
+                safe = budget
+            per[output] = safe
+        smallest = min(budgets)
+        ranked = [m for m in OutputMode if m in outputs]  # 2: the enum's order, richest first
+        fidelity = next((m for m in ranked if (per[m] or 0) >= smallest), None)
+        return cls(threshold=threshold, per_output=per, fidelity=fidelity)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: what the gateway reads."""
+        return {"threshold": self.threshold,
+                "per_output": {m.value: {"max_queries": q} for m, q in self.per_output.items()},
+                "fidelity": None if self.fidelity is None else self.fidelity.value}
+
+
+@dataclass(frozen=True, eq=False)
+class ExtractionResult:
+    """The model extraction test that ran (NCSC 3.3): a surrogate trained on the target's
+    answers, per query budget and output mode, scored on held-out rows."""
+
+    pool: int
+    """Distinct rows the attacker could query (the thief data)."""
+    evaluated: int
+    """Held-out rows the surrogates were scored on."""
+    target_accuracy: float
+    """The target's own accuracy on those rows."""
+    budgets: tuple[int, ...]
+    """The query budgets the policy asks for, ascending."""
+    outputs: tuple[OutputMode, ...]
+    """The output modes, in the policy's order."""
+    cells: tuple[ExtractionCell, ...]
+    """One per budget and output measured (budget-major)."""
+    threshold: float
+    """The agreement the recommendation keeps under."""
+    threshold_source: str
+    """Where it came from: ``test`` (``tests.extraction.threshold``), ``requirement`` (the
+    lowest ``max`` of the agreement requirements) or ``default``."""
+    complete: bool
+    """``False`` when the time budget ran out before every cell."""
+    seconds: float
+    """Wall-clock time spent."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The test's settings, as run."""
+
+    attack: Attack = Attack.EXTRACTION
+    """The test (always :attr:`Attack.EXTRACTION`)."""
+
+    def cell(self, budget: int, output: OutputMode) -> ExtractionCell | None:
+        """The cell at ``budget`` and ``output``, if measured."""
+        return next((c for c in self.cells if c.budget == budget and c.output is output), None)
+
+    @property
+    def recommendation(self) -> Recommendation:
+        """The output fidelity and query budget per mode that keep agreement under the
+        threshold (the gateway reads it from :meth:`to_dict`)."""
+        return Recommendation.from_cells(self.cells, self.budgets, self.outputs, self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the ``recommendation``."""
+        return {"attack": self.attack.value, "pool": self.pool, "evaluated": self.evaluated,
+                "target_accuracy": self.target_accuracy, "budgets": list(self.budgets),
+                "outputs": [m.value for m in self.outputs],
+                "cells": [c.to_dict() for c in self.cells], "threshold": self.threshold,
+                "threshold_source": self.threshold_source, "complete": self.complete,
+                "seconds": round(self.seconds, 3), "parameters": dict(self.parameters),
+                "recommendation": self.recommendation.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict` (the recommendation is computed again from the cells).
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        if data.get("attack") != Attack.EXTRACTION.value:
+            raise ValueError("not an extraction result")
+        return cls(pool=int(data["pool"]), evaluated=int(data["evaluated"]),
+                   target_accuracy=float(data["target_accuracy"]),
+                   budgets=tuple(int(b) for b in data["budgets"]),
+                   outputs=tuple(OutputMode(m) for m in data["outputs"]),
+                   cells=tuple(ExtractionCell.from_dict(c) for c in data["cells"]),
+                   threshold=float(data["threshold"]),
+                   threshold_source=str(data["threshold_source"]),
+                   complete=_flag(data["complete"]), seconds=float(data["seconds"]),
+                   parameters=dict(data["parameters"]))
+
+
 def result_from_dict(data: Mapping[str, Any],
-                     ) -> EvasionResult | MembershipResult | SkippedTest:
+                     ) -> EvasionResult | MembershipResult | ExtractionResult | SkippedTest:
     """A test's result read back: a :class:`SkippedTest` when it says ``skipped``, a
-    :class:`MembershipResult` for the membership test, else an :class:`EvasionResult`.
+    :class:`MembershipResult` or :class:`ExtractionResult` for those tests, else an
+    :class:`EvasionResult`.
 
     Raises:
         KeyError, TypeError, ValueError: ``data`` is no result's :meth:`to_dict`.
@@ -405,6 +584,8 @@ def result_from_dict(data: Mapping[str, Any],
         return SkippedTest.from_dict(data)
     if data.get("attack") == Attack.MEMBERSHIP.value:
         return MembershipResult.from_dict(data)
+    if data.get("attack") == Attack.EXTRACTION.value:
+        return ExtractionResult.from_dict(data)
     return EvasionResult.from_dict(data)
 
 

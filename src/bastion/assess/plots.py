@@ -1,5 +1,6 @@
 """The HTML report of an assessment: accuracy against ε, per-class bars, clean against
-adversarial images, membership inference ROC curves on log-log axes; figures as PNG bytes
+adversarial images, membership inference ROC curves on log-log axes, model extraction agreement
+against the query budget (log x axis); figures as PNG bytes
 (matplotlib, Agg backend: no display, no files)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy.typing as npt
 
 from bastion.assess.interface import (
     EvasionResult,
+    ExtractionResult,
     MembershipFigures,
     MembershipResult,
     Norm,
@@ -20,7 +22,8 @@ from bastion.assess.interface import (
 from bastion.assess.runner import Assessment
 from bastion.report.html import Section
 
-__all__ = ["accuracy_plot", "class_plot", "images_plot", "roc_plot", "sections"]
+__all__ = ["accuracy_plot", "agreement_plot", "class_plot", "images_plot", "roc_plot",
+           "sections"]
 
 _MAX_IMAGES: Final = 8
 
@@ -106,6 +109,47 @@ def roc_plot(result: MembershipResult) -> bytes:
     return _png(figure)
 
 
+def agreement_plot(result: ExtractionResult) -> bytes:
+    """The stolen model's agreement with the target against the query budget (log x), one
+    line per output mode, beside the recommendation's threshold."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    for output in result.outputs:
+        cells = sorted((c for c in result.cells if c.output is output), key=lambda c: c.budget)
+        if cells:
+            axes.plot([c.budget for c in cells], [c.agreement for c in cells], "o-",
+                      label=output.value)
+    axes.axhline(result.threshold, color="#cf222e", linestyle=":",
+                 label=f"threshold {result.threshold:g}")
+    axes.set_xscale("log")
+    axes.set_xticks(list(result.budgets), [f"{b:,}" for b in result.budgets])
+    axes.set_xticks([], minor=True)  # the budgets themselves, not powers of ten
+    axes.set_xlabel("queries (log scale)")
+    axes.set_ylabel("agreement with the model")
+    axes.set_ylim(-0.02, 1.02)
+    axes.legend(loc="lower right")
+    axes.set_title("model extraction" + ("" if result.complete else " (incomplete)"))
+    return _png(figure)
+
+
+def _extraction_section(result: ExtractionResult) -> Section:
+    rows = [(c.budget, c.output.value, c.queries, c.distinct, f"{c.agreement:.3f}",
+             f"{c.accuracy:.3f}", c.training) for c in result.cells]
+    advice = result.recommendation
+    quota = [(m.value, "none safe" if q is None else q) for m, q in advice.per_output.items()]
+    quota.append(("fidelity (richest safe at the smallest budget)",
+                  "none" if advice.fidelity is None else advice.fidelity.value))
+    return Section(
+        "Model extraction", f"a surrogate trained on the model's answers, scored on "
+        f"{result.evaluated} held-out rows (the model's own accuracy there: "
+        f"{result.target_accuracy:.3f}); the recommendation keeps agreement at or under "
+        f"{result.threshold:g} ({result.threshold_source}): the largest safe query budget per "
+        "output mode, for the gateway's quotas per role.",
+        figures=[agreement_plot(result)] if result.cells else [],
+        tables=[(("budget", "output", "queries", "distinct", "agreement", "surrogate accuracy",
+                  "training"), rows), (("output", "max queries"), quota)])
+
+
 def _rate(value: float | None) -> str:
     return "not measurable" if value is None else f"{value:.3f}"
 
@@ -187,6 +231,8 @@ def sections(assessment: Assessment) -> list[Section]:
         out.append(Section("Per class", figures=[class_plot(r) for r in ran]))
     out += [_membership_section(r) for r in assessment.results
             if isinstance(r, MembershipResult)]
+    out += [_extraction_section(r) for r in assessment.results
+            if isinstance(r, ExtractionResult)]
     skipped = [r for r in assessment.results if isinstance(r, SkippedTest)]
     if skipped:
         out.append(Section("Tests not run", tables=[(("test", "reason", "remedy"), [

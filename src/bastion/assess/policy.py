@@ -29,11 +29,11 @@ from typing import Any, Final, Self
 import yaml
 
 from bastion.assess._presets import DEFAULTS, preset, template
-from bastion.assess.interface import Attack, MembershipAttack, Norm, PolicyError
+from bastion.assess.interface import Attack, MembershipAttack, Norm, OutputMode, PolicyError
 from bastion.findings import Severity
 
-__all__ = ["AttackSpec", "MembershipSpec", "Metric", "Policy", "Requirement", "Risk",
-           "policy_template", "schema"]
+__all__ = ["AttackSpec", "ExtractionSpec", "MembershipSpec", "Metric", "Policy", "Requirement",
+           "Risk", "policy_template", "schema"]
 
 SCHEMA_FILE: Final = "policy.schema.json"
 
@@ -57,6 +57,8 @@ class Metric(enum.StrEnum):
     BALANCED_ACCURACY = "balanced_accuracy"
     TPR_AT_0_1PCT_FPR = "tpr_at_0_1pct_fpr"
     TPR_AT_1PCT_FPR = "tpr_at_1pct_fpr"
+    AGREEMENT = "agreement"
+    SURROGATE_ACCURACY = "surrogate_accuracy"
 
     @property
     def needs_eps(self) -> bool:
@@ -67,6 +69,11 @@ class Metric(enum.StrEnum):
     def membership(self) -> bool:
         """Whether the membership test measures it; these are lower-is-safer (``max``)."""
         return self in _MEMBERSHIP_METRICS
+
+    @property
+    def extraction(self) -> bool:
+        """Whether the extraction test measures it; these are lower-is-safer (``max``)."""
+        return self in (Metric.AGREEMENT, Metric.SURROGATE_ACCURACY)
 
     @property
     def display_name(self) -> str:
@@ -126,6 +133,30 @@ class MembershipSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtractionSpec:
+    """The model extraction test as the policy sets it up (``tests.extraction``)."""
+
+    budgets: tuple[int, ...]
+    """Query budgets, ascending."""
+    outputs: tuple[OutputMode, ...]
+    """What each query answers, one surrogate per mode and budget."""
+    surrogate: str
+    """The thief's model: ``mlp`` (scikit-learn ``MLPClassifier``) or ``logistic``."""
+    samples: int
+    """At most this many rows of the data held out to score the surrogates (at most half of
+    it when the data is also the query pool)."""
+    soft_labels: bool
+    """Also fit a surrogate on the answers as class weights (not only their top labels)."""
+    threshold: float | None
+    """``tests.extraction.threshold``: the agreement the recommendation keeps under."""
+    max_seconds: float
+    """Time budget for the test."""
+
+    attack: Attack = Attack.EXTRACTION
+    """The test (always :attr:`Attack.EXTRACTION`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Requirement:
     """A threshold a test's result must meet; each yields a pass or fail finding."""
 
@@ -144,11 +175,20 @@ class Requirement:
     attack: MembershipAttack | None = None
     """Membership metrics: the one attack read; ``None``: the strongest of the test's attacks
     (every one must have run)."""
+    budget: int | None = None
+    """Extraction metrics: at this query budget; ``None``: the largest figure over every
+    budget."""
+    output: OutputMode | None = None
+    """Extraction metrics: under this output mode; ``None``: the largest over every mode."""
 
     def __str__(self) -> str:
         what = self.metric.display_name
         at = f" at ε {self.eps:g}" if self.eps is not None else ""
+        if self.budget is not None:
+            at += f" at {self.budget} queries"
         of = f" ({self.attack.value})" if self.attack is not None else ""
+        if self.output is not None:
+            of += f" ({self.output.value})"
         bound = (f"≤ {self.maximum:g}" if self.maximum is not None
                  else f"≥ {self.minimum if self.minimum is not None else 0.0:g}")
         return f"{self.test.value}: {what}{of}{at} {bound}"
@@ -190,12 +230,15 @@ class Policy:
     """With ``overrides``: the digest of the policy as written, before them."""
     membership: MembershipSpec | None = None
     """The membership inference test, when the policy runs it (after the evasion tests)."""
+    extraction: ExtractionSpec | None = None
+    """The model extraction test, when the policy runs it (last)."""
 
     @property
     def test_names(self) -> list[str]:
         """Every test the policy runs, by key, in order."""
         return [t.attack.value for t in self.tests] + (
-            [Attack.MEMBERSHIP.value] if self.membership is not None else [])
+            [Attack.MEMBERSHIP.value] if self.membership is not None else []) + (
+            [Attack.EXTRACTION.value] if self.extraction is not None else [])
 
     @classmethod
     def from_file(cls, path: str | Path) -> Self:
@@ -235,12 +278,17 @@ class Policy:
                               hint="start from: bastion assess policy init --risk medium")
         _check_schema(data, source)  # 1
         tests = tuple(_spec(Attack(name), body, data) for name, body in data["tests"].items()
-                      if name != Attack.MEMBERSHIP.value)
+                      if name not in (Attack.MEMBERSHIP.value, Attack.EXTRACTION.value))
         membership = (_membership(data["tests"][Attack.MEMBERSHIP.value], data, source)
                       if Attack.MEMBERSHIP.value in data["tests"] else None)
-        by_name: dict[Attack, AttackSpec | MembershipSpec] = {t.attack: t for t in tests}
+        extraction = (_extraction(data["tests"][Attack.EXTRACTION.value], data, source)
+                      if Attack.EXTRACTION.value in data["tests"] else None)
+        by_name: dict[Attack, AttackSpec | MembershipSpec | ExtractionSpec] = {
+            t.attack: t for t in tests}
         if membership is not None:
             by_name[Attack.MEMBERSHIP] = membership
+        if extraction is not None:
+            by_name[Attack.EXTRACTION] = extraction
         for spec in tests:  # 2
             if list(spec.eps) != sorted(set(spec.eps)):
                 raise PolicyError(f"{source}: tests.{spec.attack.value}.eps must ascend, "
@@ -261,7 +309,7 @@ class Policy:
                    input_range=(None if low_high is None
                                 else (float(low_high[0]), float(low_high[1]))),
                    tests=tests, requirements=requirements, body=json.loads(canonical),
-                   membership=membership)
+                   membership=membership, extraction=extraction)
 
     def with_max_seconds(self, seconds: float) -> Self:
         """This policy with every test's time budget set to ``seconds``: the top-level
@@ -386,9 +434,31 @@ def _membership(body: Mapping[str, Any], data: Mapping[str, Any], source: str,
                                                            DEFAULTS["max_seconds"]))))
 
 
+def _extraction(body: Mapping[str, Any], data: Mapping[str, Any], source: str,
+                ) -> ExtractionSpec:
+    defaults = DEFAULTS["tests"][Attack.EXTRACTION.value]
+    budgets = [int(b) for b in body.get("budgets", defaults["budgets"])]
+    if budgets != sorted(set(budgets)):
+        raise PolicyError(f"{source}: tests.extraction.budgets must ascend, without repeats "
+                          f"(got {budgets})", hint=f"write it as {sorted(set(budgets))}")
+    outputs = [str(m) for m in body.get("outputs", defaults["outputs"])]
+    if len(set(outputs)) != len(outputs):
+        raise PolicyError(f"{source}: tests.extraction.outputs names a mode twice ({outputs})",
+                          hint=f"write it as {list(dict.fromkeys(outputs))}")
+    threshold = body.get("threshold")
+    return ExtractionSpec(
+        budgets=tuple(budgets), outputs=tuple(OutputMode(m) for m in outputs),
+        surrogate=str(body.get("surrogate", defaults["surrogate"])),
+        samples=int(body.get("samples", defaults["samples"])),
+        soft_labels=bool(body.get("soft_labels", defaults["soft_labels"])),
+        threshold=None if threshold is None else float(threshold),
+        max_seconds=float(body.get("max_seconds", data.get("max_seconds",
+                                                           DEFAULTS["max_seconds"]))))
+
+
 def _requirement(index: int, body: Mapping[str, Any],
-                 tests: Mapping[Attack, AttackSpec | MembershipSpec], source: str,
-                 ) -> Requirement:
+                 tests: Mapping[Attack, AttackSpec | MembershipSpec | ExtractionSpec],
+                 source: str) -> Requirement:
     """Steps: 1. its test runs; 2. its metric is one that test measures, bounded the safe
     way (``min`` for evasion figures, ``max`` for membership ones); 3. its ε or attack is
     one the test measures."""
@@ -400,7 +470,13 @@ def _requirement(index: int, body: Mapping[str, Any],
                           "tests do not run",
                           hint=f"add tests.{attack.value}, or use one of: "
                                f"{', '.join(t.value for t in tests)}")
-    if isinstance(spec, MembershipSpec) or metric.membership:  # 2
+    if isinstance(spec, ExtractionSpec) or metric.extraction:  # 2
+        return _extraction_requirement(where, body, metric, spec, source)
+    for key in ("budget", "output"):
+        if key in body:
+            raise PolicyError(f"{source}: {where}.{key} is for the extraction test",
+                              hint="remove it")
+    if isinstance(spec, MembershipSpec) or metric.membership:
         return _membership_requirement(where, body, attack, metric, spec, source)
     if "max" in body:
         raise PolicyError(f"{source}: {where}.max: {metric.value} is higher-is-safer",
@@ -431,9 +507,48 @@ def _requirement(index: int, body: Mapping[str, Any],
                        severity=Severity.parse(str(body.get("severity", "high"))))
 
 
-def _membership_requirement(where: str, body: Mapping[str, Any], attack: Attack,
-                            metric: Metric, spec: AttackSpec | MembershipSpec, source: str,
+def _extraction_requirement(where: str, body: Mapping[str, Any], metric: Metric,
+                            spec: AttackSpec | MembershipSpec | ExtractionSpec, source: str,
                             ) -> Requirement:
+    """Steps: 1. the test and metric are extraction's; 2. ``max`` (lower is safer), no
+    ``min``, ``eps`` or ``attack``; 3. its budget and output are ones the test measures."""
+    known = ", ".join(m.value for m in Metric if m.extraction)
+    if not isinstance(spec, ExtractionSpec):  # 1
+        raise PolicyError(f"{source}: {where}: {metric.value} is measured by the extraction "
+                          "test only", hint="use test: extraction")
+    if not metric.extraction:
+        raise PolicyError(f"{source}: {where}.metric {metric.value!r} is not one the "
+                          "extraction test measures", hint=f"use one of: {known}")
+    if "min" in body:  # 2
+        raise PolicyError(f"{source}: {where}.min: {metric.value} is lower-is-safer (a stolen "
+                          "model close to the target)",
+                          hint="give max (the highest acceptable value) instead")
+    if "max" not in body:
+        raise PolicyError(f"{source}: {where} names no max",
+                          hint=f"add max: the highest acceptable {metric.value}")
+    for key in ("eps", "attack"):
+        if key in body:
+            raise PolicyError(f"{source}: {where}.{key} means nothing for {metric.value}",
+                              hint="remove it")
+    budget, output = body.get("budget"), body.get("output")
+    if budget is not None and int(budget) not in spec.budgets:  # 3
+        raise PolicyError(f"{source}: {where}.budget {budget} is not one tests.extraction."
+                          "budgets measures",
+                          hint=f"use one of {list(spec.budgets)}, or add it there")
+    if output is not None and OutputMode(output) not in spec.outputs:
+        raise PolicyError(f"{source}: {where}.output is {output!r}, which tests.extraction."
+                          "outputs does not measure",
+                          hint=f"use one of {[m.value for m in spec.outputs]}, or add it there")
+    return Requirement(test=Attack.EXTRACTION, metric=metric, eps=None, minimum=None,
+                       maximum=float(body["max"]),
+                       budget=None if budget is None else int(budget),
+                       output=None if output is None else OutputMode(output),
+                       severity=Severity.parse(str(body.get("severity", "high"))))
+
+
+def _membership_requirement(where: str, body: Mapping[str, Any], attack: Attack,
+                            metric: Metric, spec: AttackSpec | MembershipSpec | ExtractionSpec,
+                            source: str) -> Requirement:
     known = ", ".join(m.value for m in Metric if m.membership)
     if not isinstance(spec, MembershipSpec):
         raise PolicyError(f"{source}: {where}: {metric.value} is measured by the membership "

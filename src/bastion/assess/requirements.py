@@ -4,7 +4,9 @@ Fail closed (DESIGN invariant 2): a requirement on a test that could not run, or
 test did not reach in its time, fails, and so does the test itself; only a measured figure at
 or above the threshold passes. Membership figures are lower-is-safer (``max``): read from the
 strongest attack unless the requirement names one, and every attack must have run; a TPR at
-an FPR the non-members are too few to measure fails with that reason.
+an FPR the non-members are too few to measure fails with that reason. Extraction figures are
+lower-is-safer too: read at the budget and output named, else the largest over those not
+named, every cell of which must have been measured.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bastion import atlas
 from bastion.assess.interface import (
     Attack,
     EvasionResult,
+    ExtractionResult,
     MembershipFigures,
     MembershipResult,
     MembershipSkipped,
@@ -31,6 +34,17 @@ TECHNIQUES: Final[tuple[str, ...]] = (atlas.EVADE_MODEL, atlas.CRAFT_ADVERSARIAL
 """MITRE ATLAS techniques the evasion findings cite."""
 PRIVACY_TECHNIQUES: Final[tuple[str, ...]] = (atlas.INFER_TRAINING_DATA_MEMBERSHIP,)
 """MITRE ATLAS techniques the membership findings cite."""
+EXTRACTION_TECHNIQUES: Final[tuple[str, ...]] = (atlas.EXTRACT_MODEL, atlas.CREATE_PROXY_MODEL)
+"""MITRE ATLAS techniques the extraction findings cite."""
+
+_EXTRACTION_FIX: Final = (
+    "Serve less per query and fewer queries per client (NCSC 3.3): lower the output fidelity "
+    "(labels only, or the top class, or rounded scores, as the extraction table's "
+    "recommendation says), enforce the recommended query quota per role at the gateway, and "
+    "monitor and log queries for extraction patterns, such as many near-duplicate or "
+    "out-of-distribution inputs from one client (NCSC 3.2). Limit who may query at all "
+    "(NCSC 3.1)."
+)
 
 _PRIVACY_FIX: Final = (
     "Reduce what the model memorises and what its answers reveal: regularise it (weight "
@@ -58,15 +72,38 @@ def remediation(attack: Attack) -> str:
     """What to do when ``attack`` succeeds too easily."""
     if attack is Attack.MEMBERSHIP:
         return _PRIVACY_FIX
+    if attack is Attack.EXTRACTION:
+        return _EXTRACTION_FIX
     return _WHITE_BOX_FIX if attack.white_box else _BLACK_BOX_FIX
 
 
 def _principle(attack: Attack) -> Principle:
-    return Principle.P1_3 if attack is Attack.MEMBERSHIP else Principle.P2_1
+    return {Attack.MEMBERSHIP: Principle.P1_3, Attack.EXTRACTION: Principle.P3_3}.get(
+        attack, Principle.P2_1)
 
 
 def _techniques(attack: Attack) -> tuple[str, ...]:
-    return PRIVACY_TECHNIQUES if attack is Attack.MEMBERSHIP else TECHNIQUES
+    return {Attack.MEMBERSHIP: PRIVACY_TECHNIQUES,
+            Attack.EXTRACTION: EXTRACTION_TECHNIQUES}.get(attack, TECHNIQUES)
+
+
+def _extraction_measure(req: Requirement, result: ExtractionResult,
+                        ) -> tuple[float | None, str, str | None]:
+    """The figure, why it is missing, and which cell gave it: the budget and output named,
+    else the largest over those not named, every one of which must have been measured."""
+    budgets = [req.budget] if req.budget is not None else list(result.budgets)
+    outputs = [req.output] if req.output is not None else list(result.outputs)
+    found = []
+    for budget in budgets:
+        for output in outputs:
+            cell = result.cell(budget, output)
+            if cell is None:
+                return None, (f"the test stopped at its time limit before {budget} queries "
+                              f"({output.value})"), None
+            value = cell.agreement if req.metric is Metric.AGREEMENT else cell.accuracy
+            found.append((value, f"{budget} queries, {output.value}"))
+    value, where = max(found, key=lambda t: t[0])
+    return value, "", where
 
 
 def _membership_measure(req: Requirement, result: MembershipResult,
@@ -109,13 +146,18 @@ def _measure(req: Requirement, result: EvasionResult) -> tuple[float | None, str
     return at.robust_accuracy, ""
 
 
-def _finding(req: Requirement, result: EvasionResult | MembershipResult | SkippedTest | None,
+def _finding(req: Requirement,
+             result: EvasionResult | MembershipResult | ExtractionResult | SkippedTest | None,
              where: Location) -> Finding:
     rule = f"assess.{req.test.value}.{req.metric.value}"
     evidence: dict[str, object] = {"requirement": str(req), "eps": req.eps}
     if req.maximum is not None:
         evidence["maximum"] = req.maximum
-        evidence["attack"] = None if req.attack is None else req.attack.value
+        if req.test is Attack.EXTRACTION:
+            evidence["budget"] = req.budget
+            evidence["output"] = None if req.output is None else req.output.value
+        else:
+            evidence["attack"] = None if req.attack is None else req.attack.value
     else:
         evidence["minimum"] = req.minimum
     principle, techniques = _principle(req.test), _techniques(req.test)
@@ -124,6 +166,10 @@ def _finding(req: Requirement, result: EvasionResult | MembershipResult | Skippe
     elif isinstance(result, MembershipResult):
         value, why, by = _membership_measure(req, result)
         evidence["measured_by"] = by
+    elif isinstance(result, ExtractionResult):
+        value, why, by = _extraction_measure(req, result)
+        evidence["measured_by"] = by
+        evidence["recommendation"] = result.recommendation.to_dict()
     else:
         value = None
         why = result.reason if result is not None else "the test did not run"
@@ -134,6 +180,11 @@ def _finding(req: Requirement, result: EvasionResult | MembershipResult | Skippe
                        detail=f"measured {_text(value)}", evidence=evidence)
     if value is None:
         detail = f"not measured: {why}; a requirement that cannot be checked fails"
+    elif req.maximum is not None and req.test is Attack.EXTRACTION:
+        detail = (f"measured {_text(value)} ({evidence.get('measured_by')}), above the "
+                  f"allowed {req.maximum:g}: a copy trained on the model's answers matches it "
+                  "more closely than the policy allows")
+        evidence["measured"] = value
     elif req.maximum is not None:
         detail = (f"measured {_text(value)} ({evidence.get('measured_by')}), above the "
                   f"allowed {req.maximum:g}: an attacker tells the model's training rows from "
@@ -204,7 +255,39 @@ def _membership_summary(result: MembershipResult, where: Location) -> list[Findi
     return out
 
 
-def judge(policy: Policy, results: Sequence[EvasionResult | MembershipResult | SkippedTest],
+def _extraction_summary(result: ExtractionResult, where: Location) -> list[Finding]:
+    """The extraction figures and the recommendation (info), and a finding if it ran out of
+    time."""
+    out: list[Finding] = []
+    advice = result.recommendation
+    if result.cells:
+        last = max(result.budgets)
+        shown = [f"{c.output.value} {c.agreement:.3g}" for c in result.cells if c.budget == last]
+        fidelity = advice.fidelity.value if advice.fidelity is not None else "none"
+        out.append(Finding(
+            rule="assess.extraction.summary", severity=Severity.INFO,
+            title=f"model extraction: agreement at {last} queries: " + ", ".join(shown)
+                  + f"; richest output under {advice.threshold:g}: {fidelity}",
+            principle=Principle.P3_3, location=where, techniques=EXTRACTION_TECHNIQUES,
+            detail="how closely a copy trained on the model's answers matches it, per query "
+                   "budget and output mode; evidence.recommendation is the output fidelity "
+                   "and query quota per mode the gateway should serve",
+            evidence=result.to_dict()))
+    if not result.complete:
+        out.append(Finding(
+            rule="assess.test.incomplete", severity=Severity.HIGH,
+            title="model extraction ran out of time",
+            principle=Principle.P3_3, location=where, techniques=EXTRACTION_TECHNIQUES,
+            detail=f"stopped after {result.seconds:.0f} s, its max_seconds; the budgets and "
+                   "outputs not measured are not evidence that the model resists extraction",
+            remediation="raise max_seconds for this test, or lower its budgets",
+            evidence={"measured": len(result.cells),
+                      "planned": len(result.budgets) * len(result.outputs)}))
+    return out
+
+
+def judge(policy: Policy,
+          results: Sequence[EvasionResult | MembershipResult | ExtractionResult | SkippedTest],
           where: Location) -> list[Finding]:
     """Findings for ``results`` under ``policy``: per test, a summary (or the failure to run
     or finish), then one per requirement."""
@@ -223,6 +306,9 @@ def judge(policy: Policy, results: Sequence[EvasionResult | MembershipResult | S
             continue
         if isinstance(result, MembershipResult):
             findings += _membership_summary(result, where)
+            continue
+        if isinstance(result, ExtractionResult):
+            findings += _extraction_summary(result, where)
             continue
         if result.curve:
             findings.append(_summary(result, where))

@@ -10,7 +10,8 @@
 Steps (:func:`assess`): 1. labels as the model's class indices; 2. a sample, in proportion
 per class, the same for a seed; 3. the inputs' valid range: the policy's, else the model's
 declared one, else the data's own; 4. each evasion test in turn, then membership inference on
-the member (training) data and the non-members (by default the data given); 5. the
+the member (training) data and the non-members (by default the data given), then model
+extraction on the whole data (a query pool and held-out rows, or a given thief set); 5. the
 requirements judged.
 """
 
@@ -34,6 +35,7 @@ from bastion.assess.interface import (
     AssessError,
     Attack,
     EvasionResult,
+    ExtractionResult,
     MembershipResult,
     Progress,
     SkippedTest,
@@ -46,7 +48,7 @@ from bastion.models import Predictor
 
 __all__ = ["Assessment", "Result", "assess", "class_indices", "sample_order"]
 
-Result = EvasionResult | MembershipResult | SkippedTest
+Result = EvasionResult | MembershipResult | ExtractionResult | SkippedTest
 """What one test of a policy gives."""
 _NO_MEMBERS = "needs member and non-member data: pass --members"
 
@@ -85,6 +87,9 @@ class Assessment:
     membership_data: Mapping[str, str | None] | None = None
     """With a membership test: SHA-256 of the member and non-member data it was given
     (``members_sha256``, ``non_members_sha256``; ``None`` for data not given)."""
+    extraction_data: Mapping[str, str | None] | None = None
+    """With an extraction test: SHA-256 of the thief inputs it queried with
+    (``thief_sha256``; ``None``: part of the data itself)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a stored record will hold)."""
@@ -100,7 +105,9 @@ class Assessment:
                 "findings": [f.to_dict() for f in self.findings],
                 "from_cache": self.cached,
                 "membership_data": (None if self.membership_data is None
-                                    else dict(self.membership_data))}
+                                    else dict(self.membership_data)),
+                "extraction_data": (None if self.extraction_data is None
+                                    else dict(self.extraction_data))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], policy: Policy) -> Self:
@@ -121,6 +128,7 @@ class Assessment:
             model = data["model_sha256"]
             cached = data.get("from_cache")
             shared = data.get("membership_data")
+            thief = data.get("extraction_data")
             return cls(source=str(data["source"]),
                        model_sha256=None if model is None else str(model), policy=policy,
                        data_sha256=str(data["data_sha256"]), clip=(low, high),
@@ -132,7 +140,10 @@ class Assessment:
                        cached=None if cached is None else str(cached),
                        membership_data=None if shared is None else {
                            str(k): None if v is None else str(v)
-                           for k, v in dict(shared).items()})
+                           for k, v in dict(shared).items()},
+                       extraction_data=None if thief is None else {
+                           str(k): None if v is None else str(v)
+                           for k, v in dict(thief).items()})
         except (KeyError, TypeError, ValueError, AttributeError, BastionError) as exc:
             detail = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError)
                       else exc.args[0] if exc.args else type(exc).__name__)
@@ -233,7 +244,7 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
            keep_examples: bool = False, clock: Callable[[], float] = time.monotonic,
            members: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
            non_members: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
-           shadow: Any = None) -> Assessment:
+           shadow: Any = None, thief: npt.ArrayLike | None = None) -> Assessment:
     """Run ``policy``'s tests against ``predictor`` on ``x`` (exactly what the model takes)
     labelled ``labels``; with no labels or no samples every test is a failed requirement.
 
@@ -245,6 +256,9 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         non_members: rows it was not trained on; default ``x`` and ``labels`` (test data).
         shadow: LiRA's shadow template when the model cannot be cloned (an unfitted
             scikit-learn estimator or a ``torch.nn.Module`` of its architecture).
+        thief: the extraction test's query pool, inputs as the model takes them (no labels:
+            the attacker labels them with the model); default: part of ``x``, the rest held
+            out to score the stolen models.
 
     Raises:
         AssessError: labels the model does not know.
@@ -259,6 +273,8 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         "members_sha256": None if members is None else _digest(*_arrays(members)),
         "non_members_sha256": _digest(*_arrays(non_members)) if non_members is not None
         else None}
+    stolen = None if policy.extraction is None else {
+        "thief_sha256": None if thief is None else _digest(_thief(thief), np.zeros(0))}
     if labels is None or not len(inputs):
         why = "the data has no labels" if labels is None else "the data has no samples"
         results: Sequence[Result] = [
@@ -267,7 +283,7 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         return Assessment(source, model_sha256, policy, _digest(inputs, np.zeros(0)), (0, 1),
                           "none", classes, tuple(results),
                           tuple(judge(policy, results, where)), _versions(),
-                          membership_data=shared)
+                          membership_data=shared, extraction_data=stolen)
     y = class_indices(labels, predictor, n_classes)  # 1
     chosen = sample_order(y, policy.seed)[:policy.sample_size]  # 2
     clip, clip_source = _clip(policy, predictor, inputs)  # 3
@@ -280,12 +296,50 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
                                                                   n_classes)
         results.append(_membership(policy, predictor, members, others, n_classes, progress,
                                    clock, shadow))
+    if policy.extraction is not None:
+        results.append(_extraction(policy, predictor, inputs, y,
+                                   None if thief is None else _thief(thief), progress, clock))
     return Assessment(source, model_sha256, policy, _digest(target.x, target.y), clip,
                       clip_source, classes, tuple(results),
                       tuple(judge(policy, results, where)), _versions(),  # 5
                       images=None if images is None else np.asarray(images,
                                                                     np.float32)[chosen],
-                      membership_data=shared)
+                      membership_data=shared, extraction_data=stolen)
+
+
+def _thief(data: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    return np.ascontiguousarray(np.asarray(data, dtype=np.float32))
+
+
+def _extraction(policy: Policy, predictor: Predictor, x: npt.NDArray[np.float32],
+                y: npt.NDArray[np.int64], thief: npt.NDArray[np.float32] | None,
+                progress: Progress | None, clock: Callable[[], float],
+                ) -> ExtractionResult | SkippedTest:
+    """The extraction test, or why it cannot run: too little data, or a model without
+    probabilities."""
+    from bastion.assess.extraction import run_extraction, threshold_for
+    from bastion.models.interface import ModelError
+
+    spec = policy.extraction
+    if spec is None:  # pragma: no cover - the caller checks
+        raise AssessError("the policy runs no extraction test")
+    if len(y) < 4 or (thief is not None and not len(thief)):
+        return SkippedTest(Attack.EXTRACTION, "needs rows to query and rows to score the "
+                           "stolen model on: the data is too small", "give more labelled "
+                           "rows in --data (or a --thief set to query with)")
+    threshold, source = threshold_for(policy)
+    if progress is not None:
+        progress.start(Attack.EXTRACTION.value, len(spec.budgets) * len(spec.outputs))
+    try:
+        return run_extraction(spec, predictor, x, y, seed=policy.seed, threshold=threshold,
+                              threshold_source=source, thief=thief, progress=progress,
+                              clock=clock)
+    except ModelError as exc:
+        return SkippedTest(Attack.EXTRACTION, exc.message,
+                           exc.hint or "assess a model that gives class probabilities")
+    finally:
+        if progress is not None:
+            progress.stop(Attack.EXTRACTION.value)
 
 
 def _arrays(data: tuple[npt.ArrayLike, npt.ArrayLike],

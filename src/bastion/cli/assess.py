@@ -34,7 +34,9 @@ app = typer.Typer(
         "Attack-test a model against a security policy (NCSC 2.1): evasion attacks (FGSM, "
         "PGD, AutoPGD on PyTorch models; HopSkipJump and Square on any model), robust "
         "accuracy against the perturbation size ε; membership inference (NCSC 1.3, 5.1: "
-        "threshold, ART black-box, LiRA) with --members TRAIN; and a pass or fail finding "
+        "threshold, ART black-box, LiRA) with --members TRAIN; model extraction (NCSC 3.3: "
+        "a copy trained on the model's answers, per query budget and output mode, and the "
+        "output fidelity and query quota that keep it away); and a pass or fail finding "
         "for each of the policy's requirements.\n\n"
         "Start with a policy: bastion assess policy init --risk medium --output policy.yaml, "
         "then: bastion assess run model.pt --data test.npz --policy policy.yaml"
@@ -85,13 +87,16 @@ def _curves(st: State, done: Assessment) -> None:
     from rich.table import Table
 
     from bastion.assess import EvasionResult
-    from bastion.assess.interface import MembershipResult
+    from bastion.assess.interface import ExtractionResult, MembershipResult
 
     table = Table("test", "ε", "accuracy", "robust accuracy", "worst class", "median queries",
                   title=f"{done.source}: {done.policy.source}")
     for result in done.results:
         if isinstance(result, MembershipResult):
             _membership_table(st, result)
+            continue
+        if isinstance(result, ExtractionResult):
+            _extraction_table(st, result)
             continue
         if not isinstance(result, EvasionResult):
             table.add_row(result.attack.display_name, "", "[red]not run[/red]", "", "", "")
@@ -128,6 +133,26 @@ def _membership_table(st: State, result: Any) -> None:
     st.out.print(table)
 
 
+def _extraction_table(st: State, result: Any) -> None:
+    """The extraction figures, one row per budget and output, then the recommendation."""
+    from rich.table import Table
+
+    table = Table("queries", "output", "agreement", "surrogate accuracy", "training",
+                  title=f"model extraction: {result.pool} rows to query, {result.evaluated} "
+                        f"held out (model accuracy {result.target_accuracy:.3f})")
+    for c in result.cells:
+        table.add_row(str(c.budget), c.output.value, f"{c.agreement:.3f}", f"{c.accuracy:.3f}",
+                      c.training)
+    st.out.print(table)
+    advice = result.recommendation
+    quotas = Table("output", "max queries", title=f"recommendation: agreement ≤ "
+                   f"{advice.threshold:g} ({result.threshold_source}); richest output: "
+                   f"{advice.fidelity.value if advice.fidelity is not None else 'none'}")
+    for mode, queries in advice.per_output.items():
+        quotas.add_row(mode.value, "none safe" if queries is None else str(queries))
+    st.out.print(quotas)
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
@@ -150,6 +175,10 @@ def run(
         "--non-members", help="Labelled rows the model was not trained on, for the "
                               "membership test (default: --data, the test set); LiRA trains "
                               "its shadow models on these.")] = None,
+    thief: Annotated[Path | None, typer.Option(
+        help="The extraction test's query pool: inputs the attacker owns (any --data format; "
+             "labels, if any, are ignored). Default: part of --data, the rest held out to "
+             "score the stolen model.")] = None,
     policy: Annotated[Path | None, typer.Option(
         help="The policy YAML (write one with: bastion assess policy init). Default: the "
              "workspace's release policy (bastion assess policy release).")] = None,
@@ -213,7 +242,7 @@ def run(
     if max_seconds is not None:
         chosen = chosen.with_max_seconds(max_seconds)
     how = _Run(chosen, label, arch, layout, save_adversarial, fmt, not no_cache, members,
-               non_members)
+               non_members, thief)
     if remote:
         done = _assess_endpoint(ctx, st, model, _headers(header or []), data, how)
     elif registry is None or ref is None:
@@ -268,7 +297,8 @@ def _assess_endpoint(ctx: typer.Context, st: State, url: str, headers: dict[str,
         inside, outside = _membership_data(ctx, run, predictor)
         done = assess(predictor, x, dataset.labels, run.policy, source=url, model_sha256=None,
                       images=dataset.pixels, progress=progress,
-                      keep_examples=run.keep_examples, members=inside, non_members=outside)
+                      keep_examples=run.keep_examples, members=inside, non_members=outside,
+                      thief=_thief_data(ctx, run, predictor))
     if run.save_adversarial is not None:
         count = done.save_adversarial(run.save_adversarial)
         st.say(f"wrote {count} adversarial examples to {run.save_adversarial}")
@@ -294,6 +324,7 @@ class _Run:
     cache: bool
     members: Path | None = None
     non_members: Path | None = None
+    thief: Path | None = None
 
     @property
     def keep_examples(self) -> bool:
@@ -324,6 +355,17 @@ def _membership_data(ctx: typer.Context, run: _Run, predictor: Any,
     return out[0], out[1]
 
 
+def _thief_data(ctx: typer.Context, run: _Run, predictor: Any) -> Any:
+    """``--thief`` as the model takes it (``None``: not given, or no extraction test)."""
+    from bastion.cli.data import _load
+    from bastion.data.layout import model_inputs
+
+    if run.policy.extraction is None or run.thief is None:
+        return None
+    return model_inputs(_load(ctx, run.thief, run.label, layout=run.layout), predictor,
+                        run.layout)
+
+
 def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
             run: _Run) -> Assessment:
     """Load (scan first), build the inputs the model takes, read the figures from the cache
@@ -345,13 +387,14 @@ def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
     x = model_inputs(dataset, loaded.predictor, run.layout)
     dataset = with_layout(dataset, loaded.predictor, run.layout)
     inside, outside = _membership_data(ctx, run, loaded.predictor)
+    thief = _thief_data(ctx, run, loaded.predictor)
     architecture = code_digest(factory) if factory is not None else None
     # an --arch whose code cannot be read is not cached: the weights do not say the network
     cache = (AssessmentCache.default(home=st.home)
              if run.cache and (factory is None or architecture) else None)
     key = None if cache is None else cache_key(
         model_sha256=loaded.sha256, x=x, labels=dataset.labels, policy=run.policy,
-        architecture=architecture, members=inside, non_members=outside)
+        architecture=architecture, members=inside, non_members=outside, thief=thief)
     if cache is not None and key is not None and not run.keep_examples:
         hit = cache.load(key, run.policy, source=source, warn=st.say)
         if hit is not None and hit.cached is not None:
@@ -361,7 +404,8 @@ def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
     with _progress(st) as progress:
         done = assess(loaded.predictor, x, dataset.labels, run.policy, source=source,
                       model_sha256=loaded.sha256, images=dataset.pixels, progress=progress,
-                      keep_examples=run.keep_examples, members=inside, non_members=outside)
+                      keep_examples=run.keep_examples, members=inside, non_members=outside,
+                      thief=thief)
     if cache is not None and key is not None:
         cache.store(key, done, warn=st.say)
     if run.save_adversarial is not None:
@@ -389,10 +433,16 @@ def _local_catalog(ctx: typer.Context, what: str) -> Catalog:
 def _policy(ctx: typer.Context, path: Path | None, registry: Catalog | None) -> Policy:
     """The policy file given, or else the workspace's release policy."""
     from bastion.assess import Policy
+    from bastion.errors import WorkspaceError
 
     if path is not None:
         return Policy.from_file(path)
-    release = (registry or _local_catalog(ctx, "read the release policy")).release_policy()
+    try:
+        release = (registry or _local_catalog(ctx, "read the release policy")).release_policy()
+    except WorkspaceError:
+        raise UsageError("no --policy given, and no workspace to take a release policy from",
+                         hint="write one: bastion assess policy init --risk medium --output "
+                              "policy.yaml, then pass --policy policy.yaml") from None
     if release is None:
         raise UsageError("no --policy given, and the workspace has no release policy",
                          hint="pass --policy FILE, or set one: bastion assess policy release "
