@@ -91,14 +91,17 @@ def record(ctx: CatalogContext, ref: str, *, policy_digest: str, passed: bool,
 def listing(ctx: CatalogContext, conn: Connection, v: VersionRow) -> list[dict[str, Any]]:
     """Every assessment of ``v``, oldest first, each saying whether it is still current."""
     current = release_policy(ctx)
+    return _listing(conn, v, current["digest"] if current else None)
+
+
+def _listing(conn: Connection, v: VersionRow, current: str | None) -> list[dict[str, Any]]:
     out = []
     for row in conn.execute(
         select(t.assessments.c.id, t.assessments.c.digest, t.assessments.c.policy_digest,
                t.assessments.c.passed, t.assessments.c.actor, t.assessments.c.at)
         .where(t.assessments.c.version_id == v.id).order_by(t.assessments.c.id)
     ):
-        stale = row.digest != v.digest or (
-            current is not None and row.policy_digest != current["digest"])
+        stale = row.digest != v.digest or (current is not None and row.policy_digest != current)
         out.append({"id": int(row.id), "at": row.at, "actor": row.actor,
                     "policy_digest": row.policy_digest, "passed": bool(row.passed),
                     "stale": stale})
@@ -137,9 +140,9 @@ def check_gate(ctx: CatalogContext, conn: Connection, v: VersionRow, action: str
         ctx.audit("version.accept_risk", v.ref, connection=conn, gate=_RULE,
                   policy_digest=digest, reason=accept_risk, step=action)
         return
-    tried = [a for a in listing(ctx, conn, v) if not a["stale"]]
-    why = ("its assessment under it failed" if tried
-           else "it has no assessment under it (older ones are stale)" if listing(ctx, conn, v)
+    assessed = _listing(conn, v, digest)
+    why = ("its assessment under it failed" if any(not a["stale"] for a in assessed)
+           else "it has no assessment under it (older ones are stale)" if assessed
            else "it has never been assessed")
     raise AccessDeniedError(
         f"{v.ref} cannot {action}: the release policy ({current['source']}, sha256 "

@@ -291,13 +291,25 @@ def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
     vote is weighted by how well its own label agrees with *its* neighbours, so clean rows
     next to planted ones (whose odd neighbours are the poison) are not blamed for them.
     Rows in ``exclude`` (already judged poisoned) are nobody's neighbour."""
-    from sklearn.neighbors import NearestNeighbors
+    space = _content_space(matrix, table=table, max_dims=max_dims, seed=seed)
+    return _mismatch(space, codes, neighbours=neighbours, weighted=table, exclude=exclude)
 
+
+def _content_space(matrix: FloatArray, *, table: bool, max_dims: int, seed: int) -> FloatArray:
+    """Where :func:`content_mismatch` measures distance (ranks for tables; PCA when wide)."""
     x = _ranks(matrix) if table else np.nan_to_num(matrix)
     if x.shape[1] > max_dims:
         from sklearn.decomposition import PCA
 
         x = PCA(n_components=max_dims, random_state=seed).fit_transform(x)
+    return np.asarray(x, dtype=np.float64)
+
+
+def _mismatch(x: FloatArray, codes: npt.NDArray[np.intp], *, neighbours: int, weighted: bool,
+              exclude: npt.NDArray[np.bool_] | None) -> FloatArray:
+    """:func:`content_mismatch` on points already in its space."""
+    from sklearn.neighbors import NearestNeighbors
+
     pool = np.flatnonzero(~exclude) if exclude is not None else np.arange(len(x))
     k = min(neighbours, len(pool) - 1)
     _, found = NearestNeighbors(n_neighbors=k + 1).fit(x[pool]).kneighbors(x)
@@ -307,7 +319,7 @@ def content_mismatch(matrix: FloatArray, codes: npt.NDArray[np.intp], *,
     near = np.take_along_axis(found, own_last, axis=1)[:, :k]
     disagree = codes[near] != codes[:, None]
     share = disagree.mean(axis=1)
-    if table:
+    if weighted:
         weight = 1.0 - share[near]
         share = (disagree * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-12)
     return np.asarray(share, dtype=np.float64)
@@ -438,7 +450,8 @@ def combined_scores(
        a sum of two shares, 0.3 for tables, one share); its high group is flagged.
     """
     persisted = None if table else persistence(predictor, inputs, codes, seed=seed)
-    evidence = content_mismatch(matrix, codes, table=table, seed=seed)
+    content = _content_space(matrix, table=table, max_dims=64, seed=seed)  # once, every round
+    evidence = _mismatch(content, codes, neighbours=10, weighted=table, exclude=None)
     if persisted is not None:
         evidence = evidence + persisted
     lift_needed = min_lift if min_lift is not None else 0.3 if table else 0.4
@@ -476,7 +489,7 @@ def combined_scores(
             if verdict.poisoned and c != best[1]:
                 verdicts[c] = replace(verdict, poisoned=False)
         flags[best[2]] = True
-        again = content_mismatch(matrix, codes, table=table, exclude=flags, seed=seed)
+        again = _mismatch(content, codes, neighbours=10, weighted=table, exclude=flags)
         evidence = again if persisted is None else again + persisted
         scores = np.where(flags, scores, _smoothed(evidence, space, codes, neighbours))
     return scores, flags, tuple(verdicts[int(c)] for c in labels)
