@@ -27,6 +27,10 @@ DEFAULTS: Final[dict[str, Any]] = {
         "extraction": {"budgets": [100, 1000, 10000],
                        "outputs": ["probabilities", "rounded2", "top1", "label"],
                        "surrogate": "mlp", "samples": 500, "soft_labels": True},
+        "ood": {"detectors": ["msp", "energy", "mahalanobis", "knn"],
+                "shifts": ["noise", "blur", "contrast", "holdout"], "samples": 500,
+                "fit_samples": 5000},
+        "pruning": {"levels": [0.0, 0.25, 0.5, 0.75, 0.9], "max_accuracy_loss": 0.01},
     },
 }
 """What a field left out of a policy means."""
@@ -57,6 +61,8 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             "pgd_l2": {"eps": _L2, "steps": 20, "step_size": 0.1, "random_init": True},
             "hopskipjump": {"eps": [0.25, 0.5, 1.0, 2.0], "norm": 2, "samples": 20,
                             "max_queries": 1000},
+            "ood": {"detectors": ["msp", "energy", "mahalanobis", "knn"],
+                    "shifts": ["noise", "blur", "contrast", "holdout"]},
         },
         "requirements": [
             {"test": "pgd_linf", "metric": "robust_accuracy", "eps": 0.1, "min": 0.6,
@@ -84,6 +90,9 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
             "extraction": {"budgets": [100, 1000, 10000],
                            "outputs": ["probabilities", "rounded2", "top1", "label"],
                            "surrogate": "mlp", "samples": 500, "max_seconds": 600},
+            "ood": {"detectors": ["msp", "energy", "mahalanobis", "knn"],
+                    "shifts": ["noise", "blur", "contrast", "holdout"], "samples": 1000},
+            "pruning": {"levels": [0.0, 0.25, 0.5, 0.75, 0.9], "max_accuracy_loss": 0.01},
         },
         "requirements": [
             {"test": "pgd_linf", "metric": "robust_accuracy", "eps": 0.1, "min": 0.7,
@@ -103,6 +112,8 @@ _PRESETS: Final[dict[str, dict[str, Any]]] = {
              "severity": "medium"},
             {"test": "extraction", "metric": "agreement", "budget": 1000,
              "output": "probabilities", "max": 0.9, "severity": "medium"},
+            {"test": "ood", "metric": "auroc", "shift": "noise", "min": 0.9,
+             "severity": "medium"},
         ],
     },
 }
@@ -136,6 +147,8 @@ _TESTS: Final = {
     "square": "black-box: random square patches within eps (score-based)",
     "membership": "privacy (NCSC 1.3, 5.1): tell training rows apart; needs --members",
     "extraction": "NCSC 3.3: a copy trained on the answers, per budget and output mode",
+    "ood": "NCSC 2.6: detectors of unusual inputs, saved for the gateway; --ood DATA",
+    "pruning": "NCSC 2.6: magnitude pruning per sparsity; the sparsest within the loss",
 }
 
 _MEMBERSHIP_OFF: Final = """\
@@ -157,6 +170,10 @@ _KEYS: Final = {
     "learning_rate": "LiRA on PyTorch: Adam's learning rate",
     "budgets": "queries the attacker may make, ascending",
     "surrogate": "the thief's model: mlp or logistic",
+    "detectors": "msp, energy (logits), mahalanobis, knn (features)",
+    "shifts": "noise, blur, contrast (images), holdout (a class)",
+    "levels": "sparsities, ascending (0: the model as it is)",
+    "max_accuracy_loss": "what the chosen level may lose",
 }
 _EXTRACTION_KEYS: Final = {"outputs": "",
                             "samples": "rows of --data held out to score the copies",
@@ -165,6 +182,16 @@ _EXTRACTION_OFF: Final = """\
   # extraction:                     # NCSC 3.3: how close a copy trained on the model's
   #   budgets: [100, 1000, 10000]   # answers comes, per query budget and output mode;
   #   outputs: [probabilities, rounded2, top1, label]   # recommends fidelity and quota
+"""
+_OOD_OFF: Final = """\
+  # ood:                            # NCSC 2.6: out-of-distribution detectors fitted on
+  #   detectors: [msp, energy, mahalanobis, knn]   # --members (else half of --data), the
+  #   shifts: [noise, blur, contrast, holdout]     # chosen one saved for the gateway
+"""
+_PRUNING_OFF: Final = """\
+  # pruning:                        # NCSC 2.6: global magnitude pruning per sparsity:
+  #   levels: [0.0, 0.25, 0.5, 0.75, 0.9]   # accuracy, robust accuracy, size, latency
+  #   max_accuracy_loss: 0.01
 """
 _MEMBERSHIP_KEYS: Final = {"attacks": "",
                             "samples": "at most this many members and non-members each"}
@@ -205,8 +232,10 @@ def template(risk: str) -> str:
         lines += [_line(f"    {k}: {_flow(v)}", keys.get(k, "")) for k, v in body.items()]
     if "membership" not in data["tests"]:
         lines += _MEMBERSHIP_OFF.rstrip("\n").split("\n")
-    if "extraction" not in data["tests"]:
-        lines += _EXTRACTION_OFF.rstrip("\n").split("\n")
+    for name, off in (("extraction", _EXTRACTION_OFF), ("ood", _OOD_OFF),
+                      ("pruning", _PRUNING_OFF)):
+        if name not in data["tests"]:
+            lines += off.rstrip("\n").split("\n")
     lines += ["", "requirements:                     # each yields a pass or fail finding;",
               "  # metric: robust_accuracy | worst_class_robust_accuracy (at eps, one the",
               "  # test measures), clean_accuracy, median_perturbation (black-box tests):",
@@ -214,6 +243,8 @@ def template(risk: str) -> str:
               "  # tpr_at_1pct_fpr | tpr_at_0_1pct_fpr: max (lower is safer), of the",
               "  # strongest attack (or attack: one of them); extraction: agreement |",
               "  # surrogate_accuracy: max, at budget and output (default: the largest);",
+              "  # ood: auroc (min) | fpr_at_95_tpr (max), of detector (default: the",
+              "  # chosen one) on shift (default: the worst);",
               "  # severity: of the finding when it fails"]
     lines += [f"  - {_flow(r)}" for r in data["requirements"]]
     if "membership" not in data["tests"]:

@@ -20,6 +20,7 @@ never trusted on its name alone). Adversarial examples and images are not cached
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -38,7 +39,7 @@ import numpy.typing as npt
 
 from bastion._fs import atomic_write
 from bastion._time import STAMP_FORMAT, utc_stamp
-from bastion.assess.interface import AssessError
+from bastion.assess.interface import AssessError, OodResult
 from bastion.assess.policy import Policy
 from bastion.assess.runner import Assessment, _versions
 from bastion.config import find_workspace
@@ -120,7 +121,8 @@ def cache_key(*, model_sha256: str, x: npt.ArrayLike, labels: npt.ArrayLike | No
               libraries: Mapping[str, str] | None = None,
               members: tuple[npt.ArrayLike, npt.ArrayLike | None] | None = None,
               non_members: tuple[npt.ArrayLike, npt.ArrayLike | None] | None = None,
-              thief: npt.ArrayLike | None = None) -> CacheKey:
+              thief: npt.ArrayLike | None = None, ood: npt.ArrayLike | None = None,
+              ) -> CacheKey:
     """The key of an assessment of the model whose bytes hash to ``model_sha256`` on ``x``
     and ``labels`` (exactly what :func:`~bastion.assess.assess` is handed) under ``policy``.
 
@@ -131,12 +133,14 @@ def cache_key(*, model_sha256: str, x: npt.ArrayLike, labels: npt.ArrayLike | No
             to ``assess`` (``None``: not given).
         thief: the extraction test's query inputs, as handed to ``assess`` (``None``: not
             given; the data's own rows are then the pool).
+        ood: the OoD test's out-of-distribution inputs, as handed to ``assess``.
     """
     parts: dict[str, Any] = {
         "format": FORMAT, "model_sha256": model_sha256, "inputs_sha256": input_digest(x, labels),
         "members_sha256": None if members is None else input_digest(*members),
         "non_members_sha256": None if non_members is None else input_digest(*non_members),
         "thief_sha256": None if thief is None else input_digest(thief, None),
+        "ood_sha256": None if ood is None else input_digest(ood, None),
         "policy_digest": policy.digest, "overrides": dict(policy.overrides),
         "libraries": dict(_versions() if libraries is None else libraries),
         "bastion_code": _own_code(), "architecture": architecture}
@@ -191,6 +195,7 @@ class AssessmentCache:
             stored = str(entry["stored"])
             moment = datetime.strptime(stored, STAMP_FORMAT).replace(tzinfo=UTC)
             done = Assessment.from_dict(entry["assessment"], policy)  # 3
+            done = _with_detector(done, entry.get("ood_detector"), key)
         except FileNotFoundError:
             return None
         except AssessError as exc:
@@ -208,6 +213,8 @@ class AssessmentCache:
         path = self.path(key)
         entry = {"format": FORMAT, "key": key.digest, "parts": dict(key.parts),
                  "stored": utc_stamp(), "assessment": done.to_dict()}
+        if done.ood_detector is not None:  # fitted state, not figures: kept beside them
+            entry["ood_detector"] = base64.b64encode(done.ood_detector.to_bytes()).decode()
         try:
             data = json.dumps(entry, sort_keys=True, ensure_ascii=False).encode()
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -233,6 +240,23 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise ValueError("it is not a JSON object")
     return entry
+
+
+def _with_detector(done: Assessment, encoded: Any, key: CacheKey) -> Assessment:
+    """``done`` with its OoD test's fitted detector read back from the entry (checked as a
+    detector file is, and bound to the key's model)."""
+    from bastion.assess.ood import detector_from_bytes
+
+    if encoded is None:
+        return done
+    if not isinstance(encoded, str):
+        raise ValueError("its OoD detector is not base64 text")
+    detector = detector_from_bytes(base64.b64decode(encoded, validate=True),
+                                   name="the cached OoD detector",
+                                   model_sha256=str(key.parts["model_sha256"]))
+    results = tuple(dataclasses.replace(r, detector=detector) if isinstance(r, OodResult)
+                    else r for r in done.results)
+    return dataclasses.replace(done, results=results)
 
 
 def _renamed(done: Assessment, source: str) -> Assessment:

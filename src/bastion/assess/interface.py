@@ -34,9 +34,15 @@ __all__ = [
     "MembershipResult",
     "MembershipSkipped",
     "Norm",
+    "OodFigures",
+    "OodResult",
+    "OodScore",
+    "OodShift",
     "OutputMode",
     "PolicyError",
     "Progress",
+    "PruningLevel",
+    "PruningResult",
     "Recommendation",
     "SkippedTest",
 ]
@@ -61,6 +67,8 @@ class Attack(enum.StrEnum):
     SQUARE = "square"
     MEMBERSHIP = "membership"
     EXTRACTION = "extraction"
+    OOD = "ood"
+    PRUNING = "pruning"
 
     @property
     def white_box(self) -> bool:
@@ -77,6 +85,7 @@ _TITLES = {
     Attack.FGSM: "FGSM", Attack.PGD_LINF: "PGD (L∞)", Attack.PGD_L2: "PGD (L2)",
     Attack.AUTOPGD: "AutoPGD", Attack.HOPSKIPJUMP: "HopSkipJump", Attack.SQUARE: "Square",
     Attack.MEMBERSHIP: "Membership inference", Attack.EXTRACTION: "Model extraction",
+    Attack.OOD: "Out-of-distribution detection", Attack.PRUNING: "Pruning",
 }
 
 
@@ -569,8 +578,274 @@ class ExtractionResult:
                    parameters=dict(data["parameters"]))
 
 
-def result_from_dict(data: Mapping[str, Any],
-                     ) -> EvasionResult | MembershipResult | ExtractionResult | SkippedTest:
+class OodScore(enum.StrEnum):
+    """The out-of-distribution detectors the ``ood`` test fits (``detectors:``); each scores
+    an input, higher meaning further from the training data."""
+
+    MSP = "msp"
+    """Maximum softmax probability, negated (Hendrycks & Gimpel 2017): any classifier."""
+    ENERGY = "energy"
+    """The free energy ``−logsumexp(logits)`` (Liu et al. 2020): needs the logits."""
+    MAHALANOBIS = "mahalanobis"
+    """The smallest Mahalanobis distance to a class mean under one shared covariance (Lee et
+    al. 2018), on the penultimate layer (the inputs for a model without one)."""
+    KNN = "knn"
+    """The distance to the k-th nearest training example, features normalised to unit
+    length (Sun et al. 2022), on the same features."""
+
+    @property
+    def reads_features(self) -> bool:
+        """Whether it is fitted on features (so a class can be held out of its fit)."""
+        return self in (OodScore.MAHALANOBIS, OodScore.KNN)
+
+
+class OodShift(enum.StrEnum):
+    """What the detectors must tell from in-distribution data (``shifts:``, plus ``given``:
+    the ``--ood`` set)."""
+
+    GIVEN = "given"
+    """The user's own out-of-distribution set (``--ood``)."""
+    NOISE = "noise"
+    """Uniform noise over the valid input range."""
+    BLUR = "blur"
+    """Test images Gaussian-blurred (σ 1 pixel): images only."""
+    CONTRAST = "contrast"
+    """Test images with their contrast cut to 30 % around each image's mean: images only."""
+    HOLDOUT = "holdout"
+    """A class left out of the detector's fit, scored against the others (a class the
+    detector has never seen): feature detectors only, since the model knows every class."""
+
+
+@dataclass(frozen=True, slots=True)
+class OodFigures:
+    """How well one detector told one shift from in-distribution data."""
+
+    detector: OodScore
+    """Which detector."""
+    shift: OodShift
+    """Which out-of-distribution data."""
+    auroc: float | None
+    """Area under the ROC curve, out-of-distribution as positives: 0.5 is chance, 1 tells
+    every one apart; ``None``: not measurable (``note`` says why)."""
+    fpr_at_95_tpr: float | None
+    """Share of out-of-distribution inputs let through when the threshold lets 95 % of
+    in-distribution ones through (lower is better; the gateway's threshold works the same)."""
+    in_samples: int
+    """In-distribution inputs scored."""
+    out_samples: int
+    """Out-of-distribution inputs scored."""
+    histogram: Mapping[str, Any] = field(default_factory=dict)
+    """``edges``, ``in`` and ``out`` counts of both score sets, for the report's plot."""
+    note: str | None = None
+    """Why a figure is not measurable."""
+
+    def value(self, metric: str) -> float | None:
+        """The figure named ``metric`` (``auroc`` or ``fpr_at_95_tpr``)."""
+        found = getattr(self, metric, None)
+        return None if found is None else float(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"detector": self.detector.value, "shift": self.shift.value, "auroc": self.auroc,
+                "fpr_at_95_tpr": self.fpr_at_95_tpr, "in_samples": self.in_samples,
+                "out_samples": self.out_samples, "histogram": dict(self.histogram),
+                "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        note = data.get("note")
+        return cls(detector=OodScore(data["detector"]), shift=OodShift(data["shift"]),
+                   auroc=_number(data.get("auroc")),
+                   fpr_at_95_tpr=_number(data.get("fpr_at_95_tpr")),
+                   in_samples=int(data["in_samples"]), out_samples=int(data["out_samples"]),
+                   histogram=dict(data.get("histogram") or {}),
+                   note=None if note is None else str(note))
+
+
+@dataclass(frozen=True, eq=False)
+class OodResult:
+    """The out-of-distribution test that ran (NCSC 2.6): each detector on each shift, and the
+    detector chosen for the gateway."""
+
+    fitted_on: int
+    """In-distribution rows the detectors were fitted on."""
+    evaluated: int
+    """In-distribution rows they were scored on (never part of the fit)."""
+    features: Mapping[str, str]
+    """What each detector read: ``probabilities``, ``logits``, ``penultimate`` or ``inputs``."""
+    figures: tuple[OodFigures, ...]
+    """One per detector and shift measured (detector-major)."""
+    skipped: Mapping[str, str]
+    """Detectors asked for that could not be fitted, with the reason."""
+    chosen: OodScore | None
+    """The detector saved for the gateway: the policy's ``choose``, else the best mean AUROC
+    over the shifts every fitted detector measured; ``None`` when none was fitted."""
+    threshold: float | None
+    """The chosen detector's threshold: the score 95 % of in-distribution rows stay under."""
+    complete: bool
+    """``False`` when the time budget ran out before every detector and shift."""
+    seconds: float
+    """Wall-clock time spent."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The test's settings, as run."""
+    detector: Any = None
+    """The chosen, fitted :class:`~bastion.assess.ood.OodDetector` (not in :meth:`to_dict`:
+    it is saved on its own, as a catalog artefact)."""
+
+    attack: Attack = Attack.OOD
+    """The test (always :attr:`Attack.OOD`)."""
+
+    def of(self, detector: OodScore) -> list[OodFigures]:
+        """``detector``'s figures, one per shift."""
+        return [f for f in self.figures if f.detector is detector]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"attack": self.attack.value, "fitted_on": self.fitted_on,
+                "evaluated": self.evaluated, "features": dict(self.features),
+                "figures": [f.to_dict() for f in self.figures], "skipped": dict(self.skipped),
+                "chosen": None if self.chosen is None else self.chosen.value,
+                "threshold": self.threshold, "complete": self.complete,
+                "seconds": round(self.seconds, 3), "parameters": dict(self.parameters)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`, without the fitted detector.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        if data.get("attack") != Attack.OOD.value:
+            raise ValueError("not an OoD result")
+        chosen = data.get("chosen")
+        return cls(fitted_on=int(data["fitted_on"]), evaluated=int(data["evaluated"]),
+                   features={str(k): str(v) for k, v in dict(data["features"]).items()},
+                   figures=tuple(OodFigures.from_dict(f) for f in data["figures"]),
+                   skipped={str(k): str(v) for k, v in dict(data["skipped"]).items()},
+                   chosen=None if chosen is None else OodScore(chosen),
+                   threshold=_number(data.get("threshold")), complete=_flag(data["complete"]),
+                   seconds=float(data["seconds"]), parameters=dict(data["parameters"]))
+
+
+@dataclass(frozen=True, slots=True)
+class PruningLevel:
+    """The pruned model at one sparsity: what it still gets right, how big and fast it is."""
+
+    sparsity: float
+    """The level as asked: the share of the prunable weights zeroed (PyTorch), or of the
+    trees removed (forests)."""
+    accuracy: float
+    """Clean accuracy of the pruned model on the sample."""
+    robust_accuracy: float | None
+    """Accuracy under the given evasion attack at its ε; ``None``: no attack given, or it
+    cannot run on this model (``parameters["robust_skipped"]`` says why)."""
+    parameters: int
+    """PyTorch: the prunable weights in all (every ``Linear``/``Conv`` weight element, the
+    same at every level); forests: the trees kept."""
+    nonzero: int
+    """PyTorch: non-zero parameters of the whole pruned network (biases and every other
+    parameter included); forests: tree nodes kept (leaves included), over all kept trees."""
+    compressed_bytes: int | None
+    """PyTorch: zlib (level 6) size of all parameters' raw bytes after pruning, what the
+    zeros save on disk; ``None`` for forests."""
+    latency_ms: float
+    """Median over 5 timed ``predict_proba`` calls on up to 256 sample rows, in
+    milliseconds per 1,000 rows."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"sparsity": self.sparsity, "accuracy": self.accuracy,
+                "robust_accuracy": self.robust_accuracy, "parameters": self.parameters,
+                "nonzero": self.nonzero, "compressed_bytes": self.compressed_bytes,
+                "latency_ms": self.latency_ms}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        size = data["compressed_bytes"]
+        return cls(sparsity=float(data["sparsity"]), accuracy=float(data["accuracy"]),
+                   robust_accuracy=_number(data["robust_accuracy"]),
+                   parameters=_count(data["parameters"]), nonzero=_count(data["nonzero"]),
+                   compressed_bytes=None if size is None else _count(size),
+                   latency_ms=float(data["latency_ms"]))
+
+
+@dataclass(frozen=True, eq=False)
+class PruningResult:
+    """The pruning test that ran (NCSC 2.6): one :class:`PruningLevel` per sparsity reached."""
+
+    method: str
+    """How the model was pruned (``bastion.assess.pruning.TORCH_METHOD`` or ``FOREST_METHOD``)."""
+    samples: int
+    """Labelled samples every level was scored on."""
+    levels: tuple[PruningLevel, ...]
+    """One per level measured, in the order asked (ascending sparsity)."""
+    planned: tuple[float, ...]
+    """Every sparsity asked for (``levels`` may stop short: see ``complete``)."""
+    max_accuracy_loss: float
+    """How much clean accuracy ``chosen`` may give up against the unpruned model."""
+    chosen: float | None
+    """The sparsest measured level whose clean accuracy is at least the unpruned model's
+    minus ``max_accuracy_loss``: ``0.0`` when only the unpruned level keeps it, ``None`` when
+    no measured level does (possible only without level 0)."""
+    complete: bool
+    """``False`` when the time budget ran out before every level."""
+    seconds: float
+    """Wall-clock time spent."""
+    parameters: Mapping[str, Any]
+    """The test's settings, as run (levels, the attack, its ε and norm)."""
+
+    attack: Attack = Attack.PRUNING
+    """The test (always :attr:`Attack.PRUNING`)."""
+
+    def level(self, sparsity: float) -> PruningLevel | None:
+        """The level at ``sparsity``, if measured."""
+        return next((v for v in self.levels if abs(v.sparsity - sparsity) <= 1e-12), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"attack": self.attack.value, "method": self.method, "samples": self.samples,
+                "levels": [v.to_dict() for v in self.levels], "planned": list(self.planned),
+                "max_accuracy_loss": self.max_accuracy_loss, "chosen": self.chosen,
+                "complete": self.complete, "seconds": round(self.seconds, 3),
+                "parameters": dict(self.parameters)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not what :meth:`to_dict` writes.
+        """
+        if not isinstance(data, Mapping) or data.get("attack") != Attack.PRUNING.value:
+            raise ValueError("not a pruning result")
+        return cls(method=str(data["method"]), samples=_count(data["samples"]),
+                   levels=tuple(PruningLevel.from_dict(v) for v in data["levels"]),
+                   planned=tuple(float(s) for s in data["planned"]),
+                   max_accuracy_loss=float(data["max_accuracy_loss"]),
+                   chosen=_number(data["chosen"]), complete=_flag(data["complete"]),
+                   seconds=float(data["seconds"]), parameters=dict(data["parameters"]))
+
+
+def _count(value: Any) -> int:
+    """An integer as written (a float such as ``3.5`` is refused, not truncated)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"expected an integer, not {value!r}")
+    return int(value)
+
+
+def result_from_dict(data: Mapping[str, Any]) -> (
+        EvasionResult | MembershipResult | ExtractionResult | OodResult | PruningResult
+        | SkippedTest):
     """A test's result read back: a :class:`SkippedTest` when it says ``skipped``, a
     :class:`MembershipResult` or :class:`ExtractionResult` for those tests, else an
     :class:`EvasionResult`.
@@ -586,6 +861,10 @@ def result_from_dict(data: Mapping[str, Any],
         return MembershipResult.from_dict(data)
     if data.get("attack") == Attack.EXTRACTION.value:
         return ExtractionResult.from_dict(data)
+    if data.get("attack") == Attack.OOD.value:
+        return OodResult.from_dict(data)
+    if data.get("attack") == Attack.PRUNING.value:
+        return PruningResult.from_dict(data)
     return EvasionResult.from_dict(data)
 
 

@@ -1,6 +1,7 @@
 """The HTML report of an assessment: accuracy against ε, per-class bars, clean against
 adversarial images, membership inference ROC curves on log-log axes, model extraction agreement
-against the query budget (log x axis); figures as PNG bytes
+against the query budget (log x axis), OoD score histograms per detector and shift, and the
+pruning trade-off (accuracy and robust accuracy against sparsity); figures as PNG bytes
 (matplotlib, Agg backend: no display, no files)."""
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from bastion.assess.interface import (
     MembershipFigures,
     MembershipResult,
     Norm,
+    OodResult,
+    PruningResult,
     SkippedTest,
 )
 from bastion.assess.runner import Assessment
 from bastion.report.html import Section
 
-__all__ = ["accuracy_plot", "agreement_plot", "class_plot", "images_plot", "roc_plot",
-           "sections"]
+__all__ = ["accuracy_plot", "agreement_plot", "class_plot", "images_plot", "ood_plot",
+           "pruning_plot", "roc_plot", "sections"]
 
 _MAX_IMAGES: Final = 8
 
@@ -150,6 +153,88 @@ def _extraction_section(result: ExtractionResult) -> Section:
                   "training"), rows), (("output", "max queries"), quota)])
 
 
+def ood_plot(result: OodResult) -> bytes:
+    """Per detector, the in-distribution scores' histogram against each shift's (one panel
+    per detector, densities, so sets of different sizes compare)."""
+    kinds = list(dict.fromkeys(f.detector for f in result.figures if f.histogram))
+    figure = _figure(3.2 * max(len(kinds), 1), 3.0)
+    panels = figure.subplots(1, max(len(kinds), 1), squeeze=False)[0]
+    for axes, kind in zip(panels, kinds, strict=False):
+        drawn = [f for f in result.of(kind) if f.histogram]
+        edges = np.asarray(drawn[0].histogram["edges"])
+        centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        inside = np.asarray(drawn[0].histogram["in"], dtype=float)
+        axes.bar(centres, inside / max(inside.sum(), 1) / width, width=width, alpha=0.35,
+                 color="#1f6feb", label="in-distribution")
+        for f in drawn:
+            f_edges = np.asarray(f.histogram["edges"])
+            out = np.asarray(f.histogram["out"], dtype=float)
+            axes.step(f_edges[:-1], out / max(out.sum(), 1) / np.diff(f_edges), where="post",
+                      label=f"{f.shift.value} (AUROC {f.auroc:.2f})" if f.auroc is not None
+                      else f.shift.value)
+        if kind is result.chosen and result.threshold is not None:
+            axes.axvline(result.threshold, color="#cf222e", linestyle=":", label="threshold")
+        axes.set_title(kind.value + (" (chosen)" if kind is result.chosen else ""))
+        axes.set_xlabel("score (higher: more unusual)")
+        axes.legend(fontsize="x-small")
+    panels[0].set_ylabel("density")
+    return _png(figure)
+
+
+def _ood_section(result: OodResult) -> Section:
+    rows = [(f.detector.value, f.shift.value, "n/a" if f.auroc is None else f"{f.auroc:.3f}",
+             "n/a" if f.fpr_at_95_tpr is None else f"{f.fpr_at_95_tpr:.3f}",
+             str(f.out_samples), f.note or "") for f in result.figures]
+    rows += [(name, "", "not fitted", "", "", reason) for name, reason in result.skipped.items()]
+    chosen = "none" if result.chosen is None else (
+        f"{result.chosen.value} (threshold {result.threshold:.4g})")
+    return Section(
+        "Out-of-distribution detection", f"detectors fitted on {result.fitted_on} rows, "
+        f"scored on {result.evaluated} held-out rows against each shift: AUROC (1 tells every "
+        "unusual input apart) and the share of unusual inputs let through when 95 % of "
+        f"ordinary ones pass. Chosen for the gateway: {chosen}.",
+        figures=[ood_plot(result)] if any(f.histogram for f in result.figures) else [],
+        tables=[(("detector", "shift", "AUROC", "FPR @ 95% TPR", "unusual inputs", "note"),
+                 rows)])
+
+
+def pruning_plot(result: PruningResult) -> bytes:
+    """Accuracy and robust accuracy against sparsity, with the allowed loss."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    levels = [lv.sparsity for lv in result.levels]
+    axes.plot(levels, [lv.accuracy for lv in result.levels], "o-", label="accuracy")
+    robust = [(lv.sparsity, lv.robust_accuracy) for lv in result.levels
+              if lv.robust_accuracy is not None]
+    if robust:
+        axes.plot(*zip(*robust, strict=True), "s--", label="robust accuracy")
+    if result.levels:
+        floor = result.levels[0].accuracy - result.max_accuracy_loss
+        axes.axhline(floor, color="#cf222e", linestyle=":",
+                     label=f"allowed loss {result.max_accuracy_loss:g}")
+    if result.chosen is not None:
+        axes.axvline(result.chosen, color="#1a7f37", linestyle=":", label="sparsest within")
+    axes.set_xlabel("sparsity")
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(-0.02, 1.02)
+    axes.legend(loc="lower left")
+    axes.set_title("pruning" + ("" if result.complete else " (incomplete)"))
+    return _png(figure)
+
+
+def _pruning_section(result: PruningResult) -> Section:
+    rows = [(f"{lv.sparsity:g}", f"{lv.accuracy:.3f}",
+             "" if lv.robust_accuracy is None else f"{lv.robust_accuracy:.3f}", lv.nonzero,
+             "" if lv.compressed_bytes is None else f"{lv.compressed_bytes:,}",
+             f"{lv.latency_ms:.3g}") for lv in result.levels]
+    return Section(
+        "Pruning", f"{result.method}; the sparsest level within {result.max_accuracy_loss:g} "
+        f"accuracy loss: {'none' if result.chosen is None else f'{result.chosen:g}'}.",
+        figures=[pruning_plot(result)] if result.levels else [],
+        tables=[(("sparsity", "accuracy", "robust accuracy", "non-zero", "compressed bytes",
+                  "ms per 1,000 rows"), rows)])
+
+
 def _rate(value: float | None) -> str:
     return "not measurable" if value is None else f"{value:.3f}"
 
@@ -233,6 +318,8 @@ def sections(assessment: Assessment) -> list[Section]:
             if isinstance(r, MembershipResult)]
     out += [_extraction_section(r) for r in assessment.results
             if isinstance(r, ExtractionResult)]
+    out += [_ood_section(r) for r in assessment.results if isinstance(r, OodResult)]
+    out += [_pruning_section(r) for r in assessment.results if isinstance(r, PruningResult)]
     skipped = [r for r in assessment.results if isinstance(r, SkippedTest)]
     if skipped:
         out.append(Section("Tests not run", tables=[(("test", "reason", "remedy"), [

@@ -29,11 +29,19 @@ from typing import Any, Final, Self
 import yaml
 
 from bastion.assess._presets import DEFAULTS, preset, template
-from bastion.assess.interface import Attack, MembershipAttack, Norm, OutputMode, PolicyError
+from bastion.assess.interface import (
+    Attack,
+    MembershipAttack,
+    Norm,
+    OodScore,
+    OodShift,
+    OutputMode,
+    PolicyError,
+)
 from bastion.findings import Severity
 
-__all__ = ["AttackSpec", "ExtractionSpec", "MembershipSpec", "Metric", "Policy", "Requirement",
-           "Risk", "policy_template", "schema"]
+__all__ = ["AttackSpec", "ExtractionSpec", "MembershipSpec", "Metric", "OodSpec", "Policy",
+           "PruningSpec", "Requirement", "Risk", "policy_template", "schema"]
 
 SCHEMA_FILE: Final = "policy.schema.json"
 
@@ -59,6 +67,8 @@ class Metric(enum.StrEnum):
     TPR_AT_1PCT_FPR = "tpr_at_1pct_fpr"
     AGREEMENT = "agreement"
     SURROGATE_ACCURACY = "surrogate_accuracy"
+    AUROC = "auroc"
+    FPR_AT_95_TPR = "fpr_at_95_tpr"
 
     @property
     def needs_eps(self) -> bool:
@@ -76,6 +86,11 @@ class Metric(enum.StrEnum):
         return self in (Metric.AGREEMENT, Metric.SURROGATE_ACCURACY)
 
     @property
+    def ood(self) -> bool:
+        """Whether the OoD test measures it (AUROC: ``min``; FPR at 95 % TPR: ``max``)."""
+        return self in (Metric.AUROC, Metric.FPR_AT_95_TPR)
+
+    @property
     def display_name(self) -> str:
         """The metric for people."""
         return _METRIC_TITLES.get(self, self.value.replace("_", " "))
@@ -84,7 +99,8 @@ class Metric(enum.StrEnum):
 _MEMBERSHIP_METRICS: Final = frozenset({Metric.AUC, Metric.BALANCED_ACCURACY,
                                         Metric.TPR_AT_0_1PCT_FPR, Metric.TPR_AT_1PCT_FPR})
 _METRIC_TITLES: Final = {Metric.AUC: "AUC", Metric.TPR_AT_0_1PCT_FPR: "TPR at 0.1 % FPR",
-                         Metric.TPR_AT_1PCT_FPR: "TPR at 1 % FPR"}
+                         Metric.TPR_AT_1PCT_FPR: "TPR at 1 % FPR", Metric.AUROC: "AUROC",
+                         Metric.FPR_AT_95_TPR: "FPR at 95 % TPR"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,48 @@ class ExtractionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class OodSpec:
+    """The out-of-distribution test as the policy sets it up (``tests.ood``)."""
+
+    detectors: tuple[OodScore, ...]
+    """The detectors fitted, in order (ties in the choice go to the first)."""
+    shifts: tuple[OodShift, ...]
+    """The generated shifts (the ``--ood`` set is added when given)."""
+    samples: int
+    """At most this many held-out in-distribution rows scored."""
+    fit_samples: int
+    """At most this many rows fitted on."""
+    choose: OodScore | None
+    """The detector saved for the gateway; ``None``: the best mean AUROC."""
+    max_seconds: float
+    """Time budget for the test."""
+
+    attack: Attack = Attack.OOD
+    """The test (always :attr:`Attack.OOD`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PruningSpec:
+    """The pruning sweep as the policy sets it up (``tests.pruning``)."""
+
+    levels: tuple[float, ...]
+    """Sparsities, ascending."""
+    max_accuracy_loss: float
+    """The accuracy the chosen level may lose against the unpruned model."""
+    robust: AttackSpec | None
+    """The evasion test (at one ε) robust accuracy is measured with per level, if any."""
+    max_seconds: float
+    """Time budget for the test."""
+
+    attack: Attack = Attack.PRUNING
+    """The test (always :attr:`Attack.PRUNING`)."""
+
+
+Spec = AttackSpec | MembershipSpec | ExtractionSpec | OodSpec | PruningSpec
+"""Any test's set-up."""
+
+
+@dataclass(frozen=True, slots=True)
 class Requirement:
     """A threshold a test's result must meet; each yields a pass or fail finding."""
 
@@ -180,15 +238,23 @@ class Requirement:
     budget."""
     output: OutputMode | None = None
     """Extraction metrics: under this output mode; ``None``: the largest over every mode."""
+    detector: OodScore | None = None
+    """OoD metrics: this detector's figures; ``None``: the chosen detector's."""
+    shift: OodShift | None = None
+    """OoD metrics: on this shift; ``None``: the worst over every shift measured."""
 
     def __str__(self) -> str:
         what = self.metric.display_name
         at = f" at ε {self.eps:g}" if self.eps is not None else ""
         if self.budget is not None:
             at += f" at {self.budget} queries"
+        if self.shift is not None:
+            at += f" on {self.shift.value}"
         of = f" ({self.attack.value})" if self.attack is not None else ""
         if self.output is not None:
             of += f" ({self.output.value})"
+        if self.detector is not None:
+            of += f" ({self.detector.value})"
         bound = (f"≤ {self.maximum:g}" if self.maximum is not None
                  else f"≥ {self.minimum if self.minimum is not None else 0.0:g}")
         return f"{self.test.value}: {what}{of}{at} {bound}"
@@ -231,14 +297,18 @@ class Policy:
     membership: MembershipSpec | None = None
     """The membership inference test, when the policy runs it (after the evasion tests)."""
     extraction: ExtractionSpec | None = None
-    """The model extraction test, when the policy runs it (last)."""
+    """The model extraction test, when the policy runs it (after membership)."""
+    ood: OodSpec | None = None
+    """The out-of-distribution test, when the policy runs it (after extraction)."""
+    pruning: PruningSpec | None = None
+    """The pruning sweep, when the policy runs it (last)."""
 
     @property
     def test_names(self) -> list[str]:
         """Every test the policy runs, by key, in order."""
-        return [t.attack.value for t in self.tests] + (
-            [Attack.MEMBERSHIP.value] if self.membership is not None else []) + (
-            [Attack.EXTRACTION.value] if self.extraction is not None else [])
+        return [t.attack.value for t in self.tests] + [
+            spec.attack.value for spec in (self.membership, self.extraction, self.ood,
+                                           self.pruning) if spec is not None]
 
     @classmethod
     def from_file(cls, path: str | Path) -> Self:
@@ -277,18 +347,18 @@ class Policy:
                               f"{type(data).__name__}",
                               hint="start from: bastion assess policy init --risk medium")
         _check_schema(data, source)  # 1
-        tests = tuple(_spec(Attack(name), body, data) for name, body in data["tests"].items()
-                      if name not in (Attack.MEMBERSHIP.value, Attack.EXTRACTION.value))
-        membership = (_membership(data["tests"][Attack.MEMBERSHIP.value], data, source)
-                      if Attack.MEMBERSHIP.value in data["tests"] else None)
-        extraction = (_extraction(data["tests"][Attack.EXTRACTION.value], data, source)
-                      if Attack.EXTRACTION.value in data["tests"] else None)
-        by_name: dict[Attack, AttackSpec | MembershipSpec | ExtractionSpec] = {
-            t.attack: t for t in tests}
-        if membership is not None:
-            by_name[Attack.MEMBERSHIP] = membership
-        if extraction is not None:
-            by_name[Attack.EXTRACTION] = extraction
+        named = data["tests"]
+        tests = tuple(_spec(Attack(name), body, data) for name, body in named.items()
+                      if name not in _OTHER_TESTS)
+        membership = (_membership(named[Attack.MEMBERSHIP.value], data, source)
+                      if Attack.MEMBERSHIP.value in named else None)
+        extraction = (_extraction(named[Attack.EXTRACTION.value], data, source)
+                      if Attack.EXTRACTION.value in named else None)
+        ood = _ood(named[Attack.OOD.value], data, source) if Attack.OOD.value in named else None
+        by_name: dict[Attack, Spec] = {t.attack: t for t in tests}
+        for other in (membership, extraction, ood):
+            if other is not None:
+                by_name[other.attack] = other
         for spec in tests:  # 2
             if list(spec.eps) != sorted(set(spec.eps)):
                 raise PolicyError(f"{source}: tests.{spec.attack.value}.eps must ascend, "
@@ -296,6 +366,8 @@ class Policy:
                                   hint=f"write it as {sorted(set(spec.eps))}")
         requirements = tuple(_requirement(i, body, by_name, source)
                              for i, body in enumerate(data.get("requirements", ())))
+        pruning = (_pruning(named[Attack.PRUNING.value], data, tests, requirements, source)
+                   if Attack.PRUNING.value in named else None)
         low_high = data.get("input_range")
         if low_high is not None and not (math.isfinite(low_high[0]) and low_high[0] < low_high[1]):
             raise PolicyError(f"{source}: input_range must be [low, high] with low < high",
@@ -309,7 +381,7 @@ class Policy:
                    input_range=(None if low_high is None
                                 else (float(low_high[0]), float(low_high[1]))),
                    tests=tests, requirements=requirements, body=json.loads(canonical),
-                   membership=membership, extraction=extraction)
+                   membership=membership, extraction=extraction, ood=ood, pruning=pruning)
 
     def with_max_seconds(self, seconds: float) -> Self:
         """This policy with every test's time budget set to ``seconds``: the top-level
@@ -456,8 +528,68 @@ def _extraction(body: Mapping[str, Any], data: Mapping[str, Any], source: str,
                                                            DEFAULTS["max_seconds"]))))
 
 
-def _requirement(index: int, body: Mapping[str, Any],
-                 tests: Mapping[Attack, AttackSpec | MembershipSpec | ExtractionSpec],
+def _ood(body: Mapping[str, Any], data: Mapping[str, Any], source: str) -> OodSpec:
+    defaults = DEFAULTS["tests"][Attack.OOD.value]
+    detectors = [str(d) for d in body.get("detectors", defaults["detectors"])]
+    shifts = [str(s) for s in body.get("shifts", defaults["shifts"])]
+    for key, values in (("detectors", detectors), ("shifts", shifts)):
+        if len(set(values)) != len(values):
+            raise PolicyError(f"{source}: tests.ood.{key} names one twice ({values})",
+                              hint=f"write it as {list(dict.fromkeys(values))}")
+    choose = body.get("choose")
+    if choose is not None and choose not in detectors:
+        raise PolicyError(f"{source}: tests.ood.choose is {choose!r}, which tests.ood."
+                          "detectors does not fit", hint=f"use one of {detectors}")
+    return OodSpec(detectors=tuple(OodScore(d) for d in detectors),
+                   shifts=tuple(OodShift(s) for s in shifts),
+                   samples=int(body.get("samples", defaults["samples"])),
+                   fit_samples=int(body.get("fit_samples", defaults["fit_samples"])),
+                   choose=None if choose is None else OodScore(choose),
+                   max_seconds=float(body.get("max_seconds", data.get(
+                       "max_seconds", DEFAULTS["max_seconds"]))))
+
+
+def _pruning(body: Mapping[str, Any], data: Mapping[str, Any], tests: tuple[AttackSpec, ...],
+             requirements: tuple[Requirement, ...], source: str) -> PruningSpec:
+    """Steps: 1. levels ascend; 2. the robust test is one the policy runs, at one of its ε
+    (default: the first robust accuracy requirement's test and ε); 3. build."""
+    defaults = DEFAULTS["tests"][Attack.PRUNING.value]
+    levels = [float(v) for v in body.get("levels", defaults["levels"])]
+    if levels != sorted(set(levels)):  # 1
+        raise PolicyError(f"{source}: tests.pruning.levels must ascend, without repeats "
+                          f"(got {levels})", hint=f"write it as {sorted(set(levels))}")
+    robust = body.get("robust")
+    chosen: AttackSpec | None = None
+    if robust is not None:  # 2
+        chosen = next((t for t in tests if t.attack.value == robust["test"]), None)
+        if chosen is None:
+            raise PolicyError(f"{source}: tests.pruning.robust.test is {robust['test']!r}, "
+                              "which the policy's tests do not run",
+                              hint=f"add tests.{robust['test']}, or use one of: "
+                                   f"{', '.join(t.attack.value for t in tests) or 'none'}")
+        eps = float(robust["eps"])
+        if not any(abs(eps - e) <= 1e-12 for e in chosen.eps):
+            raise PolicyError(f"{source}: tests.pruning.robust.eps {eps:g} is not one tests."
+                              f"{chosen.attack.value}.eps measures",
+                              hint=f"use one of {list(chosen.eps)}")
+    else:
+        first = next((r for r in requirements if r.metric.needs_eps), None)
+        found = None if first is None else next(t for t in tests if t.attack is first.test)
+        chosen, eps = found, 0.0 if first is None or first.eps is None else first.eps
+    return PruningSpec(  # 3
+        levels=tuple(levels),
+        max_accuracy_loss=float(body.get("max_accuracy_loss", defaults["max_accuracy_loss"])),
+        robust=None if chosen is None else dataclasses.replace(chosen, eps=(eps,)),
+        max_seconds=float(body.get("max_seconds", data.get("max_seconds",
+                                                           DEFAULTS["max_seconds"]))))
+
+
+_OTHER_TESTS: Final = frozenset({Attack.MEMBERSHIP.value, Attack.EXTRACTION.value,
+                                 Attack.OOD.value, Attack.PRUNING.value})
+"""Tests that are not evasion tests (each has its own set-up)."""
+
+
+def _requirement(index: int, body: Mapping[str, Any], tests: Mapping[Attack, Spec],
                  source: str) -> Requirement:
     """Steps: 1. its test runs; 2. its metric is one that test measures, bounded the safe
     way (``min`` for evasion figures, ``max`` for membership ones); 3. its ε or attack is
@@ -472,12 +604,18 @@ def _requirement(index: int, body: Mapping[str, Any],
                                f"{', '.join(t.value for t in tests)}")
     if isinstance(spec, ExtractionSpec) or metric.extraction:  # 2
         return _extraction_requirement(where, body, metric, spec, source)
-    for key in ("budget", "output"):
+    if isinstance(spec, OodSpec) or metric.ood:
+        return _ood_requirement(where, body, metric, spec, source)
+    for key, test in (("budget", "extraction"), ("output", "extraction"), ("detector", "ood"),
+                      ("shift", "ood")):
         if key in body:
-            raise PolicyError(f"{source}: {where}.{key} is for the extraction test",
+            raise PolicyError(f"{source}: {where}.{key} is for the {test} test",
                               hint="remove it")
     if isinstance(spec, MembershipSpec) or metric.membership:
         return _membership_requirement(where, body, attack, metric, spec, source)
+    if not isinstance(spec, AttackSpec):  # pragma: no cover - the schema names no other test
+        raise PolicyError(f"{source}: {where}: no requirement reads tests.{attack.value}",
+                          hint="remove it")
     if "max" in body:
         raise PolicyError(f"{source}: {where}.max: {metric.value} is higher-is-safer",
                           hint="give min (the lowest acceptable value) instead")
@@ -507,9 +645,50 @@ def _requirement(index: int, body: Mapping[str, Any],
                        severity=Severity.parse(str(body.get("severity", "high"))))
 
 
+def _ood_requirement(where: str, body: Mapping[str, Any], metric: Metric, spec: Spec,
+                     source: str) -> Requirement:
+    """Steps: 1. the test and metric are the OoD test's; 2. AUROC takes ``min``, FPR ``max``;
+    nothing else of other tests; 3. its detector and shift are ones the test measures."""
+    if not isinstance(spec, OodSpec):  # 1
+        raise PolicyError(f"{source}: {where}: {metric.value} is measured by the ood test only",
+                          hint="use test: ood")
+    if not metric.ood:
+        raise PolicyError(f"{source}: {where}.metric {metric.value!r} is not one the ood test "
+                          "measures", hint="use auroc (min) or fpr_at_95_tpr (max)")
+    bound, other = ("min", "max") if metric is Metric.AUROC else ("max", "min")
+    if other in body:  # 2
+        raise PolicyError(f"{source}: {where}.{other}: {metric.value} takes {bound}",
+                          hint=f"give {bound} instead")
+    if bound not in body:
+        raise PolicyError(f"{source}: {where} names no {bound}",
+                          hint=f"add {bound}: the {'lowest' if bound == 'min' else 'highest'} "
+                               f"acceptable {metric.value}")
+    for key in ("eps", "attack", "budget", "output"):
+        if key in body:
+            raise PolicyError(f"{source}: {where}.{key} means nothing for {metric.value}",
+                              hint="remove it")
+    detector, shift = body.get("detector"), body.get("shift")
+    if detector is not None and OodScore(detector) not in spec.detectors:  # 3
+        raise PolicyError(f"{source}: {where}.detector is {detector!r}, which tests.ood."
+                          "detectors does not fit",
+                          hint=f"use one of {[d.value for d in spec.detectors]}, or add it there")
+    if shift is not None and shift != OodShift.GIVEN.value and OodShift(
+            shift) not in spec.shifts:
+        raise PolicyError(f"{source}: {where}.shift is {shift!r}, which tests.ood.shifts does "
+                          "not generate",
+                          hint=f"use given (the --ood set) or one of "
+                               f"{[s.value for s in spec.shifts]}")
+    value = float(body[bound])
+    return Requirement(test=Attack.OOD, metric=metric, eps=None,
+                       minimum=value if bound == "min" else None,
+                       maximum=value if bound == "max" else None,
+                       detector=None if detector is None else OodScore(detector),
+                       shift=None if shift is None else OodShift(shift),
+                       severity=Severity.parse(str(body.get("severity", "high"))))
+
+
 def _extraction_requirement(where: str, body: Mapping[str, Any], metric: Metric,
-                            spec: AttackSpec | MembershipSpec | ExtractionSpec, source: str,
-                            ) -> Requirement:
+                            spec: Spec, source: str) -> Requirement:
     """Steps: 1. the test and metric are extraction's; 2. ``max`` (lower is safer), no
     ``min``, ``eps`` or ``attack``; 3. its budget and output are ones the test measures."""
     known = ", ".join(m.value for m in Metric if m.extraction)
@@ -547,8 +726,7 @@ def _extraction_requirement(where: str, body: Mapping[str, Any], metric: Metric,
 
 
 def _membership_requirement(where: str, body: Mapping[str, Any], attack: Attack,
-                            metric: Metric, spec: AttackSpec | MembershipSpec | ExtractionSpec,
-                            source: str) -> Requirement:
+                            metric: Metric, spec: Spec, source: str) -> Requirement:
     known = ", ".join(m.value for m in Metric if m.membership)
     if not isinstance(spec, MembershipSpec):
         raise PolicyError(f"{source}: {where}: {metric.value} is measured by the membership "

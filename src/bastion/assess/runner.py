@@ -11,8 +11,9 @@ Steps (:func:`assess`): 1. labels as the model's class indices; 2. a sample, in 
 per class, the same for a seed; 3. the inputs' valid range: the policy's, else the model's
 declared one, else the data's own; 4. each evasion test in turn, then membership inference on
 the member (training) data and the non-members (by default the data given), then model
-extraction on the whole data (a query pool and held-out rows, or a given thief set); 5. the
-requirements judged.
+extraction on the whole data (a query pool and held-out rows, or a given thief set), then
+out-of-distribution detectors fitted on the members (else half the data) and scored on the
+rest against each shift, then the pruning sweep on the sample; 5. the requirements judged.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from bastion.assess.interface import (
     EvasionResult,
     ExtractionResult,
     MembershipResult,
+    OodResult,
     Progress,
+    PruningResult,
     SkippedTest,
     result_from_dict,
 )
@@ -48,7 +51,8 @@ from bastion.models import Predictor
 
 __all__ = ["Assessment", "Result", "assess", "class_indices", "sample_order"]
 
-Result = EvasionResult | MembershipResult | ExtractionResult | SkippedTest
+Result = (EvasionResult | MembershipResult | ExtractionResult | OodResult | PruningResult
+          | SkippedTest)
 """What one test of a policy gives."""
 _NO_MEMBERS = "needs member and non-member data: pass --members"
 
@@ -90,6 +94,16 @@ class Assessment:
     extraction_data: Mapping[str, str | None] | None = None
     """With an extraction test: SHA-256 of the thief inputs it queried with
     (``thief_sha256``; ``None``: part of the data itself)."""
+    ood_data: Mapping[str, str | None] | None = None
+    """With an OoD test: SHA-256 of the ``--ood`` set (``ood_sha256``, ``None``: not given)
+    and what the detectors were fitted on (``fitted_on``: ``members`` or ``data``)."""
+
+    @property
+    def ood_detector(self) -> Any:
+        """The OoD test's chosen, fitted detector (an :class:`~bastion.assess.ood.OodDetector`),
+        bound to the model; ``None`` without one, or for figures read from a cache."""
+        found = next((r for r in self.results if isinstance(r, OodResult)), None)
+        return None if found is None else found.detector
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a stored record will hold)."""
@@ -107,7 +121,8 @@ class Assessment:
                 "membership_data": (None if self.membership_data is None
                                     else dict(self.membership_data)),
                 "extraction_data": (None if self.extraction_data is None
-                                    else dict(self.extraction_data))}
+                                    else dict(self.extraction_data)),
+                "ood_data": None if self.ood_data is None else dict(self.ood_data)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], policy: Policy) -> Self:
@@ -129,6 +144,7 @@ class Assessment:
             cached = data.get("from_cache")
             shared = data.get("membership_data")
             thief = data.get("extraction_data")
+            ood = data.get("ood_data")
             return cls(source=str(data["source"]),
                        model_sha256=None if model is None else str(model), policy=policy,
                        data_sha256=str(data["data_sha256"]), clip=(low, high),
@@ -143,7 +159,10 @@ class Assessment:
                            for k, v in dict(shared).items()},
                        extraction_data=None if thief is None else {
                            str(k): None if v is None else str(v)
-                           for k, v in dict(thief).items()})
+                           for k, v in dict(thief).items()},
+                       ood_data=None if ood is None else {
+                           str(k): None if v is None else str(v)
+                           for k, v in dict(ood).items()})
         except (KeyError, TypeError, ValueError, AttributeError, BastionError) as exc:
             detail = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError)
                       else exc.args[0] if exc.args else type(exc).__name__)
@@ -244,7 +263,8 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
            keep_examples: bool = False, clock: Callable[[], float] = time.monotonic,
            members: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
            non_members: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
-           shadow: Any = None, thief: npt.ArrayLike | None = None) -> Assessment:
+           shadow: Any = None, thief: npt.ArrayLike | None = None,
+           ood: npt.ArrayLike | None = None) -> Assessment:
     """Run ``policy``'s tests against ``predictor`` on ``x`` (exactly what the model takes)
     labelled ``labels``; with no labels or no samples every test is a failed requirement.
 
@@ -259,6 +279,9 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         thief: the extraction test's query pool, inputs as the model takes them (no labels:
             the attacker labels them with the model); default: part of ``x``, the rest held
             out to score the stolen models.
+        ood: the OoD test's own out-of-distribution inputs, as the model takes them (scored
+            beside the generated shifts). Its detectors are fitted on ``members`` when given
+            (the training rows), else on half of ``x``.
 
     Raises:
         AssessError: labels the model does not know.
@@ -275,6 +298,9 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         else None}
     stolen = None if policy.extraction is None else {
         "thief_sha256": None if thief is None else _digest(_thief(thief), np.zeros(0))}
+    unusual = None if policy.ood is None else {
+        "ood_sha256": None if ood is None else _digest(_thief(ood), np.zeros(0)),
+        "fitted_on": "data" if members is None else "members"}
     if labels is None or not len(inputs):
         why = "the data has no labels" if labels is None else "the data has no samples"
         results: Sequence[Result] = [
@@ -283,7 +309,7 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         return Assessment(source, model_sha256, policy, _digest(inputs, np.zeros(0)), (0, 1),
                           "none", classes, tuple(results),
                           tuple(judge(policy, results, where)), _versions(),
-                          membership_data=shared, extraction_data=stolen)
+                          membership_data=shared, extraction_data=stolen, ood_data=unusual)
     y = class_indices(labels, predictor, n_classes)  # 1
     chosen = sample_order(y, policy.seed)[:policy.sample_size]  # 2
     clip, clip_source = _clip(policy, predictor, inputs)  # 3
@@ -299,12 +325,74 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
     if policy.extraction is not None:
         results.append(_extraction(policy, predictor, inputs, y,
                                    None if thief is None else _thief(thief), progress, clock))
+    if policy.ood is not None:
+        fit = None if members is None else _labelled(members, predictor, n_classes)
+        results.append(_ood(policy, predictor, inputs, y, fit, None if ood is None
+                            else _thief(ood), clip, model_sha256, progress, clock))
+    if policy.pruning is not None:
+        results.append(_pruning(policy, target, progress, clock))
     return Assessment(source, model_sha256, policy, _digest(target.x, target.y), clip,
                       clip_source, classes, tuple(results),
                       tuple(judge(policy, results, where)), _versions(),  # 5
                       images=None if images is None else np.asarray(images,
                                                                     np.float32)[chosen],
-                      membership_data=shared, extraction_data=stolen)
+                      membership_data=shared, extraction_data=stolen, ood_data=unusual)
+
+
+def _ood(policy: Policy, predictor: Predictor, x: npt.NDArray[np.float32],
+         y: npt.NDArray[np.int64],
+         fit: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None,
+         given: npt.NDArray[np.float32] | None, clip: tuple[float, float],
+         model_sha256: str | None, progress: Progress | None, clock: Callable[[], float],
+         ) -> OodResult | SkippedTest:
+    """The OoD test, or why it cannot run: too few rows to fit on and score.
+
+    The detectors are fitted on ``fit`` (the members) when given, scored on a sample of the
+    data; else the data's class-interleaved order is cut in two: the first half fits, the
+    second is scored (never the same row in both)."""
+    from bastion.assess.ood import run_ood
+    from bastion.models.interface import ModelError
+
+    spec = policy.ood
+    if spec is None:  # pragma: no cover - the caller checks
+        raise AssessError("the policy runs no OoD test")
+    order = sample_order(y, policy.seed)
+    if fit is None:
+        half = len(order) // 2
+        fit_rows, eval_rows = order[:half][:spec.fit_samples], order[half:][:spec.samples]
+        fit = (x[fit_rows], y[fit_rows])
+    else:
+        fit_order = sample_order(fit[1], policy.seed)[:spec.fit_samples]
+        fit, eval_rows = (fit[0][fit_order], fit[1][fit_order]), order[:spec.samples]
+    if len(fit[1]) < 10 or len(eval_rows) < 10 or (given is not None and not len(given)):
+        return SkippedTest(Attack.OOD, "needs at least 10 rows to fit the detectors on and 10 "
+                           "to score them on (and a non-empty --ood set)",
+                           "give more labelled rows in --data, or --members TRAIN to fit on")
+    if progress is not None:
+        progress.start(Attack.OOD.value, len(spec.detectors))
+    try:
+        return run_ood(spec, predictor, fit=fit, evaluation=(x[eval_rows], y[eval_rows]),
+                       clip=clip, seed=policy.seed, given=given, model_sha256=model_sha256,
+                       progress=progress, clock=clock)
+    except ModelError as exc:
+        return SkippedTest(Attack.OOD, exc.message, exc.hint or "see the model's capabilities")
+    finally:
+        if progress is not None:
+            progress.stop(Attack.OOD.value)
+
+
+def _pruning(policy: Policy, target: Target, progress: Progress | None,
+             clock: Callable[[], float]) -> PruningResult | SkippedTest:
+    """The pruning sweep on the white-box sample (it draws its own progress bar)."""
+    from bastion.assess.pruning import run_pruning
+
+    spec = policy.pruning
+    if spec is None:  # pragma: no cover - the caller checks
+        raise AssessError("the policy runs no pruning test")
+    return run_pruning(target.predictor, target.x, target.y, levels=spec.levels,
+                       max_accuracy_loss=spec.max_accuracy_loss, robust=spec.robust,
+                       classes=target.classes, clip=target.clip, seed=policy.seed,
+                       max_seconds=spec.max_seconds, progress=progress, clock=clock)
 
 
 def _thief(data: npt.ArrayLike) -> npt.NDArray[np.float32]:

@@ -36,8 +36,10 @@ app = typer.Typer(
         "accuracy against the perturbation size ε; membership inference (NCSC 1.3, 5.1: "
         "threshold, ART black-box, LiRA) with --members TRAIN; model extraction (NCSC 3.3: "
         "a copy trained on the model's answers, per query budget and output mode, and the "
-        "output fidelity and query quota that keep it away); and a pass or fail finding "
-        "for each of the policy's requirements.\n\n"
+        "output fidelity and query quota that keep it away); out-of-distribution detectors "
+        "(NCSC 2.6: msp, energy, Mahalanobis, k-NN; the chosen one saved for the gateway); "
+        "a pruning sweep (NCSC 2.6); and a pass or fail finding for each of the policy's "
+        "requirements.\n\n"
         "Start with a policy: bastion assess policy init --risk medium --output policy.yaml, "
         "then: bastion assess run model.pt --data test.npz --policy policy.yaml"
     ),
@@ -87,7 +89,12 @@ def _curves(st: State, done: Assessment) -> None:
     from rich.table import Table
 
     from bastion.assess import EvasionResult
-    from bastion.assess.interface import ExtractionResult, MembershipResult
+    from bastion.assess.interface import (
+        ExtractionResult,
+        MembershipResult,
+        OodResult,
+        PruningResult,
+    )
 
     table = Table("test", "ε", "accuracy", "robust accuracy", "worst class", "median queries",
                   title=f"{done.source}: {done.policy.source}")
@@ -97,6 +104,12 @@ def _curves(st: State, done: Assessment) -> None:
             continue
         if isinstance(result, ExtractionResult):
             _extraction_table(st, result)
+            continue
+        if isinstance(result, OodResult):
+            _ood_table(st, result)
+            continue
+        if isinstance(result, PruningResult):
+            _pruning_table(st, result)
             continue
         if not isinstance(result, EvasionResult):
             table.add_row(result.attack.display_name, "", "[red]not run[/red]", "", "", "")
@@ -153,6 +166,42 @@ def _extraction_table(st: State, result: Any) -> None:
     st.out.print(quotas)
 
 
+def _ood_table(st: State, result: Any) -> None:
+    """The OoD figures, one row per detector and shift."""
+    from rich.table import Table
+
+    chosen = "none" if result.chosen is None else result.chosen.value
+    table = Table("detector", "shift", "AUROC", "FPR @ 95% TPR", "note",
+                  title=f"OoD detection: fitted on {result.fitted_on}, scored on "
+                        f"{result.evaluated}; chosen for the gateway: {chosen}")
+    for f in result.figures:
+        table.add_row(f.detector.value, f.shift.value,
+                      "n/a" if f.auroc is None else f"{f.auroc:.3f}",
+                      "n/a" if f.fpr_at_95_tpr is None else f"{f.fpr_at_95_tpr:.3f}",
+                      f.note or "")
+    for name, reason in result.skipped.items():
+        table.add_row(name, "", "not fitted", "", reason)
+    st.out.print(table)
+
+
+def _pruning_table(st: State, result: Any) -> None:
+    """The pruning sweep, one row per sparsity."""
+    from rich.table import Table
+
+    chosen = "none" if result.chosen is None else f"{result.chosen:g}"
+    table = Table("sparsity", "accuracy", "robust accuracy", "non-zero", "compressed bytes",
+                  "ms / 1,000 rows",
+                  title=f"pruning ({result.method}); sparsest within "
+                        f"{result.max_accuracy_loss:g} accuracy loss: {chosen}")
+    for lv in result.levels:
+        table.add_row(f"{lv.sparsity:g}", f"{lv.accuracy:.3f}",
+                      "" if lv.robust_accuracy is None else f"{lv.robust_accuracy:.3f}",
+                      str(lv.nonzero),
+                      "" if lv.compressed_bytes is None else f"{lv.compressed_bytes:,}",
+                      f"{lv.latency_ms:.3g}")
+    st.out.print(table)
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
@@ -170,7 +219,8 @@ def run(
     members: Annotated[Path | None, typer.Option(
         help="The membership test's members: labelled rows the model was trained on (its "
              "training data, any --data format). Without it a policy's membership test is "
-             "a failed requirement.")] = None,
+             "a failed requirement. The OoD test fits its detectors on them (else on half "
+             "of --data).")] = None,
     non_members: Annotated[Path | None, typer.Option(
         "--non-members", help="Labelled rows the model was not trained on, for the "
                               "membership test (default: --data, the test set); LiRA trains "
@@ -179,6 +229,15 @@ def run(
         help="The extraction test's query pool: inputs the attacker owns (any --data format; "
              "labels, if any, are ignored). Default: part of --data, the rest held out to "
              "score the stolen model.")] = None,
+    ood: Annotated[Path | None, typer.Option(
+        "--ood", help="The OoD test's own out-of-distribution inputs (any --data format; "
+                      "labels, if any, are ignored), scored beside the generated shifts.")
+    ] = None,
+    save_ood: Annotated[Path | None, typer.Option(
+        "--save-ood", help="Write the OoD test's chosen detector here (.npz, no pickle, "
+                           "bound to the model's SHA-256) for the gateway. A registered "
+                           "model's detector is registered in the catalog as NAME-ood.")
+    ] = None,
     policy: Annotated[Path | None, typer.Option(
         help="The policy YAML (write one with: bastion assess policy init). Default: the "
              "workspace's release policy (bastion assess policy release).")] = None,
@@ -241,8 +300,12 @@ def run(
     chosen = _policy(ctx, policy, registry)  # a typo fails before anything is loaded
     if max_seconds is not None:
         chosen = chosen.with_max_seconds(max_seconds)
+    if (ood is not None or save_ood is not None) and chosen.ood is None:
+        raise UsageError("--ood and --save-ood are for the policy's ood test, which it does "
+                         "not run", hint="add tests.ood to the policy (see: bastion assess "
+                                         "policy init --risk medium)")
     how = _Run(chosen, label, arch, layout, save_adversarial, fmt, not no_cache, members,
-               non_members, thief)
+               non_members, thief, ood)
     if remote:
         done = _assess_endpoint(ctx, st, model, _headers(header or []), data, how)
     elif registry is None or ref is None:
@@ -254,6 +317,7 @@ def run(
             manifest = registry.get(ref, copy)  # verified digest by digest as it decrypts
             path = copy / _model_file([f.path for f in manifest.files], file, ref)
             done = _assess(ctx, st, path, f"{ref}:{path.name}", data, how)
+        _register_detector(st, registry, ref, done)
         passed = all(f.severity is Severity.INFO for f in done.findings)
         # a cache hit is recorded too: it is the evidence bound to this digest (it says so)
         number = registry.record_assessment(ref, policy_digest=chosen.digest, passed=passed,
@@ -264,11 +328,57 @@ def run(
             st.say(f"note: with --max-seconds the policy is another one (SHA-256 "
                    f"{chosen.digest[:16]}…, not {chosen.base_digest[:16]}…): the release gate "
                    "does not count this assessment as one under the policy as written")
+    if save_ood is not None:
+        _save_detector(st, done, save_ood)
     if fmt is OutputFormat.TABLE:
         _curves(st, done)
     raise typer.Exit(emit_findings(st, done.findings, tool="assess run", fmt=fmt,
                                    fail_on=threshold, output=output,
                                    summary=done.to_dict(), sections=lambda: _sections(done)))
+
+
+def _save_detector(st: State, done: Assessment, path: Path) -> None:
+    """``--save-ood``: the chosen detector, or why there is none."""
+    detector = done.ood_detector
+    if detector is None:
+        raise UsageError("the OoD test fitted no detector to save",
+                         hint="see the findings: no detector applied to this model")
+    detector.save(path)
+    st.say(f"wrote the OoD detector ({detector.kind.value}, threshold "
+           f"{detector.threshold:.4g}) to {path}")
+
+
+def _register_detector(st: State, registry: Catalog, ref: str, done: Assessment) -> None:
+    """A registered model's chosen OoD detector, registered beside it as ``NAME-ood``
+    (derived from the version: scanned, signed and audited like any version), unless its
+    newest version already holds these exact bytes."""
+    import hashlib
+
+    from bastion.catalog.records import Kind
+    from bastion.errors import NotFoundError
+
+    detector = done.ood_detector
+    if detector is None:
+        return
+    name = f"{ref.split('@', 1)[0]}-ood"
+    data = detector.to_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        newest = registry.show(name)
+    except NotFoundError:
+        newest = None
+    if newest is not None and any(f.get("sha256") == digest for f in newest.manifest):
+        st.say(f"OoD detector unchanged: {newest.summary.ref}")
+        return
+    card = {"description": f"Out-of-distribution detector ({detector.kind.value}) for {ref}, "
+                           "fitted by bastion assess; the gateway flags inputs scoring above "
+                           f"{detector.threshold:.6g}.",
+            "task": "ood-detection", "tags": ["bastion:ood-detector"]}
+    with tempfile.TemporaryDirectory(prefix="ood-") as scratch:
+        path = Path(scratch) / "detector.npz"
+        path.write_bytes(data)
+        added = registry.add(Kind.MODEL, name, path, card=card, derived_from=ref)
+    st.say(f"registered the OoD detector as {added.summary.ref} (derived from {ref})")
 
 
 def _headers(given: list[str]) -> dict[str, str]:
@@ -298,7 +408,7 @@ def _assess_endpoint(ctx: typer.Context, st: State, url: str, headers: dict[str,
         done = assess(predictor, x, dataset.labels, run.policy, source=url, model_sha256=None,
                       images=dataset.pixels, progress=progress,
                       keep_examples=run.keep_examples, members=inside, non_members=outside,
-                      thief=_thief_data(ctx, run, predictor))
+                      thief=_thief_data(ctx, run, predictor), ood=_ood_data(ctx, run, predictor))
     if run.save_adversarial is not None:
         count = done.save_adversarial(run.save_adversarial)
         st.say(f"wrote {count} adversarial examples to {run.save_adversarial}")
@@ -325,6 +435,7 @@ class _Run:
     members: Path | None = None
     non_members: Path | None = None
     thief: Path | None = None
+    ood: Path | None = None
 
     @property
     def keep_examples(self) -> bool:
@@ -335,11 +446,11 @@ class _Run:
 def _membership_data(ctx: typer.Context, run: _Run, predictor: Any,
                      ) -> tuple[tuple[Any, Any] | None, tuple[Any, Any] | None]:
     """``--members`` and ``--non-members`` as the model takes them (each ``None`` when not
-    given, or when the policy runs no membership test: nothing to read)."""
+    given, or when the policy runs neither a membership nor an OoD test: nothing to read)."""
     from bastion.cli.data import _load
     from bastion.data.layout import model_inputs
 
-    if run.policy.membership is None:
+    if run.policy.membership is None and run.policy.ood is None:
         return None, None
     out: list[tuple[Any, Any] | None] = []
     for flag, path in (("--members", run.members), ("--non-members", run.non_members)):
@@ -366,6 +477,17 @@ def _thief_data(ctx: typer.Context, run: _Run, predictor: Any) -> Any:
                         run.layout)
 
 
+def _ood_data(ctx: typer.Context, run: _Run, predictor: Any) -> Any:
+    """``--ood`` as the model takes it (``None``: not given)."""
+    from bastion.cli.data import _load
+    from bastion.data.layout import model_inputs
+
+    if run.policy.ood is None or run.ood is None:
+        return None
+    return model_inputs(_load(ctx, run.ood, run.label, layout=run.layout), predictor,
+                        run.layout)
+
+
 def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
             run: _Run) -> Assessment:
     """Load (scan first), build the inputs the model takes, read the figures from the cache
@@ -388,13 +510,15 @@ def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
     dataset = with_layout(dataset, loaded.predictor, run.layout)
     inside, outside = _membership_data(ctx, run, loaded.predictor)
     thief = _thief_data(ctx, run, loaded.predictor)
+    unusual = _ood_data(ctx, run, loaded.predictor)
     architecture = code_digest(factory) if factory is not None else None
     # an --arch whose code cannot be read is not cached: the weights do not say the network
     cache = (AssessmentCache.default(home=st.home)
              if run.cache and (factory is None or architecture) else None)
     key = None if cache is None else cache_key(
         model_sha256=loaded.sha256, x=x, labels=dataset.labels, policy=run.policy,
-        architecture=architecture, members=inside, non_members=outside, thief=thief)
+        architecture=architecture, members=inside, non_members=outside, thief=thief,
+        ood=unusual)
     if cache is not None and key is not None and not run.keep_examples:
         hit = cache.load(key, run.policy, source=source, warn=st.say)
         if hit is not None and hit.cached is not None:
@@ -405,7 +529,7 @@ def _assess(ctx: typer.Context, st: State, model: Path, source: str, data: Path,
         done = assess(loaded.predictor, x, dataset.labels, run.policy, source=source,
                       model_sha256=loaded.sha256, images=dataset.pixels, progress=progress,
                       keep_examples=run.keep_examples, members=inside, non_members=outside,
-                      thief=thief)
+                      thief=thief, ood=unusual)
     if cache is not None and key is not None:
         cache.store(key, done, warn=st.say)
     if run.save_adversarial is not None:

@@ -17,7 +17,8 @@ Architecture, in the style of the rest of Bastion:
 
 * ``interface`` — the :class:`Predictor` protocol (``spec``, ``predict``, ``predict_proba``)
   and the capability protocols :class:`Differentiable` (``loss_gradient``, for white-box
-  attacks) and :class:`Representable` (``representations``, for poisoning and OoD detectors);
+  attacks), :class:`Representable` (``representations``, for poisoning and OoD detectors) and
+  :class:`Scorable` (``logits``, for the energy OoD score);
   :class:`InputSpec`; the errors, all :class:`ModelError`.
 * ``torch_model``, ``sklearn_model``, ``onnx_model`` — one predictor per framework, each
   importing its framework on first use.
@@ -47,6 +48,7 @@ from bastion.models.interface import (
     Output,
     Predictor,
     Representable,
+    Scorable,
     UnsafeModelError,
 )
 
@@ -79,6 +81,7 @@ __all__ = [
     "Output",
     "Predictor",
     "Representable",
+    "Scorable",
     "SklearnPredictor",
     "TorchPredictor",
     "UnsafeModelError",

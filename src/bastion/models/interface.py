@@ -9,7 +9,8 @@
 A :class:`Predictor` is a classifier seen from outside: an :class:`InputSpec`, class indices
 and class probabilities. What only some models can give is a separate capability protocol
 (:class:`Differentiable`: input gradients for attacks; :class:`Representable`: hidden
-representations for poisoning and OoD detectors), checked with ``isinstance``: an ONNX model
+representations for poisoning and OoD detectors; :class:`Scorable`: raw class scores, for
+the energy OoD score), checked with ``isinstance``: an ONNX model
 is a Predictor and nothing more; a PyTorch module is all three.
 
 Class indices are positions in :attr:`InputSpec.labels` and columns of
@@ -45,6 +46,7 @@ __all__ = [
     "Output",
     "Predictor",
     "Representable",
+    "Scorable",
     "UnsafeModelError",
 ]
 
@@ -238,5 +240,21 @@ class Representable(Protocol):
 
         Raises:
             CapabilityError: no such layer, or no linear layer to take the default from.
+        """
+        ...
+
+
+@runtime_checkable
+class Scorable(Protocol):
+    """A predictor whose raw class scores (logits, before softmax) can be read: the energy
+    score of an OoD detector needs them, and probabilities lose them (softmax forgets each
+    row's scale)."""
+
+    def logits(self, x: npt.ArrayLike) -> FloatArray:
+        """One row of class scores per input, whose softmax is :meth:`Predictor.predict_proba`
+        (a binary model's one score ``z`` as the row ``[0, z]``).
+
+        Raises:
+            CapabilityError: the model gives probabilities only (it ends in a softmax).
         """
         ...

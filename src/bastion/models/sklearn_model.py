@@ -112,7 +112,7 @@ class SklearnPredictor:
 
 class MLPPredictor(SklearnPredictor):
     """A fitted ``MLPClassifier`` (or a ``Pipeline`` ending in one): also
-    :class:`Representable` (its hidden layers)."""
+    :class:`Representable` (its hidden layers) and :class:`Scorable` (its output layer)."""
 
     def representations(self, x: npt.ArrayLike, layer: str | None = None) -> FloatArray:
         """Hidden activations: ``layer`` is a hidden layer's index (``"0"`` is the first);
@@ -120,6 +120,16 @@ class MLPPredictor(SklearnPredictor):
         MLP are applied first."""
         features = np.asarray(self._inputs(x), dtype=np.float64)
         return mlp_representations(self._estimator, features, layer)
+
+    def logits(self, x: npt.ArrayLike) -> FloatArray:
+        """The output layer before its softmax (or logistic, for two classes: ``[0, z]``)."""
+        mlp = _final_mlp(self._estimator)
+        features = np.asarray(self._inputs(x), dtype=np.float64)
+        hidden = mlp_representations(self._estimator, features, None)
+        z = hidden @ mlp.coefs_[-1] + mlp.intercepts_[-1]
+        if z.shape[1] == 1:
+            z = np.concatenate([np.zeros_like(z), z], axis=1)
+        return np.asarray(z, dtype=np.float64)
 
 
 def _final_mlp(estimator: Any) -> Any:

@@ -222,6 +222,28 @@ class TorchPredictor:
         """Class probabilities (softmax of logits, or the module's own probabilities)."""
         return np.asarray(np.exp(self._log_proba(x)), dtype=np.float64)
 
+    def logits(self, x: npt.ArrayLike) -> FloatArray:
+        """The network's raw class scores (see :meth:`Scorable.logits`); a network that ends
+        in ``Softmax`` or ``LogSoftmax`` has none to give."""
+        import torch
+
+        if self._output is not Output.LOGITS:
+            raise CapabilityError(
+                f"the network gives {self._output.value}, not logits: the scores before its "
+                "softmax cannot be recovered from them",
+                hint="save the network without its final Softmax/LogSoftmax layer, or use a "
+                     "detector that reads probabilities (msp)")
+        rows = []
+        with self._evaluating(), torch.no_grad():
+            for batch in self._batches(x):
+                z = self._module(batch)
+                z = z.reshape(len(z), -1)
+                if z.shape[1] == 1:  # one score: the positive class of a binary model
+                    z = torch.cat([torch.zeros_like(z), z], dim=1)
+                rows.append(z.double().cpu().numpy())
+        width = self._spec.n_classes or 0
+        return np.concatenate(rows) if rows else np.zeros((0, width))
+
     # ----------------------------------------------------------------- gradients
 
     def loss_gradient(self, x: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
