@@ -100,3 +100,20 @@ def test_what_cannot_be_done_says_so(table) -> None:
     unfitted = MLPClassifier()
     unfitted.classes_ = np.array([0, 1])
     assert type(sklearn_predictor(unfitted)) is SklearnPredictor  # no weights: no layers
+
+
+def test_an_mlps_logits_give_its_probabilities(table) -> None:
+    from scipy.special import softmax
+
+    from bastion.models import Scorable
+
+    X, y = table
+    mlp = MLPClassifier((5,), max_iter=50, random_state=0).fit(X, y)
+    p = sklearn_predictor(mlp)
+    assert isinstance(p, Scorable)
+    np.testing.assert_allclose(softmax(p.logits(X), axis=1), mlp.predict_proba(X), atol=1e-9)
+    binary = MLPClassifier((5,), max_iter=50, random_state=0).fit(X, y == "ant")
+    z = sklearn_predictor(binary).logits(X)
+    assert z.shape == (len(X), 2) and (z[:, 0] == 0).all()
+    np.testing.assert_allclose(softmax(z, axis=1), binary.predict_proba(X), atol=1e-9)
+    assert not isinstance(sklearn_predictor(LogisticRegression().fit(X, y)), Scorable)

@@ -241,3 +241,17 @@ def test_torchscript_that_is_not_a_sequential_has_no_representations(x) -> None:
     assert p.predict(x).shape == (7,)
     with pytest.raises(CapabilityError, match="TorchScript"):
         p.representations(x)
+
+
+def test_logits_are_the_networks_raw_scores(net, x) -> None:
+    from bastion.models import Scorable
+
+    p = TorchPredictor(net)
+    assert isinstance(p, Scorable)
+    np.testing.assert_allclose(p.logits(x), _logits(net, x).double().numpy(), atol=1e-6)
+    one = torch.nn.Sequential(torch.nn.Linear(4, 1))  # a binary model's one score z → [0, z]
+    z = _logits(one, x).double().numpy()[:, 0]
+    np.testing.assert_allclose(TorchPredictor(one).logits(x), np.stack([0 * z, z], 1), atol=1e-6)
+    softmax = torch.nn.Sequential(net, torch.nn.Softmax(dim=1))
+    with pytest.raises(CapabilityError, match="not logits"):
+        TorchPredictor(softmax).logits(x)
