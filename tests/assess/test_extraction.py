@@ -112,6 +112,9 @@ def test_the_served_answers_and_the_soft_targets() -> None:
     assert serve(p, OutputMode.ROUNDED2).tolist() == [[0.7, 0.2, 0.1], [0.33, 0.33, 0.33]]
     assert serve(p, OutputMode.TOP1).tolist() == [[0.7, 0, 0], [0, 0, 0.334]]
     assert serve(p, OutputMode.LABEL).tolist() == [[1, 0, 0], [0, 0, 1]]
+    five = np.array([[0.1, 0.4, 0.05, 0.3, 0.15]])
+    assert serve(five, OutputMode.TOP3).tolist() == [[0, 0.4, 0, 0.3, 0.15]]
+    assert serve(p, OutputMode.TOP3).tolist() == p.tolist()  # three classes: all kept
     soft = soft_targets(serve(p, OutputMode.TOP1))  # the withheld mass shared equally
     assert soft[0] == pytest.approx([0.7, 0.15, 0.15])
     assert soft_targets(np.zeros((1, 4)))[0] == pytest.approx([0.25] * 4)

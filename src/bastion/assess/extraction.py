@@ -23,8 +23,8 @@ fit", written here in a few lines. The attacker:
    clipped to the pool's range): the attacker has no more real data, and a larger budget
    still buys more answers;
 3. receives each answer **post-processed** per output mode (``probabilities``; ``rounded2``,
-   2 decimals; ``top1``, the top class and its score, the rest withheld as 0; ``label``, a
-   one-hot row);
+   2 decimals; ``top3``, the three likeliest classes and their scores; ``top1``, the top
+   class and its score, the rest withheld as 0; ``label``, a one-hot row);
 4. fits a **surrogate** (``mlp``: a standard-scaled ``MLPClassifier`` with 64 hidden units;
    ``logistic``) on the answers' top labels (``hard``), and with ``soft_labels`` also on the
    answers as class weights (``soft``: each query repeated once per class, weighted by its
@@ -92,6 +92,10 @@ def serve(probabilities: Array, output: OutputMode) -> npt.NDArray[np.float64]:
     if output is OutputMode.ROUNDED2:
         return np.round(p, 2)
     top = np.zeros_like(p)
+    if output is OutputMode.TOP3:
+        kept = np.argsort(-p, axis=1, kind="stable")[:, :3]
+        np.put_along_axis(top, kept, np.take_along_axis(p, kept, axis=1), axis=1)
+        return top
     rows, best = np.arange(len(p)), p.argmax(axis=1)
     top[rows, best] = p[rows, best] if output is OutputMode.TOP1 else 1.0
     return top

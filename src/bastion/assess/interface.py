@@ -413,6 +413,8 @@ class OutputMode(enum.StrEnum):
     """Every class's probability, as the model gives it."""
     ROUNDED2 = "rounded2"
     """Every class's probability rounded to 2 decimals."""
+    TOP3 = "top3"
+    """The three most likely classes and their probabilities; the others withheld (0)."""
     TOP1 = "top1"
     """The most likely class and its probability; the other classes' scores withheld (0)."""
     LABEL = "label"
