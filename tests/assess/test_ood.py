@@ -126,10 +126,12 @@ def test_each_score_is_its_papers_definition(half_digits: tuple[Digits, torch.nn
 
 
 def test_the_figures_follow_their_definitions() -> None:
-    inside = np.arange(100, dtype=float)  # the 95th percentile ("higher") is 95
+    inside = np.arange(100, dtype=float)  # 0 … 94 are 95 % of them: the threshold is 94
     outside = np.array([10.0, 94.0, 95.0, 96.0, 200.0])
     f = figures(OodScore.MSP, OodShift.NOISE, inside, outside)
-    assert f.fpr_at_95_tpr == pytest.approx(3 / 5)  # 10, 94, 95 pass the threshold
+    assert f.fpr_at_95_tpr == pytest.approx(2 / 5)  # 10 and 94 are let through
+    twenty = figures(OodScore.MSP, OodShift.NOISE, np.arange(20.0), np.array([18.0, 19.0]))
+    assert twenty.fpr_at_95_tpr == pytest.approx(1 / 2)  # 19 of 20 pass at 18: 19 is caught
     wins = sum((o > inside).sum() + 0.5 * (o == inside).sum() for o in outside)
     assert f.auroc == pytest.approx(wins / (100 * 5))
     assert sum(f.histogram["in"]) == 100 and sum(f.histogram["out"]) == 5

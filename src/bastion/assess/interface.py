@@ -627,11 +627,12 @@ class OodFigures:
     shift: OodShift
     """Which out-of-distribution data."""
     auroc: float | None
-    """Area under the ROC curve, out-of-distribution as positives: 0.5 is chance, 1 tells
-    every one apart; ``None``: not measurable (``note`` says why)."""
+    """Area under the ROC curve (the chance an unusual input scores above an ordinary one):
+    0.5 is chance, 1 tells every one apart; ``None``: not measurable (``note`` says why)."""
     fpr_at_95_tpr: float | None
     """Share of out-of-distribution inputs let through when the threshold lets 95 % of
-    in-distribution ones through (lower is better; the gateway's threshold works the same)."""
+    in-distribution ones through (in-distribution as positives, as Liang et al. 2018; lower
+    is better; the gateway's threshold works the same)."""
     in_samples: int
     """In-distribution inputs scored."""
     out_samples: int

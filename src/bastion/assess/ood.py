@@ -11,9 +11,11 @@
 Each detector is fitted on in-distribution rows (the training data, ``--members``, when given;
 else half of the test sample) and scored on in-distribution rows it never saw against each
 **shift**: the user's own ``--ood`` set, uniform noise, blurred or low-contrast test images,
-and a class held out of a feature detector's fit. The figures are the ROC's area and the false
-positive rate at 95 % true positives, out-of-distribution rows as positives: the share of them
-a gateway would let through when its threshold lets 95 % of ordinary traffic through.
+and a class held out of a feature detector's fit. The figures are the ROC's area (higher
+scores for the unusual rows: 1 tells every one apart) and the false positive rate at 95 %
+true positives as Liang et al. (2018) define it, in-distribution rows as positives: the share
+of unusual rows a gateway lets through when its threshold lets 95 % of ordinary traffic
+through.
 
 The detectors (``OodScore``) read what the model gives: probabilities (``msp``), logits
 (``energy``: a network that ends in a softmax has none, and the detector says so), or the
@@ -346,18 +348,20 @@ def shifted(shift: OodShift, x: npt.NDArray[np.float32], clip: tuple[float, floa
 
 def figures(detector: OodScore, shift: OodShift, inside: Floats, outside: Floats,
             ) -> OodFigures:
-    """AUROC and FPR at 95 % TPR of ``outside`` (positives) against ``inside``, where a higher
-    score means out of distribution; and both scores' histogram.
+    """AUROC and FPR at 95 % TPR of ``outside`` against ``inside``, where a higher score means
+    out of distribution; and both scores' histogram.
 
-    FPR at 95 % TPR follows the literature (Liang et al. 2018): the threshold keeps 95 % of
-    the in-distribution scores below it; the figure is the share of out-of-distribution
-    scores that also fall below it (let through)."""
+    AUROC: the chance that an unusual row scores above an ordinary one (ties half). FPR at
+    95 % TPR (Liang et al. 2018; in-distribution rows are the positives): the threshold is
+    the smallest score at or under which at least 95 % of the in-distribution scores lie
+    (the gateway's threshold, chosen the same way); the figure is the share of unusual
+    scores that also lie at or under it (let through)."""
     from sklearn.metrics import roc_auc_score
 
     inside, outside = np.nan_to_num(inside, nan=np.inf), np.nan_to_num(outside, nan=np.inf)
     truth = np.concatenate([np.zeros(len(inside)), np.ones(len(outside))])
     auroc = float(roc_auc_score(truth, np.concatenate([inside, outside])))
-    threshold = float(np.quantile(inside, TPR, method="higher"))
+    threshold = float(np.quantile(inside, TPR, method="inverted_cdf"))
     let_through = float(np.mean(outside <= threshold))
     both = np.concatenate([inside, outside])
     finite = both[np.isfinite(both)]
@@ -415,7 +419,7 @@ def run_ood(spec: Any, predictor: Predictor, *, fit: Labelled, evaluation: Label
     detector: OodDetector | None = None
     threshold = None
     if chosen is not None:
-        threshold = float(np.quantile(inside[chosen], TPR, method="higher"))
+        threshold = float(np.quantile(inside[chosen], TPR, method="inverted_cdf"))
         summary = {f.shift.value: f.auroc for f in out if f.detector is chosen}
         detector = fitted[chosen].with_settings(  # 4
             threshold=threshold, tpr=TPR, model_sha256=model_sha256, auroc=summary,
@@ -456,8 +460,9 @@ def _holdout(kind: OodScore, predictor: Predictor, fit: Labelled, evaluation: La
     return OodFigures(kind, OodShift.HOLDOUT,
                       float(np.mean([p.auroc or 0.0 for p in parts])),
                       float(np.mean([p.fpr_at_95_tpr or 0.0 for p in parts])),
-                      sum(p.in_samples for p in parts), sum(p.out_samples for p in parts),
-                      parts[0].histogram, note=f"classes held out: {held}")
+                      len(y_in), int(np.isin(y_in, held).sum()), parts[0].histogram,
+                      note=f"classes held out in turn: {held} (the figures are their means; "
+                           f"the histogram is class {held[0]}'s)")
 
 
 def _choose(spec: Any, found: Sequence[OodFigures],
