@@ -325,3 +325,15 @@ def test_the_command_runs_membership_with_members_end_to_end(
                  "--output", str(report), "--non-members", str(tmp_path / "test.npz")]) == 1
     html = report.read_text()
     assert "Membership inference" in html and "data:image/png;base64" in html
+
+
+def test_lira_scores_are_bounded_for_exact_probabilities() -> None:
+    """A forest's exact 0s and 1s give ±6.9 (0.001 floors), not ±708 that swamp the shadows."""
+    from bastion.assess.membership import logit_confidence
+
+    p = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.9, 0.1]])
+    got = logit_confidence(p, np.array([0, 0, 0, 0]))
+    bound = np.log(0.999) - np.log(0.001)
+    np.testing.assert_allclose(got, [np.log(1 / 0.001), np.log(0.001 / 1), 0.0,
+                                     np.log(0.9 / 0.1)])
+    assert np.abs(got).max() < bound + 0.01
