@@ -103,7 +103,9 @@ def find_label_issues(
             hint="one row per sample, one column per class in sorted label order")
     if not np.all(np.isfinite(probs)) or np.any(probs < 0) or np.any(probs > 1):
         raise DataValidationError("probabilities must be finite and within [0, 1]")
-    ranked = np.asarray(cl_find(labels=y, pred_probs=probs,
+    # n_jobs=1: cleanlab forks a pool otherwise, and a fork of a process that already runs
+    # BLAS or torch threads can deadlock in the child (it did, in the test suite)
+    ranked = np.asarray(cl_find(labels=y, pred_probs=probs, n_jobs=1,
                                 return_indices_ranked_by="self_confidence"), dtype=np.int64)
     quality = np.asarray(get_label_quality_scores(y, probs), dtype=np.float64)
     classes = np.asarray(dataset.classes)
