@@ -280,3 +280,21 @@ def test_excluded_rows_are_nobodys_neighbour() -> None:
     assert before[[1, 2]].tolist() == [0.5, 0.5]  # the planted row is a neighbour of both
     assert after[:3].tolist() == [0.0, 0.0, 0.0]
     assert after[6] == 1.0  # an excluded row keeps its own score
+
+
+def test_a_flagged_group_grows_to_the_poison_beside_it_and_no_further() -> None:
+    """Poison the per-sample evidence half missed still sits with the rest of the poison in
+    the representation space: growing along the line between the groups' means takes it, and
+    leaves the clean rows of the class (and every other class) alone."""
+    from bastion.data.poisoning import _grown
+
+    rng = np.random.default_rng(0)
+    clean, poison = rng.normal(0, 1, (100, 8)), rng.normal(0, 1, (20, 8)) + 6.0
+    other = rng.normal(0, 1, (50, 8))
+    codes = np.r_[np.zeros(120, np.intp), np.ones(50, np.intp)]
+    flags = np.zeros(170, bool)
+    flags[100:112] = True  # 12 of the 20 poison rows found by their own evidence
+    space = {0: np.r_[clean, poison], 1: other}
+    grown = _grown(flags, codes, space, [0])
+    assert grown[100:120].all() and not grown[:100].any() and not grown[120:].any()
+    assert np.array_equal(_grown(flags, codes, space, []), flags)  # no poisoned class: as is

@@ -448,6 +448,12 @@ def combined_scores(
        bimodal (Ashman's D ≥ ``min_separation``) and its high group's median score is at
        least ``min_lift`` above the dataset's median (default 0.4 for images, whose score is
        a sum of two shares, 0.3 for tables, one share); its high group is flagged.
+    5. Images and arrays: each poisoned class's flagged group grows to the rows on its side
+       of LDA's boundary between the two groups in the whitened space (:func:`_grown`):
+       poison whose own evidence was weak still sits with the rest of the poison there. On
+       the development half this raised digits' recall at ≥ 5 % poisoning (patch-pattern
+       0.93 → 0.98, WaNet 0.68 → 0.90); on tables it flagged clean rows (precision 0.98 →
+       0.53), so tables skip it.
     """
     persisted = None if table else persistence(predictor, inputs, codes, seed=seed)
     content = _content_space(matrix, table=table, max_dims=64, seed=seed)  # once, every round
@@ -492,7 +498,31 @@ def combined_scores(
         again = _mismatch(content, codes, neighbours=10, weighted=table, exclude=flags)
         evidence = again if persisted is None else again + persisted
         scores = np.where(flags, scores, _smoothed(evidence, space, codes, neighbours))
+    if not table:  # on tables it flagged clean rows too (dev half: precision 0.98 → 0.53)
+        flags = _grown(flags, codes, space, [c for c in labels if verdicts[int(c)].poisoned])
     return scores, flags, tuple(verdicts[int(c)] for c in labels)
+
+
+def _grown(flags: npt.NDArray[np.bool_], codes: npt.NDArray[np.intp],
+           space: dict[int, FloatArray], poisoned: list[Any]) -> npt.NDArray[np.bool_]:
+    """In each poisoned class, also the rows on the flagged group's side of the boundary LDA
+    draws between the two groups (means joined by a line, unit covariance: the space is
+    whitened; the boundary moved by the groups' sizes, as priors): poison whose own evidence
+    was weak still sits with the other poison where the model put the trigger."""
+    out = flags.copy()
+    for c in poisoned:
+        members = np.flatnonzero(codes == c)
+        points, high = space[int(c)], flags[members]
+        if high.sum() < 2 or (~high).sum() < 2:
+            continue
+        low_mean = points[~high].mean(axis=0)
+        direction = points[high].mean(axis=0) - low_mean
+        gap = max(float(direction @ direction), 1e-12)  # squared distance of the means
+        along = (points - low_mean) @ direction / gap
+        # LDA's boundary under unit covariance, moved by the groups' sizes (priors)
+        cut = 0.5 + float(np.log((~high).sum() / high.sum())) / gap
+        out[members[along > cut]] = True
+    return out
 
 
 
