@@ -3,6 +3,8 @@ MLP's hidden layers computed from its weights."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -108,11 +110,13 @@ def test_an_mlps_logits_give_its_probabilities(table) -> None:
     from bastion.models import Scorable
 
     X, y = table
-    mlp = MLPClassifier((5,), max_iter=50, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a few iterations are enough here
+        mlp = MLPClassifier((5,), max_iter=50, random_state=0).fit(X, y)
+        binary = MLPClassifier((5,), max_iter=50, random_state=0).fit(X, y == "ant")
     p = sklearn_predictor(mlp)
     assert isinstance(p, Scorable)
     np.testing.assert_allclose(softmax(p.logits(X), axis=1), mlp.predict_proba(X), atol=1e-9)
-    binary = MLPClassifier((5,), max_iter=50, random_state=0).fit(X, y == "ant")
     z = sklearn_predictor(binary).logits(X)
     assert z.shape == (len(X), 2) and (z[:, 0] == 0).all()
     np.testing.assert_allclose(softmax(z, axis=1), binary.predict_proba(X), atol=1e-9)
