@@ -337,3 +337,21 @@ def test_lira_scores_are_bounded_for_exact_probabilities() -> None:
     np.testing.assert_allclose(got, [np.log(1 / 0.001), np.log(0.001 / 1), 0.0,
                                      np.log(0.9 / 0.1)])
     assert np.abs(got).max() < bound + 0.01
+
+
+def test_a_small_training_set_meets_enough_non_members_for_the_lowest_fpr(
+        overfit: MLPClassifier, noisy: Noisy) -> None:
+    """Each side is drawn on its own: 400 members against 800 non-members, not 400 of each
+    (the ROC needs no balance), so the 1 % rate is read over 800 non-members."""
+    spec = policy({"membership": {"attacks": ["threshold"], "samples": 1000}}).membership
+    result = run_membership(spec, as_predictor(overfit), (noisy.x_train, noisy.y_train),
+                            (noisy.x_test, noisy.y_test), n_classes=3, seed=0)
+    [found] = result.figures()
+    assert (result.members, result.non_members) == (400, 800)
+    assert (found.members, found.non_members) == (400, 800)
+    probabilities = overfit.predict_proba(np.r_[noisy.x_train, noisy.x_test])
+    truth = np.r_[np.ones(400), np.zeros(800)]
+    scores = np.log(probabilities[np.arange(1200), np.r_[noisy.y_train, noisy.y_test]])
+    from sklearn.metrics import roc_auc_score
+
+    assert found.auc == pytest.approx(roc_auc_score(truth, scores), abs=1e-6)

@@ -142,7 +142,9 @@ def run_membership(spec: MembershipSpec, predictor: Predictor, members: Labelled
                    shadow: Any = None) -> MembershipResult:
     """Run the policy's membership attacks against ``predictor``.
 
-    Steps: 1. the same number of members and non-members, drawn by the seed; 2. the model's
+    Steps: 1. at most ``spec.samples`` members and as many non-members, each side drawn by
+    the seed on its own (the figures are ROC-based, so the sides need not be equal: a small
+    training set still meets enough non-members for a rate at 0.1 % FPR); 2. the model's
     probabilities for them; 3. each attack in turn while time is left (LiRA also checks
     between shadow models); an attack that cannot run is a :class:`MembershipSkipped`.
 
@@ -153,13 +155,14 @@ def run_membership(spec: MembershipSpec, predictor: Predictor, members: Labelled
     """
     start = clock()
     rng = np.random.default_rng(seed)
-    n = min(spec.samples, len(members[1]), len(non_members[1]))  # 1
-    pick_in = np.sort(rng.permutation(len(members[1]))[:n])
-    pick_out = np.sort(rng.permutation(len(non_members[1]))[:n])
+    n_in = min(spec.samples, len(members[1]))  # 1
+    n_out = min(spec.samples, len(non_members[1]))
+    pick_in = np.sort(rng.permutation(len(members[1]))[:n_in])
+    pick_out = np.sort(rng.permutation(len(non_members[1]))[:n_out])
     x_in, y_in = members[0][pick_in], members[1][pick_in]
     x_out, y_out = non_members[0][pick_out], non_members[1][pick_out]
     p_in, p_out = predictor.predict_proba(x_in), predictor.predict_proba(x_out)  # 2
-    truth = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    truth = np.r_[np.ones(n_in, bool), np.zeros(n_out, bool)]
     y_all, p_all = np.r_[y_in, y_out], np.r_[p_in, p_out]
     done: list[MembershipFigures | MembershipSkipped] = []
     complete = True
@@ -188,7 +191,8 @@ def run_membership(spec: MembershipSpec, predictor: Predictor, members: Labelled
             done.append(outcome)
         if progress is not None:
             progress.advance("membership")
-    return MembershipResult(members=n, non_members=n, attacks=tuple(done), complete=complete,
+    return MembershipResult(members=n_in, non_members=n_out, attacks=tuple(done),
+                            complete=complete,
                             seconds=clock() - start,
                             parameters={"attacks": [a.value for a in spec.attacks],
                                         "samples": spec.samples,

@@ -134,7 +134,7 @@ class MembershipSpec:
     attacks: tuple[MembershipAttack, ...]
     """The attacks, in the order they run."""
     samples: int
-    """At most this many members and as many non-members (the same number of each)."""
+    """At most this many members, and at most this many non-members (each side on its own)."""
     shadow_models: int
     """LiRA: shadow models, each trained on a random half of the non-members."""
     epochs: int

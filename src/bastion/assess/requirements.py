@@ -176,10 +176,10 @@ def _membership_measure(req: Requirement, result: MembershipResult,
     if missing:
         need = _LOW_FPR.get(req.metric, 0)
         return None, (f"{req.metric.display_name} is not measurable with "
-                      f"{missing[0].non_members} non-members (it needs at least {need}, and "
-                      f"the test draws as many members as non-members: give at least {need} "
-                      f"of each ({2 * need} for art_blackbox, which scores on halves) and "
-                      f"raise tests.membership.samples to {need} or more)"), None
+                      f"{missing[0].non_members} non-members (it needs at least {need}: "
+                      f"give at least {need} non-members ({2 * need} for art_blackbox, which "
+                      f"scores on half of them) and raise tests.membership.samples to "
+                      f"{need} or more)"), None
     value, strongest = max(((v, a) for v, a in values if v is not None), key=lambda t: t[0])
     return value, "", strongest.attack.value
 
