@@ -317,13 +317,13 @@ def run(
             manifest = registry.get(ref, copy)  # verified digest by digest as it decrypts
             path = copy / _model_file([f.path for f in manifest.files], file, ref)
             done = _assess(ctx, st, path, f"{ref}:{path.name}", data, how)
-        _register_detector(st, registry, ref, done)
         passed = all(f.severity is Severity.INFO for f in done.findings)
         # a cache hit is recorded too: it is the evidence bound to this digest (it says so)
         number = registry.record_assessment(ref, policy_digest=chosen.digest, passed=passed,
                                             document=done.to_dict())
         st.say(f"recorded assessment #{number} of {ref}: {'passed' if passed else 'failed'}"
                + (" (figures from the cache)" if done.cached else ""))
+        _register_detector(st, registry, ref, done)  # after the record: a refusal loses nothing
         if chosen.base_digest is not None:
             st.say(f"note: with --max-seconds the policy is another one (SHA-256 "
                    f"{chosen.digest[:16]}…, not {chosen.base_digest[:16]}…): the release gate "
