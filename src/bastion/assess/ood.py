@@ -52,9 +52,11 @@ from bastion.assess.interface import (
     OodShift,
     Progress,
 )
+from bastion.assess.policy import OodSpec
 from bastion.models import CapabilityError, Predictor, Representable, Scorable
 
-__all__ = ["FORMAT", "MAX_BYTES", "OodDetector", "load_detector", "run_ood", "shifted"]
+__all__ = ["FORMAT", "MAX_BYTES", "OodDetector", "calibrated", "detector_from_bytes", "figures",
+           "load_detector", "run_ood", "shifted"]
 
 Array = npt.NDArray[Any]
 Floats = npt.NDArray[np.float64]
@@ -346,6 +348,12 @@ def shifted(shift: OodShift, x: npt.NDArray[np.float32], clip: tuple[float, floa
 # ------------------------------------------------------------------------------ figures
 
 
+def calibrated(inside: Floats) -> float:
+    """The smallest score at or under which at least :data:`TPR` of ``inside`` lie (the
+    inverted CDF: a higher quantile lets one row more through on a small set)."""
+    return float(np.quantile(inside, TPR, method="inverted_cdf"))
+
+
 def figures(detector: OodScore, shift: OodShift, inside: Floats, outside: Floats,
             ) -> OodFigures:
     """AUROC and FPR at 95 % TPR of ``outside`` against ``inside``, where a higher score means
@@ -361,7 +369,7 @@ def figures(detector: OodScore, shift: OodShift, inside: Floats, outside: Floats
     inside, outside = np.nan_to_num(inside, nan=np.inf), np.nan_to_num(outside, nan=np.inf)
     truth = np.concatenate([np.zeros(len(inside)), np.ones(len(outside))])
     auroc = float(roc_auc_score(truth, np.concatenate([inside, outside])))
-    threshold = float(np.quantile(inside, TPR, method="inverted_cdf"))
+    threshold = calibrated(inside)
     let_through = float(np.mean(outside <= threshold))
     both = np.concatenate([inside, outside])
     finite = both[np.isfinite(both)]
@@ -373,12 +381,12 @@ def figures(detector: OodScore, shift: OodShift, inside: Floats, outside: Floats
                       histogram)
 
 
-def run_ood(spec: Any, predictor: Predictor, *, fit: Labelled, evaluation: Labelled,
+def run_ood(spec: OodSpec, predictor: Predictor, *, fit: Labelled, evaluation: Labelled,
             clip: tuple[float, float], seed: int, given: npt.NDArray[np.float32] | None = None,
             model_sha256: str | None = None, progress: Progress | None = None,
             clock: Clock = time.monotonic) -> OodResult:
     """Fit ``spec.detectors`` on ``fit``, score them on ``evaluation`` against each shift, and
-    choose one for the gateway (``spec`` is the policy's ``OodSpec``).
+    choose one for the gateway.
 
     Steps: 1. fit each detector (one that cannot apply is recorded as skipped, with why);
     2. score the in-distribution rows and each shift; a class held out refits the feature
@@ -419,7 +427,7 @@ def run_ood(spec: Any, predictor: Predictor, *, fit: Labelled, evaluation: Label
     detector: OodDetector | None = None
     threshold = None
     if chosen is not None:
-        threshold = float(np.quantile(inside[chosen], TPR, method="inverted_cdf"))
+        threshold = calibrated(inside[chosen])
         summary = {f.shift.value: f.auroc for f in out if f.detector is chosen}
         detector = fitted[chosen].with_settings(  # 4
             threshold=threshold, tpr=TPR, model_sha256=model_sha256, auroc=summary,
@@ -465,7 +473,7 @@ def _holdout(kind: OodScore, predictor: Predictor, fit: Labelled, evaluation: La
                            f"the histogram is class {held[0]}'s)")
 
 
-def _choose(spec: Any, found: Sequence[OodFigures],
+def _choose(spec: OodSpec, found: Sequence[OodFigures],
             fitted: dict[OodScore, OodDetector]) -> OodScore | None:
     """The policy's ``choose`` when fitted; else the best mean AUROC over the shifts every
     fitted detector measured (ties: the policy's order)."""

@@ -65,8 +65,6 @@ TORCH_METHOD: Final = "global magnitude (L1, unstructured) over Linear and Conv 
 """``PruningResult.method`` for a PyTorch network."""
 FOREST_METHOD: Final = "fewer trees (the first k of the ensemble)"
 """``PruningResult.method`` for a scikit-learn forest."""
-_TEST: Final = "pruning"
-"""The test's name: its key under ``tests:``, its progress bar, ``to_dict``'s ``attack``."""
 _TIMED_CALLS: Final = 5
 """``predict_proba`` calls timed per level (the latency is their median)."""
 _LATENCY_ROWS: Final = 256
@@ -264,7 +262,7 @@ def run_pruning(predictor: Predictor, x: Array, y: npt.NDArray[np.int64], *,
     except ModelError as exc:
         return _skipped(exc.message, exc.hint or "drop tests.pruning for this model")
     if progress is not None:
-        progress.start(_TEST, len(levels))
+        progress.start(Attack.PRUNING.value, len(levels))
     try:
         baseline = _accuracy(predictor, x, y)  # 2
         parameters: dict[str, Any] = {
@@ -293,7 +291,7 @@ def run_pruning(predictor: Predictor, x: Array, y: npt.NDArray[np.int64], *,
                 robust_accuracy=robust_accuracy, parameters=total, nonzero=nonzero,
                 compressed_bytes=packed, latency_ms=_latency(pruned, x)))
             if progress is not None:
-                progress.advance(_TEST)
+                progress.advance(Attack.PRUNING.value)
         keeps = [v.sparsity for v in done if v.accuracy >= baseline - max_accuracy_loss]  # 4
         return PruningResult(
             method=method, samples=len(y), levels=tuple(done),
@@ -302,4 +300,4 @@ def run_pruning(predictor: Predictor, x: Array, y: npt.NDArray[np.int64], *,
             seconds=clock() - start, parameters=parameters)
     finally:
         if progress is not None:
-            progress.stop(_TEST)
+            progress.stop(Attack.PRUNING.value)

@@ -154,15 +154,8 @@ class Assessment:
                        findings=tuple(Finding.from_dict(f) for f in data["findings"]),
                        libraries={str(k): str(v) for k, v in dict(data["libraries"]).items()},
                        cached=None if cached is None else str(cached),
-                       membership_data=None if shared is None else {
-                           str(k): None if v is None else str(v)
-                           for k, v in dict(shared).items()},
-                       extraction_data=None if thief is None else {
-                           str(k): None if v is None else str(v)
-                           for k, v in dict(thief).items()},
-                       ood_data=None if ood is None else {
-                           str(k): None if v is None else str(v)
-                           for k, v in dict(ood).items()})
+                       membership_data=_digests(shared), extraction_data=_digests(thief),
+                       ood_data=_digests(ood))
         except (KeyError, TypeError, ValueError, AttributeError, BastionError) as exc:
             detail = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError)
                       else exc.args[0] if exc.args else type(exc).__name__)
@@ -186,6 +179,12 @@ class Assessment:
         np.savez_compressed(buffer, allow_pickle=False, **parts)
         atomic_write(Path(path), buffer.getvalue())
         return len(parts["y"])
+
+
+def _digests(data: Any) -> dict[str, str | None] | None:
+    """A recorded mapping of names to digests (or ``None``) read back."""
+    return None if data is None else {str(k): None if v is None else str(v)
+                                      for k, v in dict(data).items()}
 
 
 def class_indices(labels: npt.ArrayLike, predictor: Predictor, n_classes: int,
@@ -297,9 +296,9 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
         "non_members_sha256": _digest(*_arrays(non_members)) if non_members is not None
         else None}
     stolen = None if policy.extraction is None else {
-        "thief_sha256": None if thief is None else _digest(_thief(thief), np.zeros(0))}
+        "thief_sha256": None if thief is None else _digest(_as_inputs(thief), np.zeros(0))}
     unusual = None if policy.ood is None else {
-        "ood_sha256": None if ood is None else _digest(_thief(ood), np.zeros(0)),
+        "ood_sha256": None if ood is None else _digest(_as_inputs(ood), np.zeros(0)),
         "fitted_on": "data" if members is None else "members"}
     if labels is None or not len(inputs):
         why = "the data has no labels" if labels is None else "the data has no samples"
@@ -324,11 +323,12 @@ def assess(predictor: Predictor, x: npt.ArrayLike, labels: npt.ArrayLike | None,
                                    clock, shadow))
     if policy.extraction is not None:
         results.append(_extraction(policy, predictor, inputs, y,
-                                   None if thief is None else _thief(thief), progress, clock))
+                                   None if thief is None else _as_inputs(thief), progress,
+                                   clock))
     if policy.ood is not None:
         fit = None if members is None else _labelled(members, predictor, n_classes)
         results.append(_ood(policy, predictor, inputs, y, fit, None if ood is None
-                            else _thief(ood), clip, model_sha256, progress, clock))
+                            else _as_inputs(ood), clip, model_sha256, progress, clock))
     if policy.pruning is not None:
         results.append(_pruning(policy, target, progress, clock))
     return Assessment(source, model_sha256, policy, _digest(target.x, target.y), clip,
@@ -395,7 +395,8 @@ def _pruning(policy: Policy, target: Target, progress: Progress | None,
                        max_seconds=spec.max_seconds, progress=progress, clock=clock)
 
 
-def _thief(data: npt.ArrayLike) -> npt.NDArray[np.float32]:
+def _as_inputs(data: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Unlabelled inputs (the thief pool, the OoD set) as the tests take them."""
     return np.ascontiguousarray(np.asarray(data, dtype=np.float32))
 
 
